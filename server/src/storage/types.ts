@@ -1,0 +1,96 @@
+import type { Readable } from "node:stream";
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export type StorageConfig =
+  | { type: "local"; path: string }
+  | {
+      type: "s3";
+      bucket: string;
+      region: string;
+      endpoint?: string;
+      credentials?: S3Credentials;
+      prefix?: string;
+    };
+
+export interface ByteRange {
+  start: number;
+  /** Inclusive, like HTTP's Range header. */
+  end?: number;
+}
+
+export interface StoredObject {
+  size: number;
+}
+
+export interface Storage {
+  /** Streams `body` to `key`. Atomic: readers see the whole object or nothing (temp file + rename; S3 single PUT or
+   *  completed multipart upload). Overwriting an existing key is allowed (keys are content addresses). Returns the
+   *  number of bytes stored. If `body` errors, nothing is left behind and the error is rethrown. */
+  put(key: string, body: Readable): Promise<StoredObject>;
+  /** A stream of the object's bytes (or of the range). Throws StorageNotFoundError if absent. */
+  get(key: string, range?: ByteRange): Promise<Readable>;
+  head(key: string): Promise<StoredObject | null>;
+  /** Deleting a missing key succeeds (GC must never stall on an already-missing object). */
+  delete(key: string): Promise<void>;
+  /** A short-lived URL a client can GET directly, or null when the backend cannot make one (local). */
+  presignGet(key: string, expiresInSeconds: number): Promise<string | null>;
+  /** Every key under a prefix, for GC sweeps and tests. */
+  list(prefix?: string): AsyncIterable<{ key: string; size: number }>;
+  /** Cheap round trip for the health endpoint; throws when the backend is unusable. */
+  check(): Promise<void>;
+}
+
+export class StorageNotFoundError extends Error {
+  override name = "StorageNotFoundError";
+}
+
+/** Wraps vendor errors; the message is safe to log and never contains credentials. */
+export class StorageError extends Error {
+  override name = "StorageError";
+}
+
+const SEGMENT = /^[a-z0-9._-]+$/;
+
+/** Keys are relative paths of `[a-z0-9._-]` segments; anything else could escape the storage root or collide. */
+export function assertValidKey(key: string): void {
+  if (typeof key !== "string" || key.length === 0 || key.length > 1024) {
+    throw new StorageError(`invalid storage key ${JSON.stringify(key)}: must be 1 to 1024 characters`);
+  }
+  for (const segment of key.split("/")) {
+    // A leading dot would allow "." and ".." and collide with the local backend's ".tmp" directory.
+    if (!SEGMENT.test(segment) || segment.startsWith(".")) {
+      throw new StorageError(
+        `invalid storage key ${JSON.stringify(key)}: segments must be non-empty [a-z0-9._-] and not start with "."`,
+      );
+    }
+  }
+}
+
+/** Prefixes for `list` follow the key alphabet too, but may be empty or end in "/" or part of a segment. */
+export function assertValidPrefix(prefix: string): void {
+  if (prefix === "") return;
+  const trimmed = prefix.endsWith("/") ? prefix.slice(0, -1) : prefix;
+  try {
+    assertValidKey(trimmed);
+  } catch {
+    throw new StorageError(`invalid storage key prefix ${JSON.stringify(prefix)}: use [a-z0-9._-] segments joined by "/"`);
+  }
+}
+
+/** A range whose start lies at or past the end of the object (HTTP 416). */
+export class StorageRangeError extends StorageError {
+  override name = "StorageRangeError";
+}
+
+export function assertValidRange(key: string, range: ByteRange | undefined): void {
+  if (range === undefined) return;
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || start < 0 || (end !== undefined && (!Number.isSafeInteger(end) || end < start))) {
+    throw new StorageError(`invalid byte range ${JSON.stringify(range)} for ${key}: need 0 <= start <= end`);
+  }
+}
