@@ -1,0 +1,96 @@
+// The cache's name: a Route53 record, a Cloudflare record, or nothing (the operator points the name,
+// or clients use the bare address). Cloudflare records are never proxied: Cloudflare's proxy cuts
+// any request that runs past ~100 s with HTTP 524, which is every large push (chutney #18).
+import { Construct } from "constructs";
+import { Fn } from "cdktf";
+import { DataAwsRoute53Zone } from "@cdktf/provider-aws/lib/data-aws-route53-zone/index.js";
+import { Route53Record } from "@cdktf/provider-aws/lib/route53-record/index.js";
+import { DnsRecord } from "@cdktf/provider-cloudflare/lib/dns-record/index.js";
+import type { Deployment } from "../config.ts";
+
+/** What the name points at: the host's Elastic IP, or the load balancer. */
+export type DnsTarget =
+  | { readonly kind: "address"; readonly ip: string }
+  | { readonly kind: "load-balancer"; readonly dnsName: string; readonly zoneId: string };
+
+export interface DnsProps {
+  readonly dns: Deployment["dns"];
+}
+
+const TTL_SECONDS = 300;
+
+export class Dns extends Construct {
+  private readonly settings: Deployment["dns"];
+  private route53ZoneId: string | undefined;
+
+  constructor(scope: Construct, id: string, props: DnsProps) {
+    super(scope, id);
+    this.settings = props.dns;
+    if (props.dns.provider !== "none" && props.dns.domain === undefined) {
+      throw new Error(`Dns ${id}: dns.domain is required with ${props.dns.provider}`);
+    }
+  }
+
+  /** Publishes the cache's name (nothing with provider none). */
+  pointAt(target: DnsTarget): void {
+    const { provider, domain } = this.settings;
+    if (provider === "none" || domain === undefined) return;
+    if (provider === "route53") {
+      new Route53Record(this, "record", {
+        zoneId: this.zoneId(),
+        name: domain,
+        type: "A",
+        ...(target.kind === "address"
+          ? { ttl: TTL_SECONDS, records: [target.ip] }
+          : { alias: { name: target.dnsName, zoneId: target.zoneId, evaluateTargetHealth: true } }),
+      });
+      return;
+    }
+    new DnsRecord(this, "record", {
+      zoneId: this.cloudflareZone(),
+      name: domain,
+      type: target.kind === "address" ? "A" : "CNAME",
+      content: target.kind === "address" ? target.ip : target.dnsName,
+      ttl: TTL_SECONDS,
+      proxied: false,
+      comment: "larder; keep DNS-only: proxying breaks pushes longer than 100 s (HTTP 524)",
+    });
+  }
+
+  /** Publishes a record for ACM's DNS validation in whichever DNS the deployment uses. */
+  validationRecord(id: string, record: { readonly name: string; readonly type: string; readonly value: string }): void {
+    if (this.settings.provider === "route53") {
+      new Route53Record(this, id, {
+        zoneId: this.zoneId(),
+        name: record.name,
+        type: record.type,
+        ttl: 60,
+        records: [record.value],
+        allowOverwrite: true,
+      });
+    } else if (this.settings.provider === "cloudflare") {
+      new DnsRecord(this, id, {
+        zoneId: this.cloudflareZone(),
+        name: Fn.trimsuffix(record.name, "."),
+        type: record.type,
+        content: Fn.trimsuffix(record.value, "."),
+        ttl: 60,
+        proxied: false,
+      });
+    } else {
+      throw new Error("a validation record needs dns.provider route53 or cloudflare");
+    }
+  }
+
+  private zoneId(): string {
+    if (this.route53ZoneId === undefined) {
+      const zone = new DataAwsRoute53Zone(this, "zone", { name: this.settings.zone ?? "", privateZone: false });
+      this.route53ZoneId = zone.zoneId;
+    }
+    return this.route53ZoneId;
+  }
+
+  private cloudflareZone(): string {
+    return this.settings.zone ?? "";
+  }
+}

@@ -1,0 +1,96 @@
+// What every larder instance shares, whatever its mode: an instance role that can reach exactly the
+// cache bucket and the deployment's two secrets, and a base security group that the database admits
+// and that opens SSH to the admin CIDRs only (none by default; SSM Session Manager needs no port).
+import { Construct } from "constructs";
+import { IamRole } from "@cdktf/provider-aws/lib/iam-role/index.js";
+import { IamRolePolicy } from "@cdktf/provider-aws/lib/iam-role-policy/index.js";
+import { IamRolePolicyAttachment } from "@cdktf/provider-aws/lib/iam-role-policy-attachment/index.js";
+import { IamInstanceProfile } from "@cdktf/provider-aws/lib/iam-instance-profile/index.js";
+import { DataAwsIamPolicyDocument } from "@cdktf/provider-aws/lib/data-aws-iam-policy-document/index.js";
+import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group/index.js";
+import { VpcSecurityGroupIngressRule } from "@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js";
+import { VpcSecurityGroupEgressRule } from "@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js";
+
+export interface HostIdentityProps {
+  readonly deploymentName: string;
+  readonly vpcId: string;
+  readonly bucketArn: string;
+  readonly tokenSecretArn: string;
+  readonly databaseSecretArn: string;
+  readonly adminCidrs: readonly string[];
+}
+
+export class HostIdentity extends Construct {
+  readonly role: IamRole;
+  readonly instanceProfile: IamInstanceProfile;
+  readonly securityGroup: SecurityGroup;
+
+  constructor(scope: Construct, id: string, props: HostIdentityProps) {
+    super(scope, id);
+    const name = `larder-${props.deploymentName}`;
+    const assume = new DataAwsIamPolicyDocument(this, "assume", {
+      statement: [{ actions: ["sts:AssumeRole"], principals: [{ type: "Service", identifiers: ["ec2.amazonaws.com"] }] }],
+    });
+    this.role = new IamRole(this, "role", { namePrefix: `${name}-host-`, assumeRolePolicy: assume.json });
+
+    const access = new DataAwsIamPolicyDocument(this, "access", {
+      statement: [
+        {
+          sid: "ListCacheBucket",
+          actions: ["s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:GetBucketLocation"],
+          resources: [props.bucketArn],
+        },
+        {
+          sid: "CacheObjects",
+          actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+          resources: [`${props.bucketArn}/*`],
+        },
+        {
+          sid: "ReadServerSecrets",
+          actions: ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+          resources: [props.tokenSecretArn, props.databaseSecretArn],
+        },
+        {
+          // Only for the first boot, when the signing key does not exist yet (see server-secrets.ts).
+          sid: "CreateTokenSigningKey",
+          actions: ["secretsmanager:PutSecretValue"],
+          resources: [props.tokenSecretArn],
+        },
+      ],
+    });
+    new IamRolePolicy(this, "access-policy", { role: this.role.id, name: "larder-host-access", policy: access.json });
+    // Session Manager: a shell without an open port or a key pair.
+    new IamRolePolicyAttachment(this, "ssm", {
+      role: this.role.name,
+      policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+    });
+    this.instanceProfile = new IamInstanceProfile(this, "profile", { namePrefix: `${name}-host-`, role: this.role.name });
+
+    this.securityGroup = new SecurityGroup(this, "hosts", {
+      namePrefix: `${name}-hosts-`,
+      description: "larder hosts: admin SSH; the database admits this group",
+      vpcId: props.vpcId,
+      // Rules referencing other groups otherwise keep a destroy retrying until it times out.
+      revokeRulesOnDelete: true,
+      lifecycle: { createBeforeDestroy: true },
+      tags: { Name: `${name}-hosts` },
+    });
+    props.adminCidrs.forEach((cidr, index) => {
+      new VpcSecurityGroupIngressRule(this, `ssh-${index}`, {
+        securityGroupId: this.securityGroup.id,
+        description: "SSH from an admin CIDR",
+        ipProtocol: "tcp",
+        fromPort: 22,
+        toPort: 22,
+        ...(cidr.includes(":") ? { cidrIpv6: cidr } : { cidrIpv4: cidr }),
+      });
+    });
+    // Hosts fetch NixOS closures and larder's source, and call AWS APIs: all outbound over the internet gateway.
+    new VpcSecurityGroupEgressRule(this, "egress", {
+      securityGroupId: this.securityGroup.id,
+      description: "all outbound",
+      ipProtocol: "-1",
+      cidrIpv4: "0.0.0.0/0",
+    });
+  }
+}
