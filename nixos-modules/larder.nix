@@ -1,0 +1,419 @@
+# services.larder: the larder Nix binary cache server on NixOS.
+#
+# settings follow RFC 42: a freeform TOML table (any key the server knows) with typed options
+# for the keys that matter, declared from ./defaults.nix so the test suite can prove each one is
+# a key larderd accepts. Secrets never go into settings (the rendered file is in the
+# world-readable store): they reach the service as environment variables from
+# environmentFile or systemd credentials, and an assertion refuses them in settings.
+{ config, lib, pkgs, utils, ... }:
+let
+  inherit (lib) mkOption mkEnableOption mkIf mkMerge mkDefault types literalExpression;
+
+  cfg = config.services.larder;
+  stateDir = "/var/lib/larder";
+  user = "larder";
+
+  defaults = import ./defaults.nix { inherit stateDir; };
+  helpers = import ./settings-lib.nix;
+  format = pkgs.formats.toml { };
+
+  # Typed options for the entries of defaults.nix, nested by key path.
+  optionType = o: {
+    str = types.str;
+    bool = types.bool;
+    int = types.int;
+    listOfStr = types.listOf types.str;
+    enum = types.enum (o.values or [ ]);
+    duration = types.strMatching "[0-9]+ *[A-Za-z]+( *[0-9]+ *[A-Za-z]+)*";
+  }.${o.type};
+
+  # Storage keys belong to one backend: they stay null (left out) unless that backend is
+  # selected, and config below gives the selected backend's keys their defaults.
+  declare = o: lib.setAttrByPath o.path (mkOption {
+    type = if o.nullable or false || o ? variant then types.nullOr (optionType o) else optionType o;
+    default = if o ? variant then null else o.default;
+    example = o.example;
+    description = o.description;
+  });
+
+  # Nested submodules, each freeform, so unknown-to-the-module keys (chunking, …) still pass
+  # through to the server, which rejects the ones it does not know at check-config time.
+  settingsOptions = lib.foldl' lib.recursiveUpdate { } (map declare defaults.options);
+  toSubmodules = attrs: lib.mapAttrs
+    (_: v:
+      if lib.isOption v then v
+      else mkOption {
+        default = { };
+        type = types.submodule { freeformType = format.type; options = toSubmodules v; };
+      })
+    attrs;
+
+  # TOML has no null: unset optional keys are left out of the file.
+  dropNulls = v:
+    if builtins.isAttrs v then lib.mapAttrs (_: dropNulls) (lib.filterAttrs (_: x: x != null) v)
+    else v;
+  renderedSettings = dropNulls cfg.settings;
+
+  configFile = format.generate "larder-server.toml" renderedSettings;
+
+  # The config is checked at build time by the server itself. The dummy secret only satisfies
+  # "a signing key is configured"; the database URL is a throwaway one only when the real one
+  # comes from the environment at runtime.
+  checkedConfig = pkgs.runCommand "larder-server-checked.toml" { } ''
+    export HOME=$TMPDIR
+    export LARDER_SERVER_TOKEN_HS256_SECRET_BASE64=bGFyZGVyLWJ1aWxkLXRpbWUtY2hlY2stbm90LWEtcmVhbC1zZWNyZXQtMDEyMzQ1Njc4OQ==
+    ${lib.optionalString (renderedSettings.database.url or null == null)
+      "export LARDER_SERVER_DATABASE_URL=sqlite://$TMPDIR/check.db"}
+    ${lib.getExe' cfg.package "larderd"} --config ${configFile} --mode check-config
+    cp ${configFile} $out
+  '';
+
+  credentialNames = builtins.attrNames cfg.credentials;
+
+  # systemd credentials are files under $CREDENTIALS_DIRECTORY; the server reads environment
+  # variables, so a tiny launcher exports each one (file contents never touch argv or the store).
+  launcher = pkgs.writeShellScript "larder-launch" ''
+    set -eu
+    ${lib.concatMapStrings (name: ''
+      ${name}=$(cat "$CREDENTIALS_DIRECTORY/${name}")
+      export ${name}
+    '') credentialNames}
+    exec "$@"
+  '';
+
+  serviceEnvironment = {
+    NODE_ENV = "production";
+  };
+
+  # What every unit running larderd shares: identity, secrets, sandbox.
+  commonServiceConfig = {
+    DynamicUser = true;
+    User = user;
+    Group = user;
+    StateDirectory = "larder";
+    StateDirectoryMode = "0700";
+    EnvironmentFile = lib.optional (cfg.environmentFile != null) cfg.environmentFile;
+    LoadCredential = map (name: "${name}:${cfg.credentials.${name}}") credentialNames;
+    ReadWritePaths = extraWritablePaths;
+    # setrlimit is filtered below, so the descriptor limit for many concurrent NARs is set here.
+    LimitNOFILE = 65536;
+
+    CapabilityBoundingSet = [ "" ];
+    AmbientCapabilities = [ "" ];
+    DeviceAllow = "";
+    DevicePolicy = "closed";
+    LockPersonality = true;
+    # V8 compiles JavaScript to machine code at runtime: it needs writable+executable memory.
+    MemoryDenyWriteExecute = false;
+    NoNewPrivileges = true;
+    PrivateDevices = true;
+    PrivateTmp = true;
+    PrivateUsers = true;
+    ProcSubset = "pid";
+    ProtectClock = true;
+    ProtectControlGroups = true;
+    ProtectHome = true;
+    ProtectHostname = true;
+    ProtectKernelLogs = true;
+    ProtectKernelModules = true;
+    ProtectKernelTunables = true;
+    ProtectProc = "invisible";
+    ProtectSystem = "strict";
+    RemoveIPC = true;
+    # unix for the local PostgreSQL socket; inet for clients, S3 and the instance metadata service.
+    RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+    # Node probes a few filtered calls at startup (e.g. setrlimit): fail them, do not kill.
+    SystemCallErrorNumber = "EPERM";
+    UMask = "0077";
+  };
+
+  storagePath = renderedSettings.storage.path or null;
+  databaseUrl = renderedSettings.database.url or null;
+  sqliteFile = if lib.hasPrefix "sqlite://" (toString databaseUrl)
+    then builtins.head (lib.splitString "?" (lib.removePrefix "sqlite://" databaseUrl)) else null;
+  outsideState = p: p != null && !(lib.hasPrefix "${stateDir}/" p) && p != stateDir;
+  extraWritablePaths =
+    lib.optional (outsideState storagePath) storagePath
+    ++ lib.optional (sqliteFile != null && outsideState (dirOf sqliteFile)) (dirOf sqliteFile);
+
+  localPostgres = cfg.database.createLocally || (config.services.postgresql.enable && helpers.isLocalPostgres databaseUrl);
+
+  larderd = lib.getExe' cfg.package "larderd";
+  runLarderd = args: utils.escapeSystemdExecArgs ([ launcher larderd "--config" checkedConfig ] ++ args);
+
+  # larderd-admin: an admin subcommand as the service would run it, with its user, state
+  # directory, environment file and credentials.
+  adminWrapper = pkgs.writeShellScriptBin "larderd-admin" ''
+    set -eu
+    if [ $# -eq 0 ]; then
+      echo "usage: larderd-admin SUBCOMMAND [ARGS...]   e.g. larderd-admin make-token --sub alice --validity 1y --pull '*' --push '*'" >&2
+      exit 64
+    fi
+    sub=$1; shift
+    tty=
+    if [ -t 0 ] && [ -t 1 ]; then tty=--pty; fi
+    exec ${config.systemd.package}/bin/systemd-run --quiet --pipe $tty --wait --collect \
+      --service-type=exec --working-directory=${stateDir} \
+      --property=DynamicUser=yes --property=User=${user} --property=Group=${user} \
+      --property=StateDirectory=larder \
+      ${lib.optionalString (cfg.environmentFile != null) "--property=EnvironmentFile=${lib.escapeShellArg cfg.environmentFile}"} \
+      ${lib.concatMapStringsSep " " (name: "--property=LoadCredential=${lib.escapeShellArg "${name}:${cfg.credentials.${name}}"}") credentialNames} \
+      ${lib.concatStringsSep " " (lib.mapAttrsToList (k: v: "--setenv=${k}=${v}") serviceEnvironment)} \
+      -- ${launcher} ${larderd} "$sub" --config ${checkedConfig} "$@"
+  '';
+
+  tokenVariables = lib.filter (lib.hasPrefix "LARDER_SERVER_TOKEN_") defaults.secretEnvironment;
+in
+{
+  options.services.larder = {
+    enable = mkEnableOption "larder, a self-hosted Nix binary cache server";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = literalExpression "pkgs.callPackage ./package.nix { } (this repository's server)";
+      description = "The larder package (providing larderd).";
+    };
+
+    mode = mkOption {
+      type = types.enum [ "monolithic" "api-server" "garbage-collector" ];
+      default = "monolithic";
+      description = ''
+        What this node runs. monolithic: API and periodic GC (one host). api-server: the API only,
+        for several stateless nodes on PostgreSQL and S3. garbage-collector: periodic GC only, on
+        exactly one node of such a cluster.
+      '';
+    };
+
+    settings = mkOption {
+      default = { };
+      description = ''
+        server.toml (key names as attic's server.toml). Typed keys are listed in
+        docs/NIXOS_MODULES.md; other keys pass through and are checked by
+        `larderd --mode check-config` when the system is built. Never put secrets here.
+      '';
+      type = types.submodule {
+        freeformType = format.type;
+        options = toSubmodules settingsOptions;
+      };
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr (types.strMatching "/.*");
+      default = null;
+      example = "/run/agenix/larder.env";
+      description = ''
+        Absolute path of an environment file read by systemd (as root, before the service starts),
+        outside the Nix store, e.g.:
+          LARDER_SERVER_TOKEN_HS256_SECRET_BASE64=<openssl rand -base64 64>
+          LARDER_SERVER_DATABASE_URL=postgresql://larder:<password>@db.internal/larder
+          AWS_ACCESS_KEY_ID=… / AWS_SECRET_ACCESS_KEY=… (S3 without an instance role)
+      '';
+    };
+
+    credentials = mkOption {
+      type = types.attrsOf (types.strMatching "/.*");
+      default = { };
+      example = literalExpression ''{ LARDER_SERVER_TOKEN_HS256_SECRET_BASE64 = "/run/keys/larder-token"; }'';
+      description = ''
+        Secrets as systemd credentials: environment variable name → absolute path of a file holding
+        the value (LoadCredential). The service reads it from $CREDENTIALS_DIRECTORY; the file may be
+        root-only. Allowed names: ${lib.concatStringsSep ", " defaults.secretEnvironment}.
+      '';
+    };
+
+    database.createLocally = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Run PostgreSQL on this host with a `larder` database and role, reached over the unix socket
+        with peer authentication (no password anywhere), and start larder after it.
+      '';
+    };
+
+    garbageCollection.timer = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Collect garbage from a systemd timer (larderd --mode garbage-collector-once) instead of the
+          server's periodic GC; sets settings.garbage-collection.interval to "0s".
+        '';
+      };
+      dates = mkOption {
+        type = types.str;
+        default = "daily";
+        example = "*-*-* 03:00:00";
+        description = "When the timer runs (systemd.time(7) calendar expression).";
+      };
+    };
+
+    nginx = {
+      enable = mkEnableOption "an nginx virtual host in front of larderd";
+      hostName = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "cache.example.org";
+        description = "Domain of the virtual host; also sets api-endpoint and allowed-hosts.";
+      };
+      enableACME = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Get a certificate from Let's Encrypt (needs security.acme.acceptTerms and defaults.email) and redirect HTTP to HTTPS.";
+      };
+      openFirewall = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Open TCP 80 and 443 in the firewall.";
+      };
+    };
+  };
+
+  config = mkIf cfg.enable (mkMerge [
+    {
+      assertions = [
+        {
+          assertion = cfg.environmentFile != null || lib.any (v: cfg.credentials ? ${v}) tokenVariables;
+          message = ''
+            services.larder needs a token signing key outside the Nix store. Generate one with
+              openssl rand -base64 64
+            and either write LARDER_SERVER_TOKEN_HS256_SECRET_BASE64=<value> into a root-only file set as
+            services.larder.environmentFile, or point services.larder.credentials.LARDER_SERVER_TOKEN_HS256_SECRET_BASE64
+            at a file holding the value.
+          '';
+        }
+        {
+          assertion = cfg.environmentFile == null || !(helpers.isStorePath builtins.storeDir cfg.environmentFile);
+          message = "services.larder.environmentFile is in the Nix store, which every user can read; keep it outside (e.g. agenix or sops-nix, or a root-only file under /var/lib or /run).";
+        }
+        {
+          assertion = lib.all (p: !(helpers.isStorePath builtins.storeDir p)) (builtins.attrValues cfg.credentials);
+          message = "services.larder.credentials: a credential file is in the Nix store, which every user can read; keep it outside (e.g. agenix or sops-nix, or a root-only file).";
+        }
+        {
+          assertion = lib.all (n: lib.elem n defaults.secretEnvironment) credentialNames;
+          message = "services.larder.credentials: unknown name(s) ${lib.concatStringsSep ", " (lib.subtractLists defaults.secretEnvironment credentialNames)}; allowed: ${lib.concatStringsSep ", " defaults.secretEnvironment}.";
+        }
+        {
+          assertion = !cfg.nginx.enable || cfg.nginx.hostName != null;
+          message = "services.larder.nginx.enable needs services.larder.nginx.hostName (the cache's domain).";
+        }
+        {
+          assertion = !(cfg.garbageCollection.timer.enable && cfg.mode == "garbage-collector");
+          message = "services.larder: garbageCollection.timer replaces mode = \"garbage-collector\"; use one of them.";
+        }
+      ] ++ map (message: { assertion = false; inherit message; }) (helpers.secretsInSettings renderedSettings);
+
+      # The defaults of the typed keys; the active storage backend's keys get theirs here.
+      services.larder.settings.storage = lib.listToAttrs (lib.concatMap
+        (o:
+          if lib.head o.path == "storage" && o ? variant && o.default != null
+          then [{
+            name = lib.last o.path;
+            value = mkIf (cfg.settings.storage.type == o.variant) (mkDefault o.default);
+          }]
+          else [ ])
+        defaults.options);
+
+      systemd.services.larder = {
+        description = "larder Nix binary cache (${cfg.mode})";
+        wantedBy = [ "multi-user.target" ];
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ] ++ lib.optional localPostgres "postgresql.service";
+        requires = lib.optional localPostgres "postgresql.service";
+        environment = serviceEnvironment;
+        serviceConfig = commonServiceConfig // {
+          Type = "exec";
+          ExecStart = runLarderd [ "--mode" cfg.mode ];
+          Restart = "on-failure";
+          RestartSec = "10s";
+        };
+      };
+
+      environment.systemPackages = [ (lib.hiPrio adminWrapper) cfg.package ];
+    }
+
+    (mkIf cfg.database.createLocally {
+      services.postgresql = {
+        enable = true;
+        ensureDatabases = [ user ];
+        ensureUsers = [{ name = user; ensureDBOwnership = true; }];
+      };
+      # Peer authentication maps the service's DynamicUser name to the role of the same name.
+      services.larder.settings.database.url = mkDefault "postgresql://${user}@/${user}?host=/run/postgresql";
+    })
+
+    (mkIf cfg.garbageCollection.timer.enable {
+      services.larder.settings.garbage-collection.interval = "0s";
+      systemd.services.larder-gc = {
+        description = "larder garbage collection (one run)";
+        after = [ "network-online.target" "larder.service" ] ++ lib.optional localPostgres "postgresql.service";
+        wants = [ "network-online.target" ];
+        requires = lib.optional localPostgres "postgresql.service";
+        environment = serviceEnvironment;
+        serviceConfig = commonServiceConfig // {
+          Type = "oneshot";
+          ExecStart = runLarderd [ "--mode" "garbage-collector-once" ];
+        };
+      };
+      systemd.timers.larder-gc = {
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnCalendar = cfg.garbageCollection.timer.dates;
+          Persistent = true;
+          RandomizedDelaySec = "15m";
+        };
+      };
+    })
+
+    (mkIf cfg.nginx.enable {
+      services.larder.settings = {
+        api-endpoint = mkDefault "${if cfg.nginx.enableACME then "https" else "http"}://${cfg.nginx.hostName}/";
+        allowed-hosts = mkDefault [ cfg.nginx.hostName ];
+      };
+
+      networking.firewall.allowedTCPPorts = mkIf cfg.nginx.openFirewall [ 80 443 ];
+
+      services.nginx = {
+        enable = true;
+        recommendedTlsSettings = mkDefault true;
+        virtualHosts.${cfg.nginx.hostName} = {
+          enableACME = cfg.nginx.enableACME;
+          forceSSL = cfg.nginx.enableACME;
+          locations."/" = {
+            proxyPass = helpers.proxyTarget cfg.settings.listen;
+            # Not recommendedProxySettings: its 60 s timeouts would be duplicate directives here.
+            extraConfig = ''
+              proxy_http_version 1.1;
+              proxy_set_header Host $host;
+              proxy_set_header X-Real-IP $remote_addr;
+              proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+              proxy_set_header X-Forwarded-Proto $scheme;
+              proxy_set_header X-Forwarded-Host $host;
+
+              # Pushes are whole NARs (gigabytes): no size limit, streamed to larderd as they
+              # arrive instead of spooled to nginx's disk first, and time to finish.
+              client_max_body_size 0;
+              proxy_request_buffering off;
+              proxy_buffering off;
+              proxy_connect_timeout 60s;
+              proxy_send_timeout 1h;
+              proxy_read_timeout 1h;
+              send_timeout 1h;
+
+              # Private caches answer per token; nothing here may be served to someone else.
+              # (No proxy_cache is set; these keep it so if one is added at the http level.)
+              proxy_no_cache $http_authorization;
+              proxy_cache_bypass $http_authorization;
+            '';
+          };
+        };
+      };
+    })
+  ]);
+}
