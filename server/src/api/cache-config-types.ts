@@ -1,0 +1,56 @@
+/**
+ * attic's cache-config JSON (serde defaults: snake_case fields, externally tagged enums —
+ * `"Generate"` / `{"Keypair": "…"}`, `"Global"` / `{"Period": secs}`), validated strictly.
+ */
+import { z } from "zod";
+
+export const keypairConfig = z.union([z.literal("Generate"), z.strictObject({ Keypair: z.string() })]);
+export const retentionPeriodConfig = z.union([z.literal("Global"), z.strictObject({ Period: z.number().int().nonnegative().max(2 ** 32 - 1) })]);
+
+const storeDir = z.string().regex(/^\/[^\s]*[^/\s]$|^\/$/, "must be an absolute path without a trailing '/'");
+const priority = z.number().int().min(0).max(2 ** 31 - 1);
+const keyNames = z.array(z.string().regex(/^[^:\s]*$/, "key names contain no ':' or whitespace"));
+
+export const createCacheRequest = z.strictObject({
+  keypair: keypairConfig,
+  is_public: z.boolean(),
+  store_dir: storeDir,
+  priority,
+  upstream_cache_key_names: keyNames,
+});
+export type CreateCacheRequest = z.infer<typeof createCacheRequest>;
+
+/** PATCH body; the read-only fields GET returns are tolerated and ignored, as attic does. */
+export const cacheConfigPatch = z.strictObject({
+  keypair: keypairConfig.optional(),
+  substituter_endpoint: z.string().optional(),
+  api_endpoint: z.string().optional(),
+  public_key: z.string().optional(),
+  is_public: z.boolean().optional(),
+  store_dir: storeDir.optional(),
+  priority: priority.optional(),
+  upstream_cache_key_names: keyNames.optional(),
+  retention_period: retentionPeriodConfig.optional(),
+});
+export type CacheConfigPatch = z.infer<typeof cacheConfigPatch>;
+
+export interface CacheConfigResponse {
+  substituter_endpoint: string;
+  api_endpoint: string;
+  public_key: string;
+  is_public: boolean;
+  store_dir: string;
+  priority: number;
+  upstream_cache_key_names: string[];
+  retention_period: "Global" | { Period: number };
+}
+
+export function describeZodError(e: z.ZodError): string {
+  return e.issues
+    .map((i) => {
+      const path = i.path.map(String).join(".");
+      if (i.code === "unrecognized_keys") return `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.join(", ")}`;
+      return `${path || "body"}: ${i.message}`;
+    })
+    .join("; ");
+}

@@ -1,0 +1,98 @@
+/**
+ * The one schema of `server.toml`. Key names follow attic's `server.toml` wherever attic has the
+ * key, so an attic user can bring theirs; every key has a description (docs/CONFIG.md is checked
+ * against this file) and unknown keys are rejected by name.
+ */
+import { z } from "zod";
+import { parseDuration } from "../util/duration.ts";
+
+const duration = (what: string) =>
+  z.string().describe(what).transform((s, ctx) => {
+    try {
+      return parseDuration(s);
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: (e as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const endpoint = z
+  .string()
+  .url()
+  .refine((s) => s.endsWith("/"), { message: "must end with '/'" });
+
+export const compressionTypes = ["zstd", "none", "brotli", "xz"] as const;
+
+const localStorage = z.strictObject({
+  type: z.literal("local"),
+  path: z.string().min(1).describe("Directory that holds the stored NARs."),
+});
+
+const s3Storage = z.strictObject({
+  type: z.literal("s3"),
+  region: z.string().min(1).describe("AWS region of the bucket (any string for S3-compatible stores)."),
+  bucket: z.string().min(1).describe("Bucket name."),
+  endpoint: z.string().url().optional().describe("Custom endpoint for S3-compatible stores; implies path-style addressing."),
+  prefix: z.string().regex(/^[a-z0-9._-]+(\/[a-z0-9._-]+)*$/, "lowercase path segments without leading or trailing '/'").optional()
+    .describe("Key prefix inside the bucket, to share a bucket."),
+  "presign-downloads": z.boolean().default(false)
+    .describe("Answer NAR downloads with a redirect to a short-lived presigned URL, so bytes bypass the server."),
+  credentials: z.strictObject({
+    access_key_id: z.string().min(1).describe("Access key id (prefer the default AWS credential chain)."),
+    secret_access_key: z.string().min(1).describe("Secret access key."),
+    session_token: z.string().optional().describe("Session token for temporary credentials."),
+  }).optional().describe("Static credentials; without them the AWS default chain is used (env, instance role)."),
+});
+
+export const configSchema = z.strictObject({
+  listen: z.string().default("[::]:8080").describe("Address and port to listen on, e.g. \"[::]:8080\" or \"127.0.0.1:8080\"."),
+  "allowed-hosts": z.array(z.string()).default([])
+    .describe("Host headers that are accepted; empty accepts any. Set it in production."),
+  "api-endpoint": endpoint.optional()
+    .describe("Public URL of this server, ending in '/'. Without it, it is derived from Host and X-Forwarded-Proto."),
+  "substituter-endpoint": endpoint.optional()
+    .describe("Public URL that substituters use, ending in '/'; defaults to api-endpoint."),
+  "soft-delete-caches": z.boolean().default(false)
+    .describe("Keep destroyed caches' rows (name stays taken) instead of deleting them."),
+  "require-proof-of-possession": z.boolean().default(true)
+    .describe("A push of a NAR the server already has must still send its bytes (accepted for attic compatibility; larder always verifies)."),
+  "spool-dir": z.string().min(1).optional()
+    .describe("Scratch directory for uploads in flight (compressed size); default: beside local storage, or the system temp dir with S3."),
+  "max-nar-info-size": z.number().int().positive().default(1_048_576)
+    .describe("Largest narinfo or attic upload preamble accepted, in bytes."),
+  database: z.strictObject({
+    url: z.string().optional().describe("sqlite://PATH or postgres://…; env LARDER_SERVER_DATABASE_URL overrides."),
+    heartbeat: z.boolean().default(false).describe("Accepted for attic compatibility; larder's pool checks connections itself."),
+  }).default({ heartbeat: false }).describe("The metadata database."),
+  storage: z.discriminatedUnion("type", [localStorage, s3Storage]).describe("Where NARs are stored."),
+  chunking: z.strictObject({
+    "nar-size-threshold": z.number().int().nonnegative().describe("Accepted for attic compatibility; larder stores whole NARs."),
+    "min-size": z.number().int().nonnegative().describe("Accepted for attic compatibility; unused."),
+    "avg-size": z.number().int().nonnegative().describe("Accepted for attic compatibility; unused."),
+    "max-size": z.number().int().nonnegative().describe("Accepted for attic compatibility; unused."),
+  }).optional().describe("attic's chunking settings: accepted so attic configs load, ignored (whole NARs are stored)."),
+  compression: z.strictObject({
+    type: z.enum(compressionTypes).default("zstd").describe("Compression of stored NARs: zstd, none, brotli or xz."),
+    level: z.number().int().optional().describe("Compression level; default zstd 3, brotli 5, xz 2."),
+  }).default({ type: "zstd" }).describe("How NARs are compressed once, at ingest."),
+  "garbage-collection": z.strictObject({
+    interval: duration("Time between periodic GC runs, e.g. \"12 hours\"; \"0s\" disables periodic GC.").default(43200),
+    "default-retention-period": duration("Retention of caches without their own period; \"0s\" keeps forever.").default(0),
+    "grace-period": duration("Age below which unreferenced NARs and staged uploads are never collected.").default(21600),
+  }).default({ interval: 43200, "default-retention-period": 0, "grace-period": 21600 }).describe("Garbage collection."),
+  jwt: z.strictObject({
+    "token-bound-issuer": z.string().optional().describe("Required `iss` of tokens; set on minted tokens."),
+    "token-bound-audiences": z.array(z.string()).optional().describe("Accepted `aud` values; the first is set on minted tokens."),
+    signing: z.strictObject({
+      "token-hs256-secret-base64": z.string().optional().describe("HS256 secret, base64. Env: LARDER_SERVER_TOKEN_HS256_SECRET_BASE64."),
+      "token-rs256-secret-base64": z.string().optional().describe("RS256 private key (PEM), base64. Env: LARDER_SERVER_TOKEN_RS256_SECRET_BASE64."),
+      "token-rs256-pubkey-base64": z.string().optional().describe("RS256 public key (PEM), base64: verify only. Env: LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64."),
+    }).default({}).describe("Token signing key: exactly one of the three, here or in the environment."),
+  }).default({ signing: {} }).describe("Token verification."),
+  log: z.strictObject({
+    level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("Log level."),
+  }).default({ level: "info" }).describe("Logging (JSON lines on stdout)."),
+});
+
+export type RawConfig = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;

@@ -1,0 +1,24 @@
+/** Everything a request handler or background task needs, built once by the entry point. */
+import type { Logger } from "pino";
+import type { Config } from "./config/load.ts";
+import type { Db } from "./db/connect.ts";
+import type { Storage } from "./storage/types.ts";
+import type { TokenKeys } from "./auth/tokens.ts";
+import type { Revocations } from "./auth/revocations.ts";
+import type { AccessTracker } from "./access-tracker.ts";
+import type { CacheDirectory } from "./cache-directory.ts";
+import type { Metrics } from "./metrics.ts";
+
+export interface AppContext {
+  readonly config: Config;
+  readonly db: Db;
+  readonly storage: Storage;
+  readonly tokens: TokenKeys;
+  readonly revocations: Revocations;
+  readonly caches: CacheDirectory;
+  readonly accessTracker: AccessTracker;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Where uploads are spooled between decompression and storage. */
+  readonly spoolDir: string;
+}

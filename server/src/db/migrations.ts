@@ -1,0 +1,90 @@
+/**
+ * Dated migrations, one list for both dialects. Ids differ per dialect (SQLite's rowid alias vs
+ * a bigint identity); everything else is portable SQL types.
+ */
+import type { Kysely } from "kysely";
+import type { Migration, MigrationProvider } from "kysely/migration";
+
+export type Dialect = "sqlite" | "postgres";
+
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const id = (t: any) =>
+    dialect === "sqlite"
+      ? t.addColumn("id", "integer", (c: any) => c.primaryKey().autoIncrement())
+      : t.addColumn("id", "bigint", (c: any) => c.primaryKey().generatedByDefaultAsIdentity());
+  const ref = "bigint";
+  return {
+    "2026-11-22-001-initial": {
+      async up(db: Kysely<any>) {
+        await id(db.schema.createTable("cache"))
+          .addColumn("name", "varchar(50)", (c: any) => c.notNull().unique())
+          .addColumn("keypair", "text", (c: any) => c.notNull())
+          .addColumn("key_version", "integer", (c: any) => c.notNull().defaultTo(1))
+          .addColumn("is_public", "integer", (c: any) => c.notNull())
+          .addColumn("store_dir", "text", (c: any) => c.notNull())
+          .addColumn("priority", "integer", (c: any) => c.notNull())
+          .addColumn("upstream_cache_key_names", "text", (c: any) => c.notNull())
+          .addColumn("retention_period", "bigint")
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addColumn("deleted_at", "bigint")
+          .execute();
+        await id(db.schema.createTable("nar"))
+          .addColumn("nar_hash", "varchar(64)", (c: any) => c.notNull().unique())
+          .addColumn("nar_size", "bigint", (c: any) => c.notNull())
+          .addColumn("compression", "varchar(10)", (c: any) => c.notNull())
+          .addColumn("file_hash", "varchar(52)", (c: any) => c.notNull())
+          .addColumn("file_size", "bigint", (c: any) => c.notNull())
+          .addColumn("storage_key", "text", (c: any) => c.notNull())
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .execute();
+        await db.schema.createIndex("nar_file_hash").on("nar").column("file_hash").execute();
+        await id(db.schema.createTable("object"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull().references("cache.id").onDelete("cascade"))
+          .addColumn("nar_id", ref, (c: any) => c.notNull().references("nar.id"))
+          .addColumn("store_path_hash", "varchar(32)", (c: any) => c.notNull())
+          .addColumn("store_path", "text", (c: any) => c.notNull())
+          .addColumn("refs", "text", (c: any) => c.notNull())
+          .addColumn("deriver", "text")
+          .addColumn("ca", "text")
+          .addColumn("system", "text")
+          .addColumn("sigs", "text", (c: any) => c.notNull())
+          .addColumn("upload_file_hash", "varchar(52)")
+          .addColumn("signature", "text")
+          .addColumn("signature_key_version", "integer")
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addColumn("last_accessed_at", "bigint", (c: any) => c.notNull())
+          .addColumn("created_by", "text")
+          .addUniqueConstraint("object_cache_path", ["cache_id", "store_path_hash"])
+          .execute();
+        await db.schema.createIndex("object_nar").on("object").column("nar_id").execute();
+        await db.schema.createIndex("object_upload_file").on("object").columns(["cache_id", "upload_file_hash"]).execute();
+        await id(db.schema.createTable("staged_nar"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull().references("cache.id").onDelete("cascade"))
+          .addColumn("upload_file_hash", "varchar(52)", (c: any) => c.notNull())
+          .addColumn("upload_file_size", "bigint", (c: any) => c.notNull())
+          .addColumn("nar_id", ref, (c: any) => c.notNull().references("nar.id"))
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addUniqueConstraint("staged_nar_cache_file", ["cache_id", "upload_file_hash"])
+          .execute();
+        await db.schema.createIndex("staged_nar_nar").on("staged_nar").column("nar_id").execute();
+        await id(db.schema.createTable("pin"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull().references("cache.id").onDelete("cascade"))
+          .addColumn("name", "text", (c: any) => c.notNull())
+          .addColumn("store_path_hash", "varchar(32)", (c: any) => c.notNull())
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addUniqueConstraint("pin_cache_name", ["cache_id", "name"])
+          .execute();
+        await id(db.schema.createTable("revoked_token"))
+          .addColumn("jti", "text")
+          .addColumn("subject", "text")
+          .addColumn("issued_before", "bigint")
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .execute();
+      },
+    },
+  };
+}
+
+export function migrationProvider(dialect: Dialect): MigrationProvider {
+  return { getMigrations: async () => migrations(dialect) };
+}

@@ -1,0 +1,124 @@
+/** Per-cache store paths: the narinfo read path, upserts from both push protocols, queries. */
+import { sql, type Selectable } from "kysely";
+import type { Db } from "./connect.ts";
+import type { ObjectTable } from "./schema.ts";
+import type { NarRow } from "./nars.ts";
+
+export type ObjectRow = Selectable<ObjectTable>;
+
+export interface ObjectWithNar {
+  object: ObjectRow;
+  nar: NarRow;
+}
+
+/** The hot path: one indexed lookup for a narinfo. */
+export async function findObject(db: Db, cacheId: number, storePathHash: string): Promise<ObjectWithNar | undefined> {
+  const row = await db.kysely
+    .selectFrom("object")
+    .innerJoin("nar", "nar.id", "object.nar_id")
+    .selectAll("object")
+    .select([
+      "nar.nar_hash",
+      "nar.nar_size",
+      "nar.compression",
+      "nar.file_hash",
+      "nar.file_size",
+      "nar.storage_key",
+      "nar.created_at as nar_created_at",
+    ])
+    .where("object.cache_id", "=", cacheId)
+    .where("object.store_path_hash", "=", storePathHash)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { nar_hash, nar_size, compression, file_hash, file_size, storage_key, nar_created_at, ...object } = row;
+  return {
+    object,
+    nar: { id: object.nar_id, nar_hash, nar_size, compression, file_hash, file_size, storage_key, created_at: nar_created_at },
+  };
+}
+
+export interface NewObject {
+  cacheId: number;
+  narId: number;
+  storePathHash: string;
+  storePath: string;
+  references: string[];
+  deriver: string | null;
+  ca: string | null;
+  system: string | null;
+  sigs: string[];
+  uploadFileHash: string | null;
+  createdBy: string | null;
+}
+
+/** A re-push replaces the path's metadata (attic's semantics) and counts as fresh for retention. */
+export async function upsertObject(db: Db, o: NewObject, now = Date.now()): Promise<void> {
+  const values = {
+    cache_id: o.cacheId,
+    nar_id: o.narId,
+    store_path_hash: o.storePathHash,
+    store_path: o.storePath,
+    refs: JSON.stringify(o.references),
+    deriver: o.deriver,
+    ca: o.ca,
+    system: o.system,
+    sigs: JSON.stringify(o.sigs),
+    upload_file_hash: o.uploadFileHash,
+    signature: null,
+    signature_key_version: null,
+    created_at: now,
+    last_accessed_at: now,
+    created_by: o.createdBy,
+  };
+  const { cache_id: _c, store_path_hash: _h, ...update } = values;
+  await db.kysely
+    .insertInto("object")
+    .values(values)
+    .onConflict((oc) => oc.columns(["cache_id", "store_path_hash"]).doUpdateSet(update))
+    .execute();
+}
+
+/** Stores the signature made on first read, so each object is signed once per key version. */
+export async function saveSignature(db: Db, objectId: number, signature: string, keyVersion: number): Promise<void> {
+  await db.kysely.updateTable("object").set({ signature, signature_key_version: keyVersion }).where("id", "=", objectId).execute();
+}
+
+/**
+ * Which of `hashes` this cache has. One statement with one parameter whatever the count, so
+ * 10,000 hashes never hit SQLite's or PostgreSQL's parameter limits.
+ */
+export async function existingHashes(db: Db, cacheId: number, hashes: readonly string[]): Promise<Set<string>> {
+  if (hashes.length === 0) return new Set();
+  const list =
+    db.dialect === "sqlite"
+      ? sql`(select value from json_each(${JSON.stringify(hashes)}))`
+      : sql`(select unnest(${hashes as string[]}::text[]))`;
+  const { rows } = await sql<{ store_path_hash: string }>`
+    select store_path_hash from object where cache_id = ${cacheId} and store_path_hash in ${list}`.execute(db.kysely);
+  return new Set(rows.map((r) => r.store_path_hash));
+}
+
+export async function deleteObject(db: Db, objectId: number): Promise<void> {
+  await db.kysely.deleteFrom("object").where("id", "=", objectId).execute();
+}
+
+/** Store-path hashes in this cache whose references include `baseName` (for refusing deletes). */
+export async function referrers(db: Db, cacheId: number, baseName: string, limit = 10): Promise<string[]> {
+  const rows = await db.kysely
+    .selectFrom("object")
+    .select(["store_path", "refs"])
+    .where("cache_id", "=", cacheId)
+    .where("refs", "like", `%${JSON.stringify(baseName).slice(1, -1)}%`)
+    .execute();
+  return rows
+    .filter((r) => (JSON.parse(r.refs) as string[]).includes(baseName) && !r.store_path.endsWith(`/${baseName}`))
+    .slice(0, limit)
+    .map((r) => r.store_path);
+}
+
+/** Marks access times in one statement per batch (called off the request path). */
+export async function touchObjects(db: Db, ids: readonly number[], now = Date.now()): Promise<void> {
+  for (let i = 0; i < ids.length; i += 500) {
+    await db.kysely.updateTable("object").set({ last_accessed_at: now }).where("id", "in", ids.slice(i, i + 500)).execute();
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Table types shared by SQLite and PostgreSQL. Times are epoch milliseconds and booleans are
+ * 0/1 integers in both, so one query layer serves both dialects without per-dialect mapping.
+ */
+import type { Generated } from "kysely";
+
+export interface CacheTable {
+  id: Generated<number>;
+  name: string;
+  /** Nix secret key `name:base64(seed‖pub)`. */
+  keypair: string;
+  /** Bumped when the keypair changes, so stored signatures made by an older key are redone. */
+  key_version: number;
+  is_public: number;
+  store_dir: string;
+  priority: number;
+  /** JSON array of key names. */
+  upstream_cache_key_names: string;
+  /** Seconds; null follows the global default. */
+  retention_period: number | null;
+  created_at: number;
+  deleted_at: number | null;
+}
+
+export interface NarTable {
+  id: Generated<number>;
+  /** Hex SHA-256 of the uncompressed NAR; unique: every NAR is stored once across all caches. */
+  nar_hash: string;
+  nar_size: number;
+  compression: string;
+  /** Nix-base32 SHA-256 of the stored (compressed) bytes; names the NAR in served narinfos. */
+  file_hash: string;
+  file_size: number;
+  storage_key: string;
+  created_at: number;
+}
+
+export interface ObjectTable {
+  id: Generated<number>;
+  cache_id: number;
+  nar_id: number;
+  store_path_hash: string;
+  store_path: string;
+  /** JSON array of reference base names, in the uploader's order. */
+  refs: string;
+  deriver: string | null;
+  ca: string | null;
+  system: string | null;
+  /** JSON array of signatures the uploader sent. */
+  sigs: string;
+  /** Nix-base32 file hash of the uploader's compressed NAR, so HEAD on its URL answers "have it". */
+  upload_file_hash: string | null;
+  /** Our signature over the fingerprint, made once per object and key version. */
+  signature: string | null;
+  signature_key_version: number | null;
+  created_at: number;
+  last_accessed_at: number;
+  created_by: string | null;
+}
+
+export interface StagedNarTable {
+  id: Generated<number>;
+  cache_id: number;
+  /** Nix-base32 hash of the uploaded compressed bytes, as named in the PUT URL. */
+  upload_file_hash: string;
+  upload_file_size: number;
+  nar_id: number;
+  created_at: number;
+}
+
+export interface PinTable {
+  id: Generated<number>;
+  cache_id: number;
+  name: string;
+  store_path_hash: string;
+  created_at: number;
+}
+
+export interface RevokedTokenTable {
+  id: Generated<number>;
+  /** Revokes one token by its `jti`. */
+  jti: string | null;
+  /** Revokes every token of `subject` issued (nbf/iat) before `issued_before`. */
+  subject: string | null;
+  issued_before: number | null;
+  created_at: number;
+}
+
+export interface Database {
+  cache: CacheTable;
+  nar: NarTable;
+  object: ObjectTable;
+  staged_nar: StagedNarTable;
+  pin: PinTable;
+  revoked_token: RevokedTokenTable;
+}

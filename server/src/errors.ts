@@ -1,0 +1,93 @@
+/**
+ * The closed set of error kinds the server answers with, in attic's JSON shape
+ * `{code, error, message}`. `httpStatus` is exhaustive: a new kind does not compile until it
+ * has a status. 5xx bodies never carry internal detail; that goes to the log with the request id.
+ */
+export type ErrorKind =
+  | "NotFound"
+  | "Unauthorized"
+  | "NoSuchCache"
+  | "NoSuchObject"
+  | "CacheAlreadyExists"
+  | "AccessError"
+  | "RequestError"
+  | "InvalidCompressionType"
+  | "InvalidCacheName"
+  | "InvalidStorePathHash"
+  | "PayloadTooLarge"
+  | "Conflict"
+  | "MethodNotAllowed"
+  | "InternalServerError"
+  | "ServiceUnavailable";
+
+export function httpStatus(kind: ErrorKind): number {
+  switch (kind) {
+    case "NotFound":
+    case "NoSuchCache":
+    case "NoSuchObject":
+      return 404;
+    case "Unauthorized":
+      return 401;
+    case "AccessError":
+      return 403;
+    case "CacheAlreadyExists":
+    case "RequestError":
+    case "InvalidCompressionType":
+    case "InvalidCacheName":
+    case "InvalidStorePathHash":
+      return 400;
+    case "MethodNotAllowed":
+      return 405;
+    case "Conflict":
+      return 409;
+    case "PayloadTooLarge":
+      return 413;
+    case "InternalServerError":
+      return 500;
+    case "ServiceUnavailable":
+      return 503;
+    default: {
+      const unreachable: never = kind;
+      return unreachable;
+    }
+  }
+}
+
+const DEFAULT_MESSAGES: Record<ErrorKind, string> = {
+  NotFound: "The URL you requested was not found.",
+  Unauthorized: "Unauthorized.",
+  NoSuchCache: "The requested cache does not exist.",
+  NoSuchObject: "The requested object does not exist.",
+  CacheAlreadyExists: "The cache already exists.",
+  AccessError: "Access error: User does not have permission to complete this action.",
+  RequestError: "General request error.",
+  InvalidCompressionType: "Invalid compression type.",
+  InvalidCacheName: "Invalid cache name.",
+  InvalidStorePathHash: "Invalid store path hash.",
+  PayloadTooLarge: "The request body is too large.",
+  Conflict: "The request conflicts with the current state.",
+  MethodNotAllowed: "Method not allowed.",
+  InternalServerError: "The server encountered an internal error or misconfiguration.",
+  ServiceUnavailable: "The service is temporarily unavailable.",
+};
+
+export class ServerError extends Error {
+  readonly kind: ErrorKind;
+  constructor(kind: ErrorKind, message?: string) {
+    super(message ?? DEFAULT_MESSAGES[kind]);
+    this.kind = kind;
+  }
+  get status(): number {
+    return httpStatus(this.kind);
+  }
+}
+
+/** A 400 whose message says what was wrong with the request. */
+export function badRequest(message: string): ServerError {
+  return new ServerError("RequestError", `General request error: ${message}`);
+}
+
+export function errorBody(kind: ErrorKind, message: string): { code: number; error: ErrorKind; message: string } {
+  const code = httpStatus(kind);
+  return { code, error: kind, message: code >= 500 ? DEFAULT_MESSAGES[kind] : message };
+}

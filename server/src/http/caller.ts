@@ -1,0 +1,73 @@
+/**
+ * Who is calling: the token from `Authorization: Bearer …` (any case, as attic's client sends
+ * `bearer`) or from HTTP Basic's password (what Nix sends from a netrc file). An invalid token
+ * makes the caller anonymous, as in attic, but the reason is kept for the log and the 401 body,
+ * because Nix reports a 401 as a plain miss and users debug from there.
+ */
+import type { FastifyRequest } from "fastify";
+import type { AppContext } from "../context.ts";
+import { TokenError, verifyToken, type TokenClaims } from "../auth/tokens.ts";
+import { canDiscover, NO_PERMISSIONS, permissionsFor, type Permissions } from "../auth/permissions.ts";
+
+export interface Caller {
+  claims: TokenClaims | undefined;
+  /** Why a presented token was not accepted. */
+  tokenProblem: string | undefined;
+  permissionsFor(cacheName: string): Permissions;
+}
+
+const ANONYMOUS_NO_TOKEN: Caller = {
+  claims: undefined,
+  tokenProblem: undefined,
+  permissionsFor: () => ({ ...NO_PERMISSIONS }),
+};
+
+function anonymous(problem: string): Caller {
+  return { claims: undefined, tokenProblem: problem, permissionsFor: () => ({ ...NO_PERMISSIONS }) };
+}
+
+export function extractToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const space = header.indexOf(" ");
+  if (space < 0) return undefined;
+  const scheme = header.slice(0, space).toLowerCase();
+  const value = header.slice(space + 1).trim();
+  if (scheme === "bearer") return value;
+  if (scheme === "basic") {
+    const decoded = Buffer.from(value, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    return colon >= 0 ? decoded.slice(colon + 1) : undefined;
+  }
+  return undefined;
+}
+
+const callers = new WeakMap<FastifyRequest, Promise<Caller>>();
+
+async function resolve(ctx: AppContext, req: FastifyRequest): Promise<Caller> {
+  const token = extractToken(req.headers.authorization);
+  if (token === undefined || token === "") return ANONYMOUS_NO_TOKEN;
+  let claims: TokenClaims;
+  try {
+    claims = await verifyToken(ctx.tokens, token);
+  } catch (e) {
+    const problem = e instanceof TokenError ? e.message : "token is malformed";
+    req.log.info({ authFailure: problem }, "request token rejected; continuing as anonymous");
+    return anonymous(problem);
+  }
+  if (await ctx.revocations.isRevoked(claims)) {
+    req.log.info({ authFailure: "token revoked", sub: claims.sub }, "request token rejected; continuing as anonymous");
+    return anonymous("token has been revoked");
+  }
+  return { claims, tokenProblem: undefined, permissionsFor: (name) => permissionsFor(claims.caches, name) };
+}
+
+export function caller(ctx: AppContext, req: FastifyRequest): Promise<Caller> {
+  let c = callers.get(req);
+  if (!c) {
+    c = resolve(ctx, req);
+    callers.set(req, c);
+  }
+  return c;
+}
+
+export { canDiscover };

@@ -1,0 +1,141 @@
+/**
+ * larderd's entry point: the only place that reads argv, the environment and files, installs
+ * signal handlers and sets exit codes. Everything below receives a parsed, frozen Config.
+ */
+import { Command, Option } from "commander";
+import { ConfigError, parseConfig, parseListen, type Config } from "./config/load.ts";
+import { writeFirstRunConfig, xdgPaths } from "./config/first-run.ts";
+import { loadConfig, readConfigText } from "./cli/load-config.ts";
+import { createCacheCommand, makeToken, revokeTokenCommand } from "./cli/admin.ts";
+import { runMode, MODES, type Mode } from "./modes.ts";
+import type { PermissionName } from "./auth/permissions.ts";
+
+const env: Record<string, string | undefined> = { ...process.env };
+
+function fail(message: string): never {
+  process.stderr.write(`larderd: ${message}\n`);
+  process.exit(1);
+}
+
+async function serverConfig(opts: { config?: string; listen?: string; mode: Mode }): Promise<Config> {
+  let found = await readConfigText(opts.config, env);
+  let firstRun = false;
+  if (!found && opts.mode === "monolithic") {
+    const paths = xdgPaths(env);
+    await writeFirstRunConfig(paths);
+    found = await readConfigText(undefined, env);
+    firstRun = true;
+  }
+  if (!found) throw new ConfigError(`no config found at ${xdgPaths(env).configFile}; pass --config PATH`);
+  let config: Config;
+  try {
+    config = parseConfig(found.text, env);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(`${found.source}: ${e.message}`);
+    throw e;
+  }
+  if (opts.listen !== undefined) config = Object.freeze({ ...config, listen: parseListen(opts.listen) });
+  if (firstRun) {
+    const token = await makeToken(config, {
+      sub: "root",
+      validity: "2y",
+      grants: { pull: ["*"], push: ["*"], delete: ["*"], createCache: ["*"], configureCache: ["*"], configureCacheRetention: ["*"], destroyCache: ["*"] },
+    });
+    const port = config.listen.port;
+    process.stdout.write(
+      [
+        "",
+        "Welcome to larder! This is the first start: a configuration was written to",
+        `  ${found.source}`,
+        "with SQLite and local storage under",
+        `  ${xdgPaths(env).dataDir}`,
+        "",
+        "A root token with every permission on every cache (valid 2 years):",
+        "",
+        `  ${token}`,
+        "",
+        "Log the client in and create your first cache:",
+        "",
+        `  larder login local http://localhost:${port}/ ${token}`,
+        "  larder cache create hello",
+        "",
+      ].join("\n") + "\n",
+    );
+  }
+  return config;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+const program = new Command("larderd")
+  .description("larder: a Nix binary cache server")
+  .option("-f, --config <path>", "server.toml (default: $XDG_CONFIG_HOME/larder/server.toml)")
+  .option("-l, --listen <addr>", "address to listen on, overriding the config (e.g. [::]:8080)")
+  .addOption(new Option("--mode <mode>", "what to run").choices(MODES).default("monolithic"))
+  .showHelpAfterError()
+  .action(async (opts: { config?: string; listen?: string; mode: Mode }) => {
+    const config = await serverConfig(opts);
+    const code = await runMode(opts.mode, config, { onSignal: (handler) => ["SIGINT", "SIGTERM"].forEach((s) => process.once(s, handler)) });
+    process.exitCode = code;
+  });
+
+const permissionFlags: [string, PermissionName, string][] = [
+  ["--pull", "pull", "pull from caches matching the pattern"],
+  ["--push", "push", "push to caches matching the pattern"],
+  ["--delete", "delete", "delete paths from caches matching the pattern"],
+  ["--create-cache", "createCache", "create caches matching the pattern"],
+  ["--configure-cache", "configureCache", "configure caches matching the pattern"],
+  ["--configure-cache-retention", "configureCacheRetention", "change retention of caches matching the pattern"],
+  ["--destroy-cache", "destroyCache", "destroy caches matching the pattern"],
+];
+
+const makeTokenCmd = program
+  .command("make-token")
+  .description("mint a token (printed on the last line)")
+  .option("-f, --config <path>", "server.toml")
+  .requiredOption("--sub <subject>", "who the token is for")
+  .requiredOption("--validity <duration>", 'how long it is valid, e.g. "1h", "3 months", "2y"')
+  .option("--dump-claims", "print the claims instead of a signed token");
+for (const [flag, , help] of permissionFlags) makeTokenCmd.option(`${flag} <pattern>`, `${help} (repeatable)`, collect);
+makeTokenCmd.action(async (opts: Record<string, unknown>) => {
+  const config = await loadConfig(opts.config as string | undefined, env);
+  const grants: Partial<Record<PermissionName, string[]>> = {};
+  for (const [flag, perm] of permissionFlags) {
+    const key = flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (Array.isArray(opts[key])) grants[perm] = opts[key] as string[];
+  }
+  process.stdout.write(`${await makeToken(config, { sub: opts.sub as string, validity: opts.validity as string, grants, dumpClaims: opts.dumpClaims === true })}\n`);
+});
+
+program
+  .command("create-cache <name>")
+  .description("create a cache with a fresh signing key (prints its public key)")
+  .option("-f, --config <path>", "server.toml")
+  .option("--public", "anyone may pull without a token", false)
+  .option("--priority <n>", "substituter priority (lower is preferred)", "41")
+  .option("--store-dir <dir>", "store directory", "/nix/store")
+  .option("--upstream-cache-key-name <name>", "key name whose signed paths clients skip (repeatable)", collect)
+  .action(async (name: string, opts: { config?: string; public: boolean; priority: string; storeDir: string; upstreamCacheKeyName?: string[] }) => {
+    const config = await loadConfig(opts.config, env);
+    const priority = Number(opts.priority);
+    if (!Number.isInteger(priority) || priority < 0) fail(`--priority must be a non-negative integer (got "${opts.priority}")`);
+    const pub = await createCacheCommand(config, { name, isPublic: opts.public, priority, storeDir: opts.storeDir, upstreamCacheKeyNames: opts.upstreamCacheKeyName ?? ["cache.nixos.org-1"] });
+    process.stdout.write(`created cache "${name}"; its public key:\n${pub}\n`);
+  });
+
+program
+  .command("revoke-token")
+  .description("refuse a token from now on: one token by id, or every token of a subject issued before now")
+  .option("-f, --config <path>", "server.toml")
+  .option("--jti <id>", "the token's id (its jti claim)")
+  .option("--sub <subject>", "revoke all tokens of this subject issued before now")
+  .action(async (opts: { config?: string; jti?: string; sub?: string }) => {
+    const config = await loadConfig(opts.config, env);
+    process.stdout.write(`${await revokeTokenCommand(config, opts)}\n`);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  fail(e instanceof Error ? e.message : String(e));
+}

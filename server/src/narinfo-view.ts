@@ -1,0 +1,66 @@
+/**
+ * The narinfo a cache serves for one of its objects: the stored NAR's URL and hashes, the
+ * uploader's metadata, our signature first (made once per object and key version, then
+ * stored), and the uploader's own signatures by other keys after it.
+ */
+import type { CacheRow } from "./db/caches.ts";
+import type { ObjectWithNar } from "./db/objects.ts";
+import { fingerprint } from "./nix/fingerprint.ts";
+import { sha256FromDigest } from "./nix/hash.ts";
+import { renderNarInfo, type NarInfo } from "./nix/narinfo.ts";
+import { parseSecretKey, publicKeyOf, signFingerprint, formatPublicKey, type SecretKey } from "./nix/signing.ts";
+import { decodeNixBase32 } from "./nix/base32.ts";
+import { storedExtension } from "./ingest/codecs.ts";
+import type { StoredCompression } from "./config/load.ts";
+
+const secretKeys = new Map<string, SecretKey>();
+
+/** The cache's parsed key, memoised by its text so a KeyObject is built once per key. */
+export function cacheSecretKey(cache: CacheRow): SecretKey {
+  let sk = secretKeys.get(cache.keypair);
+  if (!sk) {
+    sk = parseSecretKey(cache.keypair);
+    if (secretKeys.size > 10_000) secretKeys.clear();
+    secretKeys.set(cache.keypair, sk);
+  }
+  return sk;
+}
+
+export function cachePublicKey(cache: CacheRow): string {
+  return formatPublicKey(publicKeyOf(cacheSecretKey(cache)));
+}
+
+export interface RenderedNarInfo {
+  text: string;
+  /** Set when the signature had to be made now; the caller stores it for next time. */
+  newSignature: string | undefined;
+}
+
+export function narInfoFor(cache: CacheRow, found: ObjectWithNar): RenderedNarInfo {
+  const { object, nar } = found;
+  const references = JSON.parse(object.refs) as string[];
+  const narHash = sha256FromDigest(Buffer.from(nar.nar_hash, "hex"));
+  const sk = cacheSecretKey(cache);
+  let signature = object.signature_key_version === cache.key_version ? object.signature : null;
+  let newSignature: string | undefined;
+  if (signature === null) {
+    signature = signFingerprint(sk, fingerprint(object.store_path, narHash, nar.nar_size, references));
+    newSignature = signature;
+  }
+  const uploaded = (JSON.parse(object.sigs) as string[]).filter((s) => !s.startsWith(`${sk.name}:`));
+  const info: NarInfo = {
+    storePath: object.store_path,
+    url: `nar/${nar.file_hash}${storedExtension(nar.compression as StoredCompression)}`,
+    compression: nar.compression,
+    fileHash: sha256FromDigest(decodeNixBase32(nar.file_hash)),
+    fileSize: nar.file_size,
+    narHash,
+    narSize: nar.nar_size,
+    references,
+    ...(object.deriver !== null && { deriver: object.deriver }),
+    ...(object.system !== null && { system: object.system }),
+    sigs: [signature, ...uploaded],
+    ...(object.ca !== null && { ca: object.ca }),
+  };
+  return { text: renderNarInfo(info), newSignature };
+}

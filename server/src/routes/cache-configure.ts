@@ -1,0 +1,41 @@
+/**
+ * PATCH /_api/v1/cache-config/{cache} — permission `cr`, plus `cq` when the retention period
+ * actually changes. attic's client sends `retention_period: "Global"` on every configure call;
+ * requiring `cq` for a no-op would make plain `attic cache configure --public` fail.
+ */
+import type { FastifyInstance } from "fastify";
+import type { AppContext } from "../context.ts";
+import { badRequest, ServerError } from "../errors.ts";
+import { requireCache } from "../http/cache-access.ts";
+import { updateCache, type CachePatch } from "../db/caches.ts";
+import { cacheConfigPatch, describeZodError } from "../api/cache-config-types.ts";
+import { cacheKeypair } from "./cache-create.ts";
+
+export function registerCacheConfigure(app: FastifyInstance, ctx: AppContext): void {
+  app.patch<{ Params: { cache: string } }>("/_api/v1/cache-config/:cache", async (req, reply) => {
+    const { cache, permissions } = await requireCache(ctx, req, req.params.cache, "configureCache");
+    const parsed = cacheConfigPatch.safeParse(req.body);
+    if (!parsed.success) throw badRequest(`invalid CacheConfig: ${describeZodError(parsed.error)}`);
+    const b = parsed.data;
+    const patch: CachePatch = {};
+    if (b.keypair !== undefined) patch.keypair = cacheKeypair(cache.name, b.keypair);
+    if (b.is_public !== undefined) patch.isPublic = b.is_public;
+    if (b.store_dir !== undefined) patch.storeDir = b.store_dir;
+    if (b.priority !== undefined) patch.priority = b.priority;
+    if (b.upstream_cache_key_names !== undefined) patch.upstreamCacheKeyNames = b.upstream_cache_key_names;
+    if (b.retention_period !== undefined) {
+      const next = b.retention_period === "Global" ? null : b.retention_period.Period;
+      if (next !== cache.retention_period) {
+        if (!permissions.configureCacheRetention) {
+          throw new ServerError("AccessError", `Access error: this token lacks the "configureCacheRetention" permission on cache "${cache.name}".`);
+        }
+        patch.retentionPeriod = next;
+      }
+    }
+    const modifiable = ["keypair", "is_public", "store_dir", "priority", "upstream_cache_key_names", "retention_period"] as const;
+    if (!modifiable.some((k) => b[k] !== undefined)) throw badRequest("No modifiable fields were set.");
+    if (Object.keys(patch).length > 0) await updateCache(ctx.db, cache.id, patch);
+    ctx.caches.invalidate(cache.name);
+    return reply.code(200).send();
+  });
+}

@@ -1,0 +1,31 @@
+/** The route table. */
+import type { FastifyInstance } from "fastify";
+import type { AppContext } from "../context.ts";
+import { registerNixCacheInfo } from "./nix-cache-info.ts";
+import { registerNarInfoGet } from "./narinfo-get.ts";
+import { registerNarInfoPut } from "./narinfo-put.ts";
+import { registerNarGet } from "./nar-get.ts";
+import { registerNarPut } from "./nar-put.ts";
+import { registerCacheConfigGet } from "./cache-config-get.ts";
+import { registerCacheCreate } from "./cache-create.ts";
+import { registerCacheConfigure } from "./cache-configure.ts";
+import { registerCacheDestroy } from "./cache-destroy.ts";
+import { registerHealth } from "./health.ts";
+import { registerMetrics } from "./metrics.ts";
+
+export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.get("/", async (_req, reply) =>
+    reply.type("text/plain").send("larder: a Nix binary cache. Substituter URLs are http(s)://<this host>/<cache>.\n"),
+  );
+  registerHealth(app, ctx);
+  registerMetrics(app, ctx);
+  registerCacheConfigGet(app, ctx);
+  registerCacheCreate(app, ctx);
+  registerCacheConfigure(app, ctx);
+  registerCacheDestroy(app, ctx);
+  registerNixCacheInfo(app, ctx);
+  registerNarInfoGet(app, ctx);
+  registerNarInfoPut(app, ctx);
+  registerNarGet(app, ctx);
+  registerNarPut(app, ctx);
+}

@@ -1,0 +1,69 @@
+/**
+ * GET/HEAD /{cache}/nar/<filehash>.nar.<ext> — streams the stored bytes as they are (never
+ * recompressed), with Content-Length and single-range support; on S3, optionally a redirect to a
+ * short-lived presigned URL. Only NARs of this cache's own objects are found here.
+ */
+import type { FastifyInstance } from "fastify";
+import type { AppContext } from "../context.ts";
+import { ServerError } from "../errors.ts";
+import { requireCache } from "../http/cache-access.ts";
+import { cacheHasUploadFile, findServedNar } from "../db/nars.ts";
+import { narFileName } from "./paths.ts";
+
+const PRESIGN_SECONDS = 600;
+
+/** Parses a single `bytes=a-b`, `bytes=a-` or `bytes=-n` range; undefined means "whole file". */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined | "unsatisfiable" {
+  if (header === undefined) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  let start: number;
+  let end: number;
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return "unsatisfiable";
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || start > end) return "unsatisfiable";
+  return { start, end };
+}
+
+export function registerNarGet(app: FastifyInstance, ctx: AppContext): void {
+  app.get<{ Params: { cache: string; file: string } }>("/:cache/nar/:file", async (req, reply) => {
+    const { fileHash } = narFileName(req.params.file);
+    const { cache } = await requireCache(ctx, req, req.params.cache, "pull");
+    if (cache.is_public) reply.header("x-attic-cache-visibility", "public");
+    const nar = await findServedNar(ctx.db, cache.id, fileHash);
+    if (!nar) {
+      // Nix's push asks with HEAD under its own file name whether to upload; a NAR staged or
+      // pushed under that name earlier means "have it" (for this cache's uploads only).
+      if (req.method === "HEAD" && (await cacheHasUploadFile(ctx.db, cache.id, fileHash))) {
+        return reply.type("application/x-nix-nar").send();
+      }
+      throw new ServerError("NoSuchObject");
+    }
+    reply.header("accept-ranges", "bytes").type("application/x-nix-nar");
+    if (ctx.config.presignDownloads && req.method === "GET" && req.headers.range === undefined) {
+      const url = await ctx.storage.presignGet(nar.storage_key, PRESIGN_SECONDS);
+      if (url !== null) return reply.redirect(url, 307);
+    }
+    const range = parseRange(req.headers.range, nar.file_size);
+    if (range === "unsatisfiable") {
+      return reply.code(416).header("content-range", `bytes */${nar.file_size}`).send("");
+    }
+    if (range) {
+      reply.code(206).header("content-range", `bytes ${range.start}-${range.end}/${nar.file_size}`);
+      reply.header("content-length", range.end - range.start + 1);
+    } else {
+      reply.header("content-length", nar.file_size);
+    }
+    if (req.method === "HEAD") return reply.send();
+    const body = await ctx.storage.get(nar.storage_key, range);
+    ctx.metrics.bytesServed.inc(range ? range.end - range.start + 1 : nar.file_size);
+    return reply.send(body);
+  });
+}

@@ -1,0 +1,49 @@
+/**
+ * PUT /{cache}/nar/<filehash>.nar[.ext] — the NAR half of `nix copy --to http://…`. The NAR is
+ * ingested and stored, then staged for this cache: it becomes visible only when a narinfo that
+ * matches it arrives (narinfo-put.ts). A body whose bytes do not hash to the name in the URL,
+ * truncated ones included, is refused and leaves nothing behind.
+ */
+import { rm } from "node:fs/promises";
+import type { FastifyInstance } from "fastify";
+import type { AppContext } from "../context.ts";
+import { badRequest, ServerError } from "../errors.ts";
+import { requireCache } from "../http/cache-access.ts";
+import { encodeNixBase32 } from "../nix/base32.ts";
+import { isUploadCompression } from "../ingest/codecs.ts";
+import { ingest } from "../ingest/pipeline.ts";
+import { commitNar } from "../ingest/commit.ts";
+import { stageNar } from "../db/nars.ts";
+import { narFileName } from "./paths.ts";
+
+export function registerNarPut(app: FastifyInstance, ctx: AppContext): void {
+  app.put<{ Params: { cache: string; file: string } }>("/:cache/nar/:file", async (req, reply) => {
+    const name = narFileName(req.params.file);
+    const { cache } = await requireCache(ctx, req, req.params.cache, "push");
+    if (!isUploadCompression(name.compression)) {
+      throw new ServerError("InvalidCompressionType", `Uploads in ${name.compression} are not supported; use compression=zstd, xz, br or none.`);
+    }
+    ctx.metrics.uploadsInFlight.inc();
+    try {
+      const ingested = await ingest({
+        body: req.raw,
+        input: name.compression,
+        stored: ctx.config.compression,
+        spoolDir: ctx.spoolDir,
+      });
+      const received = encodeNixBase32(ingested.upload.sha256);
+      if (received !== name.fileHash) {
+        await rm(ingested.spoolPath, { force: true });
+        throw badRequest(
+          `the body's SHA-256 is ${received} but the URL names ${name.fileHash} (${ingested.upload.size} bytes received; a truncated upload?)`,
+        );
+      }
+      const { nar } = await commitNar(ctx.db, ctx.storage, ingested);
+      await stageNar(ctx.db, cache.id, name.fileHash, ingested.upload.size, nar.id);
+      ctx.metrics.bytesIngested.inc({ protocol: "nix" }, ingested.nar.size);
+      return reply.code(200).type("text/plain").send("");
+    } finally {
+      ctx.metrics.uploadsInFlight.dec();
+    }
+  });
+}

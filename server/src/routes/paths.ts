@@ -1,0 +1,37 @@
+/** Validation of untrusted path parts, done before any lookup. */
+import { ServerError } from "../errors.ts";
+import { isStorePathHash } from "../nix/store-path.ts";
+import { compressionFromNarExtension, type NixCompression } from "../nix/compression.ts";
+
+const NIX32 = "[0-9a-df-np-sv-z]";
+const NARINFO_FILE = new RegExp(`^(${NIX32}{32})\\.narinfo$`);
+const NAR_FILE = new RegExp(`^(${NIX32}{52})(\\.nar(?:\\.[a-z0-9]{1,8})?)$`);
+
+/** `<hash>.narinfo` → the store-path hash; other names are a 404, a bad hash a 400. */
+export function narInfoHash(file: string): string {
+  const m = NARINFO_FILE.exec(file);
+  if (m) return m[1] as string;
+  const dot = file.indexOf(".");
+  const stem = dot < 0 ? file : file.slice(0, dot);
+  const suffix = dot < 0 ? "" : file.slice(dot);
+  if (suffix === ".narinfo" && !isStorePathHash(stem)) {
+    throw new ServerError("InvalidStorePathHash", `Invalid store path hash "${stem.slice(0, 64)}": expected 32 nix-base32 characters.`);
+  }
+  throw new ServerError("NotFound");
+}
+
+export interface NarFileName {
+  /** Nix-base32 SHA-256 of the file's (compressed) bytes. */
+  fileHash: string;
+  compression: NixCompression;
+}
+
+/** `nar/<filehash>.nar[.ext]`; anything else, including traversal attempts, is a 400. */
+export function narFileName(file: string): NarFileName {
+  const m = NAR_FILE.exec(file);
+  const compression = m ? compressionFromNarExtension(`${m[1]}${m[2]}`) : undefined;
+  if (!m || compression === undefined) {
+    throw new ServerError("RequestError", `General request error: "${file.slice(0, 100)}" is not a NAR file name (nar/<52 nix-base32 chars>.nar[.xz|.zst|.br|.bz2]).`);
+  }
+  return { fileHash: m[1] as string, compression };
+}

@@ -1,0 +1,72 @@
+/**
+ * Wires a Config into a running server: database (migrated), storage, token keys, background
+ * tasks, HTTP. Used by the entry point and by tests, which start real servers this way.
+ */
+import { mkdir } from "node:fs/promises";
+import type { FastifyInstance } from "fastify";
+import { pino, type Logger } from "pino";
+import type { Config } from "./config/load.ts";
+import type { AppContext } from "./context.ts";
+import { openDb } from "./db/connect.ts";
+import { createStorage } from "./storage/index.ts";
+import { tokenKeys } from "./auth/tokens.ts";
+import { createRevocations } from "./auth/revocations.ts";
+import { createCacheDirectory } from "./cache-directory.ts";
+import { createAccessTracker } from "./access-tracker.ts";
+import { createMetrics } from "./metrics.ts";
+import { buildApp } from "./app.ts";
+
+export interface ContextOptions {
+  log?: Logger;
+  /** Apply pending migrations (every serving mode does; several processes may race safely). */
+  migrate?: boolean;
+  accessFlushMs?: number;
+  defaultMetrics?: boolean;
+}
+
+export async function createContext(config: Config, opts: ContextOptions = {}): Promise<AppContext> {
+  const log = opts.log ?? pino({ level: config.logLevel, base: { service: "larderd" } });
+  const db = await openDb(config.databaseUrl);
+  if (opts.migrate ?? true) await db.migrate();
+  const storage = await createStorage(config.storage);
+  await mkdir(config.spoolDir, { recursive: true, mode: 0o700 });
+  return {
+    config,
+    db,
+    storage,
+    tokens: tokenKeys(config.jwt.key, config.jwt.issuer, config.jwt.audiences),
+    revocations: createRevocations(db),
+    caches: createCacheDirectory(db),
+    accessTracker: createAccessTracker(db, opts.accessFlushMs, (e) => log.warn({ err: e }, "could not record access times")),
+    metrics: createMetrics({ defaultMetrics: opts.defaultMetrics ?? false }),
+    log,
+    spoolDir: config.spoolDir,
+  };
+}
+
+export interface RunningServer {
+  ctx: AppContext;
+  app: FastifyInstance;
+  /** Base URL without trailing slash, e.g. http://127.0.0.1:41234 */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, opts: ContextOptions & { ctx?: AppContext } = {}): Promise<RunningServer> {
+  const ctx = opts.ctx ?? (await createContext(config, opts));
+  const app = buildApp(ctx);
+  await app.listen({ host: config.listen.host, port: config.listen.port });
+  const addr = app.server.address();
+  const port = typeof addr === "object" && addr ? addr.port : config.listen.port;
+  const host = config.listen.host.includes(":") ? `[${config.listen.host === "::" ? "::1" : config.listen.host}]` : config.listen.host === "0.0.0.0" ? "127.0.0.1" : config.listen.host;
+  return {
+    ctx,
+    app,
+    url: `http://${host}:${port}`,
+    async close() {
+      await app.close();
+      await ctx.accessTracker.stop();
+      await ctx.db.close();
+    },
+  };
+}
