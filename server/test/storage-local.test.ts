@@ -1,0 +1,72 @@
+import { readdir, stat, utimes, writeFile, mkdir, rm } from "node:fs/promises";
+import * as path from "node:path";
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { createStorage, createLocalStorage, StorageError } from "../src/storage/index.ts";
+import { describeStorageContract } from "./storage-contract.ts";
+import { makeTempDir } from "./support/tmp.ts";
+
+describeStorageContract(
+  "local",
+  async () => {
+    const dir = await makeTempDir("storage-local");
+    return { storage: await createStorage({ type: "local", path: dir.path }), cleanup: dir.cleanup };
+  },
+  { presigns: false },
+);
+
+describe("local storage specifics", () => {
+  it("keeps objects at <path>/<key> and leaves no temp files after puts", async () => {
+    const dir = await makeTempDir("storage-local");
+    try {
+      const storage = await createLocalStorage({ path: dir.path });
+      await storage.put("nar/0a/0a1b.nar.zst", Readable.from([Buffer.from("abc")]));
+      expect((await stat(path.join(dir.path, "nar", "0a", "0a1b.nar.zst"))).size).toBe(3);
+      await expect(
+        storage.put("nar/0a/broken.nar", Readable.from((async function* () { yield Buffer.from("x"); throw new Error("boom"); })())),
+      ).rejects.toThrow("boom");
+      expect(await readdir(path.join(dir.path, ".tmp"))).toEqual([]);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  it("removes temp files older than an hour on startup and keeps younger ones", async () => {
+    const dir = await makeTempDir("storage-local");
+    try {
+      await mkdir(path.join(dir.path, ".tmp"));
+      const old = path.join(dir.path, ".tmp", "old.part");
+      const young = path.join(dir.path, ".tmp", "young.part");
+      await writeFile(old, "stale");
+      await writeFile(young, "in flight");
+      const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+      await utimes(old, twoHoursAgo, twoHoursAgo);
+      await createLocalStorage({ path: dir.path });
+      expect(await readdir(path.join(dir.path, ".tmp"))).toEqual(["young.part"]);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  it("check() fails once the directory is gone", async () => {
+    const dir = await makeTempDir("storage-local");
+    const storage = await createLocalStorage({ path: dir.path });
+    await rm(dir.path, { recursive: true });
+    await expect(storage.check()).rejects.toBeInstanceOf(StorageError);
+  });
+
+  it("list() does not show the temp directory or files placed outside the key alphabet", async () => {
+    const dir = await makeTempDir("storage-local");
+    try {
+      const storage = await createLocalStorage({ path: dir.path });
+      await writeFile(path.join(dir.path, ".tmp", "partial.part"), "x");
+      await writeFile(path.join(dir.path, ".DS_Store"), "x");
+      await storage.put("k", Readable.from([Buffer.from("v")]));
+      const keys: string[] = [];
+      for await (const e of storage.list()) keys.push(e.key);
+      expect(keys).toEqual(["k"]);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+});
