@@ -81,9 +81,7 @@ let
     exec "$@"
   '';
 
-  serviceEnvironment = {
-    NODE_ENV = "production";
-  };
+  serviceEnvironment = { NODE_ENV = "production"; } // cfg.environment;
 
   # What every unit running larderd shares: identity, secrets, sandbox.
   commonServiceConfig = {
@@ -143,6 +141,13 @@ let
 
   localPostgres = cfg.database.createLocally || (config.services.postgresql.enable && helpers.isLocalPostgres databaseUrl);
 
+  # Newer nixpkgs create ensureDatabases/ensureUsers in postgresql-setup.service and mark
+  # "ready" with postgresql.target; older ones have only postgresql.service. Ordering after a
+  # unit that does not exist is harmless, so both are named.
+  postgresAfter = lib.optionals localPostgres [ "postgresql.service" "postgresql.target" ];
+  postgresWants = lib.optional localPostgres "postgresql.target";
+  postgresRequires = lib.optional localPostgres "postgresql.service";
+
   larderd = lib.getExe' cfg.package "larderd";
   runLarderd = args: utils.escapeSystemdExecArgs ([ launcher larderd "--config" checkedConfig ] ++ args);
 
@@ -163,7 +168,7 @@ let
       --property=StateDirectory=larder \
       ${lib.optionalString (cfg.environmentFile != null) "--property=EnvironmentFile=${lib.escapeShellArg cfg.environmentFile}"} \
       ${lib.concatMapStringsSep " " (name: "--property=LoadCredential=${lib.escapeShellArg "${name}:${cfg.credentials.${name}}"}") credentialNames} \
-      ${lib.concatStringsSep " " (lib.mapAttrsToList (k: v: "--setenv=${k}=${v}") serviceEnvironment)} \
+      ${lib.concatStringsSep " " (lib.mapAttrsToList (k: v: lib.escapeShellArg "--setenv=${k}=${v}") serviceEnvironment)} \
       -- ${launcher} ${larderd} "$sub" --config ${checkedConfig} "$@"
   '';
 
@@ -201,6 +206,13 @@ in
         freeformType = format.type;
         options = toSubmodules settingsOptions;
       };
+    };
+
+    environment = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+      example = { AWS_REGION = "eu-west-1"; NODE_EXTRA_CA_CERTS = "/etc/ssl/rds-global-bundle.pem"; };
+      description = "Non-secret environment variables for larderd in every unit and in larderd-admin (the values are in the Nix store).";
     };
 
     environmentFile = mkOption {
@@ -323,9 +335,9 @@ in
       systemd.services.larder = {
         description = "larder Nix binary cache (${cfg.mode})";
         wantedBy = [ "multi-user.target" ];
-        wants = [ "network-online.target" ];
-        after = [ "network-online.target" ] ++ lib.optional localPostgres "postgresql.service";
-        requires = lib.optional localPostgres "postgresql.service";
+        wants = [ "network-online.target" ] ++ postgresWants;
+        after = [ "network-online.target" ] ++ postgresAfter;
+        requires = postgresRequires;
         environment = serviceEnvironment;
         serviceConfig = commonServiceConfig // {
           Type = "exec";
@@ -352,9 +364,9 @@ in
       services.larder.settings.garbage-collection.interval = "0s";
       systemd.services.larder-gc = {
         description = "larder garbage collection (one run)";
-        after = [ "network-online.target" "larder.service" ] ++ lib.optional localPostgres "postgresql.service";
-        wants = [ "network-online.target" ];
-        requires = lib.optional localPostgres "postgresql.service";
+        after = [ "network-online.target" "larder.service" ] ++ postgresAfter;
+        wants = [ "network-online.target" ] ++ postgresWants;
+        requires = postgresRequires;
         environment = serviceEnvironment;
         serviceConfig = commonServiceConfig // {
           Type = "oneshot";
