@@ -95,6 +95,13 @@ describe("NarParser on NARs dumped by Nix", () => {
       }
     }
     expect(parseError(nars[0]!.bytes.subarray(0, 30))).toMatch(/^invalid NAR at byte 30: NAR is truncated/);
+    // The reported position does not depend on how the input was cut into chunks.
+    const mid = nars.find((n) => n.name === "fx-mid")!.bytes;
+    for (let len = 0; len < mid.length; len += 7) {
+      const whole = parseError(mid.subarray(0, len));
+      expect(() => parse(mid.subarray(0, len), 1)).toThrow(whole);
+      expect(() => parse(mid.subarray(0, len), 5, len)).toThrow(whole);
+    }
   });
 
   it("rejects trailing data", () => {
