@@ -399,7 +399,9 @@ in
           forceSSL = cfg.nginx.enableACME;
           locations."/" = {
             proxyPass = helpers.proxyTarget cfg.settings.listen;
-            # Not recommendedProxySettings: its 60 s timeouts would be duplicate directives here.
+            # Off even if enabled globally: its 60 s timeouts, included here, would clash with
+            # the long ones below (nginx refuses duplicate directives in one block).
+            recommendedProxySettings = false;
             extraConfig = ''
               proxy_http_version 1.1;
               proxy_set_header Host $host;
