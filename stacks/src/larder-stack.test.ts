@@ -30,7 +30,8 @@ describe("LarderStack, single host", () => {
   it("runs larder in monolithic mode, terminating TLS for the domain itself", () => {
     const text = userData(tf, "aws_instance");
     expect(text).toContain('mode = "monolithic";');
-    expect(text).toContain('tlsDomain = "cache.example.net";');
+    expect(text).toContain('domain = "cache.example.net";');
+    expect(text).toContain('tls = "acme";');
     expect(text).toContain('acmeEmail = "ops@example.net";');
   });
 
@@ -57,8 +58,8 @@ describe("LarderStack, single host", () => {
       delete c.acmeEmail;
     });
     expect(String(bare.output?.["url"]?.["value"])).toMatch(/^http:\/\/\$\{aws_eip\..*\.public_ip\}$/);
-    expect(userData(bare, "aws_instance")).toMatch(/api-endpoint = "http:\/\/\$\{aws_eip\..*\.public_ip\}\/";/);
-    expect(userData(bare, "aws_instance")).toContain("tlsDomain = null;");
+    expect(userData(bare, "aws_instance")).toMatch(/domain = "\$\{aws_eip\..*\.public_ip\}";/);
+    expect(userData(bare, "aws_instance")).toContain('tls = "none";');
   });
 });
 
@@ -68,8 +69,8 @@ describe("LarderStack, scaled out", () => {
   it("adds the api-server group behind a load balancer and one garbage-collector host", () => {
     expect(one(tf, "aws_autoscaling_group")).toMatchObject({ min_size: 2 });
     expect(one(tf, "aws_lb")).toMatchObject({ load_balancer_type: "application", internal: false });
-    expect(userData(tf, "aws_instance")).toContain('mode = "garbage-collector";');
-    expect(Object.values(tf.locals ?? {}).join()).toContain('mode = "api-server";');
+    expect(userData(tf, "aws_instance")).toMatch(/mode = "garbage-collector";[^]*tls = "load-balancer";/);
+    expect(Object.values(tf.locals ?? {}).join()).toMatch(/mode = "api-server";[^]*domain = "cache.example.net";[^]*tls = "load-balancer";/);
   });
 
   it("points the name at the load balancer and keeps the Elastic IP on the collector", () => {

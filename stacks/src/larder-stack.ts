@@ -6,7 +6,7 @@ import { CloudflareProvider } from "@cdktf/provider-cloudflare/lib/provider/inde
 import type { Deployment } from "./config.ts";
 import { useRemoteState } from "./state.ts";
 import { renderNixosConfig } from "./user-data.ts";
-import type { HostMode } from "./user-data.ts";
+import type { HostMode, HostTls } from "./user-data.ts";
 import { Network } from "./constructs/network.ts";
 import { CacheBucket } from "./constructs/cache-bucket.ts";
 import { ServerSecrets } from "./constructs/server-secrets.ts";
@@ -71,12 +71,11 @@ export class LarderStack extends TerraformStack {
       architecture: deployment.host.architecture,
     });
 
-    const nixos = (mode: HostMode, apiEndpoint: string, tlsDomain: string | undefined): string =>
+    const nixos = (mode: HostMode, publicName: string, tls: HostTls): string =>
       renderNixosConfig({
         mode,
         nixosRelease: deployment.nixosRelease,
         larderSource: deployment.larderSource,
-        apiEndpoint,
         region: deployment.region,
         bucket: cache.bucket.bucket,
         databaseHost: database.instance.address,
@@ -84,8 +83,9 @@ export class LarderStack extends TerraformStack {
         databaseName: DATABASE_NAME,
         databaseSecretArn: database.credentialsSecretArn,
         tokenSecretArn: secrets.tokenSecret.arn,
-        tlsDomain,
-        acmeEmail: tlsDomain === undefined ? undefined : deployment.acmeEmail,
+        domain: publicName,
+        tls,
+        acmeEmail: tls === "acme" ? deployment.acmeEmail : undefined,
       });
     const hostBase = {
       vpcId: network.vpc.id,
@@ -105,13 +105,13 @@ export class LarderStack extends TerraformStack {
         ...hostBase,
         name,
         servesWeb: true,
-        userData: (ip) => nixos("monolithic", domain === undefined ? `http://${ip}/` : `https://${domain}/`, domain),
+        // Without a domain there is no certificate to get: plain HTTP on the Elastic IP.
+        userData: (ip) => (domain === undefined ? nixos("monolithic", ip, "none") : nixos("monolithic", domain, "acme")),
       });
       dns.pointAt({ kind: "address", ip: host.address.publicIp });
       url = domain === undefined ? `http://${host.address.publicIp}` : `https://${domain}`;
     } else {
       if (domain === undefined) throw new Error(`${name}: scale-out needs dns.domain`);
-      const apiEndpoint = `https://${domain}/`;
       const scaleOut = new ScaleOut(this, "scale-out", {
         name,
         vpcId: network.vpc.id,
@@ -124,7 +124,7 @@ export class LarderStack extends TerraformStack {
         rootVolumeGiB: deployment.host.rootVolumeGiB,
         instanceProfileArn: identity.instanceProfile.arn,
         hostSecurityGroupId: identity.securityGroup.id,
-        userData: nixos("api-server", apiEndpoint, undefined),
+        userData: nixos("api-server", domain, "load-balancer"),
         apiServers: deployment.scaleOut.apiServers,
         maxApiServers: deployment.scaleOut.maxApiServers,
       });
@@ -134,7 +134,8 @@ export class LarderStack extends TerraformStack {
         ...hostBase,
         name: `${name}-gc`,
         servesWeb: false,
-        userData: () => nixos("garbage-collector", apiEndpoint, undefined),
+        // It serves no clients, but its URLs must still name the public https endpoint.
+        userData: () => nixos("garbage-collector", domain, "load-balancer"),
       });
       url = `https://${domain}`;
     }

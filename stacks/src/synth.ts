@@ -21,7 +21,7 @@ async function main(): Promise<number> {
     strict: true,
   });
   // cdktf-cli passes its output directory in CDKTF_OUTDIR.
-  const outdir = path.resolve(values.out ?? process.env["CDKTF_OUTDIR"] ?? path.join(REPOSITORY, "cdktf.out"));
+  const outdir = path.resolve(values.out ?? (process.env["CDKTF_OUTDIR"] || path.join(REPOSITORY, "cdktf.out")));
   let deployments = await loadDeployments(path.resolve(values.deployments ?? DEPLOYMENTS_DIRECTORY));
   if (positionals.length > 0) {
     const unknown = positionals.filter((name) => !deployments.some((d) => d.name === name));

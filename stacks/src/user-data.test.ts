@@ -7,7 +7,6 @@ const config: HostNixosConfig = {
   mode: "monolithic",
   nixosRelease: "25.05",
   larderSource: { url: "https://example.com/larder/archive/abc.tar.gz", sha256: "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" },
-  apiEndpoint: "https://cache.example.net/",
   region: "eu-west-1",
   bucket: "${aws_s3_bucket.cache.bucket}",
   databaseHost: "${aws_db_instance.db.address}",
@@ -15,29 +14,29 @@ const config: HostNixosConfig = {
   databaseName: "larder",
   databaseSecretArn: "${aws_db_instance.db.master_user_secret[0].secret_arn}",
   tokenSecretArn: "${aws_secretsmanager_secret.token.arn}",
-  tlsDomain: "cache.example.net",
+  domain: "cache.example.net",
+  tls: "acme",
   acmeEmail: "ops@example.net",
 };
 
 describe("renderNixosConfig", () => {
   const text = renderNixosConfig(config);
 
-  it("imports larder's module and the aws-host profile from the pinned tarball", () => {
+  it("imports larder's aws-host profile from the pinned tarball", () => {
     expect(text).toContain('url = "https://example.com/larder/archive/abc.tar.gz";');
     expect(text).toContain('sha256 = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";');
-    expect(text).toContain('(larder + "/nixos-modules/larder.nix")');
-    expect(text).toContain('(larder + "/nixos-modules/aws-host.nix")');
-    expect(text).toContain('(modulesPath + "/virtualisation/amazon-image.nix")');
+    expect(text).toContain('imports = [ (larder + "/nixos-modules/aws-host.nix") ];');
   });
 
-  it("configures services.larder with the mode and the S3 storage", () => {
-    expect(text).toMatch(/services\.larder = \{\n\s+enable = true;\n\s+mode = "monolithic";/);
-    expect(text).toContain('api-endpoint = "https://cache.example.net/";');
-    expect(text).toMatch(/type = "s3";\n\s+region = "eu-west-1";\n\s+bucket = "\$\{aws_s3_bucket\.cache\.bucket\}";/);
+  it("configures services.larder.aws with the mode, the bucket, the name and how TLS ends", () => {
+    expect(text).toMatch(/services\.larder\.aws = \{\n\s+mode = "monolithic";\n\s+region = "eu-west-1";\n\s+bucket = "\$\{aws_s3_bucket\.cache\.bucket\}";/);
+    expect(text).toContain('domain = "cache.example.net";');
+    expect(text).toContain('tls = "acme";');
+    expect(text).toContain('acmeEmail = "ops@example.net";');
   });
 
   it("passes the secrets' ARNs and the database's address, never a credential", () => {
-    expect(text).toContain('credentialsSecretArn = "${aws_db_instance.db.master_user_secret[0].secret_arn}";');
+    expect(text).toContain('masterUserSecretArn = "${aws_db_instance.db.master_user_secret[0].secret_arn}";');
     expect(text).toContain('tokenSecretArn = "${aws_secretsmanager_secret.token.arn}";');
     expect(text).toContain("port = 5432;");
     expect(text).not.toMatch(/password|token-hs256-secret-base64|database\.url|url = "postgres/);
@@ -50,10 +49,10 @@ describe("renderNixosConfig", () => {
     for (const found of interpolations) expect(found).toMatch(/^\$\{aws_[a-z0-9_]+\.[a-z]+\.[a-z_\[\]0-9.]+\}$/);
   });
 
-  it("writes null for a host that does not terminate TLS", () => {
-    const plain = renderNixosConfig({ ...config, mode: "api-server", tlsDomain: undefined, acmeEmail: undefined });
-    expect(plain).toContain("tlsDomain = null;");
+  it("writes null for a host without its own certificate", () => {
+    const plain = renderNixosConfig({ ...config, mode: "api-server", tls: "load-balancer", acmeEmail: undefined });
     expect(plain).toContain("acmeEmail = null;");
+    expect(plain).toContain('tls = "load-balancer";');
     expect(plain).toContain('mode = "api-server";');
   });
 

@@ -2,21 +2,24 @@
 // it as /etc/nixos/configuration.nix and runs nixos-rebuild on every boot, so a new or replaced instance
 // configures itself with no ssh and no manual step.
 //
-// Only non-secret values go in here (user data is readable by anyone with ec2:DescribeInstanceAttribute
-// and lands in the Nix store): names, endpoints and the ARNs of the secrets, which the aws-host profile
-// fetches from Secrets Manager at boot with the instance role.
+// It imports larder's EC2 host profile (nixos-modules/aws-host.nix, which brings the amazon image
+// and services.larder) from a pinned tarball and sets services.larder.aws. Only non-secret values go
+// in here (user data is readable with ec2:DescribeInstanceAttribute and lands in the Nix store):
+// names, endpoints and the ARNs of the secrets, which the profile fetches from Secrets Manager at
+// boot with the instance role.
 //
 // The text is also a Terraform string, where "${" starts an interpolation: the Nix below never uses
 // Nix's own "${…}" (paths are joined with +), so every "${" in the output is a Terraform reference.
 
 export type HostMode = "monolithic" | "api-server" | "garbage-collector";
 
+/** acme: the host gets its own certificate; load-balancer: TLS ends at the ALB; none: plain HTTP. */
+export type HostTls = "acme" | "load-balancer" | "none";
+
 export interface HostNixosConfig {
   readonly mode: HostMode;
   readonly nixosRelease: string;
   readonly larderSource: { readonly url: string; readonly sha256: string };
-  /** Base URL clients use, with a trailing slash (larder's api-endpoint). */
-  readonly apiEndpoint: string;
   readonly region: string;
   readonly bucket: string;
   readonly databaseHost: string;
@@ -24,15 +27,16 @@ export interface HostNixosConfig {
   readonly databaseName: string;
   /** RDS-managed secret holding {"username", "password"}. */
   readonly databaseSecretArn: string;
-  /** Secret holding the base64 HS256 token-signing key; the host creates its value on first boot if empty. */
+  /** Secret holding the base64 HS256 token-signing key. */
   readonly tokenSecretArn: string;
-  /** Set when this host terminates TLS itself (nginx + ACME); unset behind the load balancer or without a domain. */
-  readonly tlsDomain: string | undefined;
+  /** The name clients use (the bare Elastic IP when there is no domain). */
+  readonly domain: string;
+  readonly tls: HostTls;
   readonly acmeEmail: string | undefined;
 }
 
-/** The port larderd listens on: nginx proxies to it on a single host, the load balancer targets it when scaled out. */
-export const LARDER_PORT = 8080;
+/** Each server's nginx (from the aws-host profile) listens here; the load balancer targets it. */
+export const SERVER_HTTP_PORT = 80;
 
 function nixString(value: string): string {
   return `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
@@ -46,7 +50,7 @@ export function renderNixosConfig(config: HostNixosConfig): string {
   return `# larder host (${config.mode}), written by larder's stacks (stacks/src/user-data.ts).
 # amazon-init applies this on every boot. It holds no secret: the aws-host profile reads
 # the database credentials and the token-signing key from Secrets Manager by ARN.
-{ lib, modulesPath, ... }:
+{ lib, ... }:
 let
   larder = builtins.fetchTarball {
     url = ${nixString(config.larderSource.url)};
@@ -54,39 +58,23 @@ let
   };
 in
 {
-  imports = [
-    (modulesPath + "/virtualisation/amazon-image.nix")
-    (larder + "/nixos-modules/larder.nix")
-    (larder + "/nixos-modules/aws-host.nix")
-  ];
+  imports = [ (larder + "/nixos-modules/aws-host.nix") ];
 
   system.stateVersion = lib.mkDefault ${nixString(config.nixosRelease)};
 
-  services.larder = {
-    enable = true;
+  services.larder.aws = {
     mode = ${nixString(config.mode)};
-    settings = {
-      listen = ${nixString(`[::]:${LARDER_PORT}`)};
-      api-endpoint = ${nixString(config.apiEndpoint)};
-      storage = {
-        type = "s3";
-        region = ${nixString(config.region)};
-        bucket = ${nixString(config.bucket)};
-      };
-    };
-  };
-
-  larder.awsHost = {
-    enable = true;
     region = ${nixString(config.region)};
+    bucket = ${nixString(config.bucket)};
     database = {
       host = ${nixString(config.databaseHost)};
       port = ${String(config.databasePort)};
       name = ${nixString(config.databaseName)};
-      credentialsSecretArn = ${nixString(config.databaseSecretArn)};
+      masterUserSecretArn = ${nixString(config.databaseSecretArn)};
     };
     tokenSecretArn = ${nixString(config.tokenSecretArn)};
-    tlsDomain = ${nixOptional(config.tlsDomain)};
+    domain = ${nixString(config.domain)};
+    tls = ${nixString(config.tls)};
     acmeEmail = ${nixOptional(config.acmeEmail)};
   };
 }

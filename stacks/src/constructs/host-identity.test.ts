@@ -33,10 +33,11 @@ describe("HostIdentity", () => {
     expect(s3.flatMap((s) => s.actions)).not.toContain("s3:*");
   });
 
-  it("reads the two secrets, and may write only the token key", () => {
-    const byId = Object.fromEntries(statements(build([])).map((s) => [s.sid, s]));
-    expect(byId["ReadServerSecrets"]?.resources).toEqual(["arn:token", "arn:database"]);
-    expect(byId["CreateTokenSigningKey"]).toMatchObject({ actions: ["secretsmanager:PutSecretValue"], resources: ["arn:token"] });
+  it("reads the two secrets and can change neither", () => {
+    const secrets = statements(build([])).filter((s) => s.actions.some((a) => a.startsWith("secretsmanager:")));
+    expect(secrets).toEqual([
+      { sid: "ReadServerSecrets", actions: ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], resources: ["arn:token", "arn:database"] },
+    ]);
   });
 
   it("attaches Session Manager instead of needing SSH", () => {

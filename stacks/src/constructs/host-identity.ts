@@ -50,12 +50,6 @@ export class HostIdentity extends Construct {
           actions: ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
           resources: [props.tokenSecretArn, props.databaseSecretArn],
         },
-        {
-          // Only for the first boot, when the signing key does not exist yet (see server-secrets.ts).
-          sid: "CreateTokenSigningKey",
-          actions: ["secretsmanager:PutSecretValue"],
-          resources: [props.tokenSecretArn],
-        },
       ],
     });
     new IamRolePolicy(this, "access-policy", { role: this.role.id, name: "larder-host-access", policy: access.json });

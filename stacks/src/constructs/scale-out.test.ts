@@ -28,8 +28,8 @@ describe("ScaleOut", () => {
     expect(one(tf, "aws_autoscaling_group")).toMatchObject({ min_size: 3, desired_capacity: 3, max_size: 5, health_check_type: "ELB", vpc_zone_identifier: ["subnet-a", "subnet-b"] });
   });
 
-  it("health-checks larder's health endpoint on larderd's port", () => {
-    expect(one(tf, "aws_lb_target_group")).toMatchObject({ port: 8080, protocol: "HTTP", health_check: { path: "/_api/v1/health", matcher: "200" } });
+  it("health-checks larder's health endpoint through each server's nginx", () => {
+    expect(one(tf, "aws_lb_target_group")).toMatchObject({ port: 80, protocol: "HTTP", health_check: { path: "/_api/v1/health", matcher: "200" } });
   });
 
   it("terminates TLS with a DNS-validated ACM certificate and redirects HTTP", () => {
@@ -50,9 +50,12 @@ describe("ScaleOut", () => {
     expect(Object.values(tf.locals ?? {})).toEqual(['mode = "api-server";']);
   });
 
-  it("lets only the load balancer reach larderd", () => {
-    const toServers = all(tf, "aws_vpc_security_group_ingress_rule").filter((r) => r["from_port"] === 8080);
+  it("lets only the load balancer reach the servers", () => {
+    const rules = all(tf, "aws_vpc_security_group_ingress_rule");
+    const toServers = rules.filter((r) => r["referenced_security_group_id"] !== undefined);
     expect(toServers).toHaveLength(1);
+    expect(toServers[0]).toMatchObject({ from_port: 80, to_port: 80 });
+    expect(rules.filter((r) => r["cidr_ipv4"] === "0.0.0.0/0").map((r) => r["from_port"]).sort()).toEqual([443, 80]);
     expect(String(toServers[0]?.["referenced_security_group_id"])).toMatch(/^\$\{aws_security_group\./);
     expect(toServers[0]?.["cidr_ipv4"]).toBeUndefined();
   });

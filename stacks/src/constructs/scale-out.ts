@@ -15,7 +15,7 @@ import { VpcSecurityGroupIngressRule } from "@cdktf/provider-aws/lib/vpc-securit
 import { VpcSecurityGroupEgressRule } from "@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js";
 import type { Dns } from "./dns.ts";
 import { REQUIRED_METADATA_OPTIONS } from "./host.ts";
-import { LARDER_PORT } from "../user-data.ts";
+import { SERVER_HTTP_PORT } from "../user-data.ts";
 
 /** larderd's health endpoint: 200 when the database and storage answer, 503 otherwise. */
 export const HEALTH_CHECK_PATH = "/_api/v1/health";
@@ -67,7 +67,7 @@ export class ScaleOut extends Construct {
     }
     const serverFirewall = new SecurityGroup(this, "server-firewall", {
       namePrefix: `${name}-api-`,
-      description: "larder api servers: larderd from the load balancer only",
+      description: "larder api servers: HTTP from the load balancer only",
       vpcId: props.vpcId,
       revokeRulesOnDelete: true,
       lifecycle: { createBeforeDestroy: true },
@@ -75,18 +75,18 @@ export class ScaleOut extends Construct {
     });
     new VpcSecurityGroupIngressRule(this, "servers-from-balancer", {
       securityGroupId: serverFirewall.id,
-      description: "larderd from the load balancer",
+      description: "HTTP (nginx in front of larderd) from the load balancer",
       ipProtocol: "tcp",
-      fromPort: LARDER_PORT,
-      toPort: LARDER_PORT,
+      fromPort: SERVER_HTTP_PORT,
+      toPort: SERVER_HTTP_PORT,
       referencedSecurityGroupId: balancerFirewall.id,
     });
     new VpcSecurityGroupEgressRule(this, "balancer-to-servers", {
       securityGroupId: balancerFirewall.id,
-      description: "to larderd",
+      description: "to the api servers",
       ipProtocol: "tcp",
-      fromPort: LARDER_PORT,
-      toPort: LARDER_PORT,
+      fromPort: SERVER_HTTP_PORT,
+      toPort: SERVER_HTTP_PORT,
       referencedSecurityGroupId: serverFirewall.id,
     });
 
@@ -122,7 +122,7 @@ export class ScaleOut extends Construct {
     const targets = new LbTargetGroup(this, "servers", {
       namePrefix: "larder",
       vpcId: props.vpcId,
-      port: LARDER_PORT,
+      port: SERVER_HTTP_PORT,
       protocol: "HTTP",
       targetType: "instance",
       deregistrationDelay: "30",

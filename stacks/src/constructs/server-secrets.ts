@@ -1,10 +1,11 @@
 // The token-signing key's home. Terraform creates the secret but never its value:
-//  - a random_password (or any generated value) would be written in plain text into the Terraform
-//    state, which every operator and CI job reads; invariant 5 keeps secrets out of the state too;
-//  - the first host to boot finds the secret without a current version, generates 32 random bytes and
-//    stores them with PutSecretValue under a fixed client request token, so hosts that boot together
-//    (the auto-scaling group) converge on one value instead of racing; later hosts just read it.
-// Replacing an instance therefore keeps every issued token valid, with no copying by hand.
+//  - a random_password (or any value Terraform generates) is written in plain text into the state,
+//    which every operator and CI job reads; invariant 5 keeps secret values out of Terraform;
+//  - the value is set once per deployment, by the operator, straight from a random source into
+//    Secrets Manager (docs/STACKS.md has the one command); hosts only ever read it.
+// Generating it on the first host instead was weighed: N api servers booting together would race
+// for it, and every host would need write access to the key. Setting it once is one command, and
+// replacing an instance still needs nothing: the new host reads the same secret by ARN.
 import { Construct } from "constructs";
 import { SecretsmanagerSecret } from "@cdktf/provider-aws/lib/secretsmanager-secret/index.js";
 
@@ -20,7 +21,7 @@ export class ServerSecrets extends Construct {
     this.tokenSecret = new SecretsmanagerSecret(this, "token-signing-key", {
       // A prefix, because a deleted secret's name stays reserved for its recovery window.
       namePrefix: `larder-${props.deploymentName}-token-hs256-`,
-      description: "larder JWT HS256 signing key (base64); generated on the first host at first boot",
+      description: "larder JWT HS256 signing key, bare base64 (set once: see docs/STACKS.md)",
       recoveryWindowInDays: 7,
     });
   }
