@@ -55,10 +55,10 @@ export function parseOutputs(json: string): StackOutputs {
 
 export async function readOutputs(root: string, stack?: string): Promise<StackOutputs> {
   const dir = stackDir(root, stack);
-  const tf = terraformBinary();
   if (!existsSync(join(dir, ".terraform")) && !existsSync(join(dir, "terraform.tfstate"))) {
-    fail(`stack ${dir} was never initialised, so it has no outputs: run \`just deploy\` first, or pass --host`);
+    fail(`stack ${dir} was never initialised, so it has no outputs: run \`just deploy\` first`);
   }
+  const tf = terraformBinary();
   return parseOutputs(await run(tf, ["output", "-json"], { cwd: dir, capture: true, quiet: true }));
 }
 

@@ -1,0 +1,40 @@
+/** `just` comes from the rust-just npm package, so `npx just --list` works after `npm ci`. */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { REPO } from "./helpers.ts";
+
+const JUST = join(REPO, "node_modules", ".bin", "just");
+const just = (args: string[]) => spawnSync(JUST, args, { cwd: REPO, encoding: "utf8" });
+
+const REQUIRED = [
+  "synth", "plan", "deploy", "destroy", "ssh", "secret-edit", "secrets-rekey", "adopt-host",
+  "gc-once", "vpc-sg-cleanup", "token", "cache-create", "test",
+];
+
+describe("justfile", () => {
+  it("lists every recipe, each with a description; bare `just` lists too", () => {
+    const list = just(["--list"]);
+    expect(list.status, list.stderr).toBe(0);
+    for (const recipe of REQUIRED) expect(list.stdout).toMatch(new RegExp(`^ {4}${recipe}( \\*args)? +# \\S`, "m"));
+    const bare = just([]);
+    expect(bare.status).toBe(0);
+    expect(bare.stdout.split("\n").sort()).toEqual(list.stdout.split("\n").sort());
+  });
+
+  it("each recipe runs one existing npm script or file, passing arguments through unsplit", () => {
+    const dump = JSON.parse(just(["--dump", "--dump-format", "json"]).stdout) as {
+      recipes: Record<string, { body: unknown[][] }>;
+    };
+    for (const recipe of REQUIRED) {
+      const body = JSON.stringify(dump.recipes[recipe]?.body);
+      const file = /(scripts\/src\/[\w-]+\.ts|secrets\/bin\/[\w-]+\.js)/.exec(body)?.[1];
+      if (recipe === "test") expect(body).toContain("npm test");
+      else expect(file && existsSync(join(REPO, file)), `${recipe}: ${body}`).toBe(true);
+    }
+    const dry = just(["--dry-run", "token", "--sub", "a b", "--pull", "*"]);
+    expect(dry.status, dry.stderr).toBe(0);
+    expect(dry.stderr).toContain('scripts/src/make-token.ts "$@"');
+  });
+});
