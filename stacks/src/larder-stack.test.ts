@@ -21,7 +21,8 @@ describe("LarderStack, single host", () => {
   const tf = synth();
 
   it("exposes exactly the outputs the ops scripts read", () => {
-    expect(Object.keys(tf.output ?? {}).sort()).toEqual([...OUTPUT_NAMES].sort());
+    expect(Object.keys(tf.output ?? {}).sort()).toEqual([...OUTPUT_NAMES, "token_secret_arn"].sort());
+    expect(String(tf.output?.["token_secret_arn"]?.["value"])).toMatch(/^\$\{aws_secretsmanager_secret\..*\.arn\}$/);
     expect(tf.output?.["url"]?.["value"]).toBe("https://cache.example.net");
     expect(tf.output?.["region"]?.["value"]).toBe("eu-west-1");
     expect(String(tf.output?.["public_ip"]?.["value"])).toMatch(/^\$\{aws_eip\./);

@@ -150,5 +150,7 @@ export class LarderStack extends TerraformStack {
       region: { value: deployment.region, description: "AWS region" },
     };
     for (const [outputName, output] of Object.entries(outputs)) new TerraformOutput(this, outputName, output);
+    // An ARN, not a value: where the operator puts the token-signing key once (docs/STACKS.md).
+    new TerraformOutput(this, "token_secret_arn", { value: secrets.tokenSecret.arn, description: "Secrets Manager secret for the token-signing key" });
   }
 }
