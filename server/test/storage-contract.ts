@@ -240,6 +240,16 @@ export function describeStorageContract(
       await expect(storage.delete(`${ns()}/never/existed`)).resolves.toBeUndefined();
     });
 
+    it("a key that is only a prefix of other keys is not an object", async () => {
+      const root = ns();
+      await storage.put(`${root}/dir/file`, bodyOf("inside"));
+      expect(await storage.head(`${root}/dir`)).toBeNull();
+      await expect(storage.get(`${root}/dir`)).rejects.toBeInstanceOf(StorageNotFoundError);
+      await expect(storage.get(`${root}/dir`, { start: 0 })).rejects.toBeInstanceOf(StorageNotFoundError);
+      await expect(storage.delete(`${root}/dir`)).resolves.toBeUndefined();
+      expect(await keysOf(storage, `${root}/`)).toEqual([{ key: `${root}/dir/file`, size: 6 }]);
+    });
+
     it("lists keys with sizes under a prefix", async () => {
       const root = ns();
       await storage.put(`${root}/a/b/1`, bodyOf("1"));

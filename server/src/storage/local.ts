@@ -75,7 +75,10 @@ export async function createLocalStorage(opts: LocalStorageOptions): Promise<Sto
         throw wrap("get", key, err);
       }
       try {
-        const { size } = await handle.stat();
+        const stat = await handle.stat();
+        // A key that names a directory (a prefix of other keys) is not an object, as on S3.
+        if (!stat.isFile()) throw new StorageNotFoundError(`storage object ${key} not found`);
+        const size = stat.size;
         if (range === undefined) return handle.createReadStream();
         if (range.start >= size) {
           throw new StorageRangeError(`range start ${range.start} is past the end of ${key} (${size} bytes)`);
@@ -84,7 +87,7 @@ export async function createLocalStorage(opts: LocalStorageOptions): Promise<Sto
         return handle.createReadStream({ start: range.start, end });
       } catch (err) {
         await handle.close().catch(() => {});
-        if (err instanceof StorageError) throw err;
+        if (err instanceof StorageError || err instanceof StorageNotFoundError) throw err;
         throw wrap("get", key, err);
       }
     },
@@ -105,7 +108,8 @@ export async function createLocalStorage(opts: LocalStorageOptions): Promise<Sto
       try {
         await fs.unlink(fileOf(key));
       } catch (err) {
-        if (isMissing(err)) return;
+        // EISDIR: the key names a directory of other keys, so there is no object to delete.
+        if (isMissing(err) || (err as NodeJS.ErrnoException).code === "EISDIR") return;
         throw wrap("delete", key, err);
       }
     },
