@@ -6,13 +6,14 @@ import { EC2Client, GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
 import { Command, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { verifyAwsCredentials } from "./lib/aws.ts";
 import { repoRoot } from "./lib/cli.ts";
 import { fail } from "./lib/errors.ts";
 import { run } from "./lib/exec.ts";
 import { keyFromConsole, keyFromKeyscan } from "./lib/host-key.ts";
 import { runMain } from "./lib/main.ts";
 import { verifyTool } from "./lib/preflight.ts";
-import { readOutputs, requireOutput } from "./lib/stack.ts";
+import { readOutputs, REPO_ROOT, requireOutput } from "./lib/stack.ts";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -37,23 +38,25 @@ export async function main(argv: string[]): Promise<number> {
     .description("give a replaced instance's new host key access to the secrets (fetch key, update recipients, rekey)")
     .option("--host <host>", "address to ssh-keyscan (default: the stack's public_ip output)")
     .option("--from-console", "read the key from the EC2 console output instead of ssh-keyscan", false)
+    .option("--instance-id <id>", "instance for --from-console (default: the stack's instance_id output)")
     .option("--region <region>", "AWS region for --from-console (default: the stack's region output)")
     .option("--stack <name>", "synthesized stack to read outputs from")
     .option("--name <name>", "host entry in secrets/recipients.json (default: the only one)")
     .addOption(new Option("-i, --identity <path>", "key to decrypt with while rekeying (repeatable)").default([]).argParser(collect))
     .option("--dry-run", "show the key and the steps, change nothing", false);
   program.parse(argv);
-  const options = program.opts<{ host?: string; fromConsole: boolean; region?: string; stack?: string; name?: string; identity: string[]; dryRun: boolean }>();
+  const options = program.opts<{ host?: string; fromConsole: boolean; instanceId?: string; region?: string; stack?: string; name?: string; identity: string[]; dryRun: boolean }>();
   const root = repoRoot();
   const secretsDir = join(root, "secrets");
   const entry = hostEntry(readFileSync(join(secretsDir, "recipients.json"), "utf8"), options.name);
 
   let key: string;
   if (options.fromConsole) {
-    const outputs = await readOutputs(root, options.stack);
-    const instanceId = requireOutput(outputs, "instance_id", "check the instance exists");
+    const outputs = options.instanceId !== undefined && options.region !== undefined ? {} : await readOutputs(root, options.stack);
+    const instanceId = options.instanceId ?? requireOutput(outputs, "instance_id", "pass --instance-id");
     const region = options.region ?? requireOutput(outputs, "region", "pass --region");
     const ec2 = new EC2Client({ region });
+    await verifyAwsCredentials(ec2);
     const response = await ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, Latest: true }));
     key = keyFromConsole(Buffer.from(response.Output ?? "", "base64").toString("utf8"), instanceId);
   } else {
@@ -66,11 +69,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${entry.name} already has this key; nothing to do\n`);
     return 0;
   }
-  const cli = join(root, "secrets", "bin", "larder-secrets.js");
+  const cli = join(REPO_ROOT, "secrets", "bin", "larder-secrets.js");
   const identities = options.identity.flatMap((path) => ["-i", path]);
   if (options.dryRun) {
-    process.stderr.write(`dry run: would replace ${entry.name}'s key in secrets/recipients.json and rekey every secret\n`);
-    await run(process.execPath, [cli, "--dir", secretsDir, ...identities, "rekey", "--dry-run"]).catch(() => undefined);
+    process.stderr.write(`dry run: would replace ${entry.name}'s key in secrets/recipients.json and re-encrypt the secrets it reads\n`);
     return 0;
   }
   await run(process.execPath, [cli, "--dir", secretsDir, "set-key", entry.name, key]);

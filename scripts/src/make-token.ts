@@ -9,6 +9,7 @@ import { fail } from "./lib/errors.ts";
 import { run } from "./lib/exec.ts";
 import { runMain } from "./lib/main.ts";
 import { lastLine, runRemote } from "./lib/remote.ts";
+import { REPO_ROOT } from "./lib/stack.ts";
 
 /** The permission flags larderd-admin make-token takes, each with a cache-name pattern. */
 export const PERMISSIONS = ["pull", "push", "delete", "create-cache", "configure-cache", "configure-cache-retention", "destroy-cache"] as const;
@@ -56,8 +57,8 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${token}\n`);
     return;
   }
-  const cli = join(repoRoot(), "secrets", "bin", "larder-secrets.js");
-  await run(process.execPath, [cli, "add", options.save], { input: `${token}\n` });
+  const cli = join(REPO_ROOT, "secrets", "bin", "larder-secrets.js");
+  await run(process.execPath, [cli, "--dir", join(repoRoot(), "secrets"), "add", options.save], { input: `${token}\n` });
 }
 
 if (import.meta.main) runMain(import.meta.url, () => main(process.argv));

@@ -4,6 +4,7 @@
  */
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { Command } from "commander";
+import { verifyAwsCredentials } from "./lib/aws.ts";
 import { repoRoot } from "./lib/cli.ts";
 import { fail } from "./lib/errors.ts";
 import { runMain } from "./lib/main.ts";
@@ -38,11 +39,7 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
   }
   if (!/^vpc-[0-9a-f]{8,17}$/.test(vpcId)) fail(`"${vpcId}" is not a VPC id (vpc-0123abcd…)`);
   const ec2 = new EC2Client({ region });
-  try {
-    await ec2.config.credentials();
-  } catch {
-    fail("no AWS credentials found: set AWS_PROFILE (after `aws sso login`) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY");
-  }
+  await verifyAwsCredentials(ec2);
   const plan = await planCleanup(ec2, vpcId);
   for (const line of describePlan(plan)) deps.out(line);
   if (plan.groups.length === 0) return 0;
