@@ -3,6 +3,7 @@
 // any request that runs past ~100 s with HTTP 524, which is every large push (chutney #18).
 import { Construct } from "constructs";
 import { Fn } from "cdktf";
+import type { TerraformResource } from "cdktf";
 import { DataAwsRoute53Zone } from "@cdktf/provider-aws/lib/data-aws-route53-zone/index.js";
 import { Route53Record } from "@cdktf/provider-aws/lib/route53-record/index.js";
 import { DnsRecord } from "@cdktf/provider-cloudflare/lib/dns-record/index.js";
@@ -58,9 +59,9 @@ export class Dns extends Construct {
   }
 
   /** Publishes a record for ACM's DNS validation in whichever DNS the deployment uses. */
-  validationRecord(id: string, record: { readonly name: string; readonly type: string; readonly value: string }): void {
+  validationRecord(id: string, record: { readonly name: string; readonly type: string; readonly value: string }): TerraformResource {
     if (this.settings.provider === "route53") {
-      new Route53Record(this, id, {
+      return new Route53Record(this, id, {
         zoneId: this.zoneId(),
         name: record.name,
         type: record.type,
@@ -68,8 +69,9 @@ export class Dns extends Construct {
         records: [record.value],
         allowOverwrite: true,
       });
-    } else if (this.settings.provider === "cloudflare") {
-      new DnsRecord(this, id, {
+    }
+    if (this.settings.provider === "cloudflare") {
+      return new DnsRecord(this, id, {
         zoneId: this.cloudflareZone(),
         name: Fn.trimsuffix(record.name, "."),
         type: record.type,
@@ -77,9 +79,8 @@ export class Dns extends Construct {
         ttl: 60,
         proxied: false,
       });
-    } else {
-      throw new Error("a validation record needs dns.provider route53 or cloudflare");
     }
+    throw new Error("a validation record needs dns.provider route53 or cloudflare");
   }
 
   private zoneId(): string {

@@ -34,7 +34,7 @@ describe("ScaleOut", () => {
 
   it("terminates TLS with a DNS-validated ACM certificate and redirects HTTP", () => {
     expect(one(tf, "aws_acm_certificate")).toMatchObject({ domain_name: "cache.example.net", validation_method: "DNS" });
-    expect(one(tf, "aws_acm_certificate_validation")).toBeDefined();
+    expect(String(one(tf, "aws_acm_certificate_validation")["depends_on"])).toMatch(/aws_route53_record\./);
     const listeners = all(tf, "aws_lb_listener");
     const https = listeners.find((l) => l["port"] === 443);
     expect(https).toMatchObject({ protocol: "HTTPS" });

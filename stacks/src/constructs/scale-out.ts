@@ -98,7 +98,7 @@ export class ScaleOut extends Construct {
     // One domain, so one validation record; the options are a set, hence tolist before indexing.
     const option = Fn.element(Fn.tolist(certificate.domainValidationOptions), 0);
     const recordName = Token.asString(Fn.lookup(option, "resource_record_name", ""));
-    props.dns.validationRecord("certificate-validation", {
+    const validationRecord = props.dns.validationRecord("certificate-validation", {
       name: recordName,
       type: Token.asString(Fn.lookup(option, "resource_record_type", "")),
       value: Token.asString(Fn.lookup(option, "resource_record_value", "")),
@@ -106,6 +106,8 @@ export class ScaleOut extends Construct {
     const validated = new AcmCertificateValidation(this, "certificate-validated", {
       certificateArn: certificate.arn,
       validationRecordFqdns: [recordName],
+      // Nothing else orders the wait for issuance after the record exists.
+      dependsOn: [validationRecord],
     });
 
     this.loadBalancer = new Lb(this, "balancer", {
