@@ -1,7 +1,7 @@
 /**
  * synth | plan | deploy | destroy: synthesize the CDKTF app (`npm run synth`), then run OpenTofu
- * (preferred when installed) or Terraform in the synthesized stack directory. Extra arguments
- * after `--` go to the tofu/terraform subcommand. `deploy --dry-run` and `destroy --dry-run`
+ * (preferred when installed) or Terraform in the synthesized stack directory. Other arguments
+ * (`-auto-approve`, `-var x=1`) go to the tofu/terraform subcommand. `deploy --dry-run` and `destroy --dry-run`
  * only plan.
  */
 import { Command } from "commander";
@@ -34,7 +34,9 @@ export async function main(argv: string[]): Promise<void> {
     .argument("[extra...]", "arguments for tofu/terraform (after --)")
     .option("--stack <name>", "stack to use (default: the only one synthesized)")
     .option("--no-synth", "use the existing cdktf.out instead of synthesizing first")
-    .option("--dry-run", "for deploy and destroy: only show the plan", false);
+    .option("--dry-run", "for deploy and destroy: only show the plan", false)
+    // tofu's own flags (-auto-approve, -var x=1) pass through without a `--`.
+    .allowUnknownOption();
   program.parse(argv);
   const options = program.opts<{ stack?: string; synth: boolean; dryRun: boolean }>();
   const [action = "", ...extra] = program.args;

@@ -7,6 +7,7 @@ export function check(ctx: Context): number {
   const config = loadConfig(ctx.dir);
   const lock = loadLock(ctx.dir);
   let problems = 0;
+  if (Object.keys(config.secrets).length === 0) ctx.out("no secrets configured yet; list them under \"secrets\" in recipients.json");
   for (const name of Object.keys(config.secrets).sort()) {
     const problem = problemWith(ctx.dir, config, lock, name);
     if (problem === null) {
