@@ -21,7 +21,8 @@ export function onPath(tool: string): boolean {
 export function itWith(tools: string[]): typeof it {
   const missing = tools.filter((t) => !onPath(t));
   if (missing.length === 0) return it;
-  const reason = `needs ${missing.join(", ")} on PATH (apt-get install ${missing.map((t) => (t.startsWith("ssh") ? "openssh-client" : t)).join(" ")})`;
+  const packages = [...new Set(missing.map((t) => (t.startsWith("ssh") ? "openssh-client" : t.startsWith("age") ? "age" : t)))];
+  const reason = `needs ${missing.join(", ")} on PATH (apt-get install ${packages.join(" ")})`;
   if (process.env.CI === "true") {
     return ((name: string) => it(name, () => {
       throw new Error(`${reason}; CI must have it`);
