@@ -73,6 +73,12 @@ export function buildApp(ctx: AppContext): FastifyInstance {
     if (body.code >= 500) req.log.error({ err }, "request failed");
     else if (kind === "Unauthorized" || kind === "AccessError") req.log.info({ reason: message, url: req.url }, "access denied");
     if (reply.sent) return;
+    // An error answered before the body was read: discard the rest and do not reuse the
+    // connection, so the next request on it is never parsed out of leftover body bytes.
+    if (!req.raw.complete && !req.raw.destroyed) {
+      req.raw.resume();
+      reply.header("connection", "close");
+    }
     void reply.code(body.code).header("content-type", "application/json; charset=utf-8").send(body);
   });
 

@@ -10,7 +10,7 @@ import { createHash, randomBytes, type Hash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform, Writable, type Readable, type TransformCallback } from "node:stream";
+import { Transform, Writable, type Duplex, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { badRequest, ServerError } from "../errors.ts";
 import { NarParser } from "../nix/nar.ts";
@@ -81,15 +81,19 @@ class Sink extends Writable {
   }
 }
 
-function narError(e: unknown): unknown {
+function narError(e: unknown, decodeErrors: WeakSet<object>): unknown {
   if (e instanceof NixFormatError) return badRequest(`the upload is not a valid NAR: ${e.message}`);
   if (e instanceof ServerError) return e;
-  // zlib/lzma/bzip2 failures mean the bytes do not decode in the compression the client named.
-  const code = (e as { code?: string }).code ?? "";
-  if (/^Z_|^ERR_ZSTD|^ERR_BROTLI|LZMA/.test(code) || /incorrect header|corrupt|invalid|unexpected end|bzip2|truncated|data error/i.test((e as Error).message ?? "")) {
+  // Whatever the decompressor rejects is bytes that are not in the compression the client named.
+  if (typeof e === "object" && e !== null && decodeErrors.has(e)) {
     return badRequest(`the upload does not decompress: ${(e as Error).message}`);
   }
   return e;
+}
+
+function decoding(d: Duplex, decodeErrors: WeakSet<object>): Duplex {
+  d.on("error", (e) => decodeErrors.add(e));
+  return d;
 }
 
 export async function ingest(opts: IngestOptions): Promise<Ingested> {
@@ -98,10 +102,11 @@ export async function ingest(opts: IngestOptions): Promise<Ingested> {
   const uploadTap = new Tap(opts.maxUploadBytes);
   const narTap = new Tap(undefined, (c) => parser.push(c));
   const keepAsSent = opts.input === opts.stored.type;
+  const decodeErrors = new WeakSet<object>();
   try {
     if (keepAsSent) {
       // Two branches read the same upload: the spool gets the bytes, the decompressor proves them.
-      const decomp = decompressor(opts.input);
+      const decomp = decoding(decompressor(opts.input), decodeErrors);
       const proving = pipeline(decomp, narTap, new Sink());
       const forward = new Transform({
         highWaterMark: 1 << 20,
@@ -127,7 +132,7 @@ export async function ingest(opts: IngestOptions): Promise<Ingested> {
     await pipeline(
       opts.body,
       uploadTap,
-      decompressor(opts.input),
+      decoding(decompressor(opts.input), decodeErrors),
       narTap,
       compressor(opts.stored.type, opts.stored.level),
       fileTap,
@@ -137,6 +142,6 @@ export async function ingest(opts: IngestOptions): Promise<Ingested> {
     return { upload: uploadTap.digest(), nar: narTap.digest(), file: fileTap.digest(), spoolPath, compression: opts.stored.type };
   } catch (e) {
     await rm(spoolPath, { force: true });
-    throw narError(e);
+    throw narError(e, decodeErrors);
   }
 }
