@@ -73,6 +73,7 @@ const program = new Command("larderd")
   .option("-l, --listen <addr>", "address to listen on, overriding the config (e.g. [::]:8080)")
   .addOption(new Option("--mode <mode>", "what to run").choices(MODES).default("monolithic"))
   .showHelpAfterError()
+  .enablePositionalOptions()
   .action(async (opts: { config?: string; listen?: string; mode: Mode }) => {
     const config = await serverConfig(opts);
     const code = await runMode(opts.mode, config, { onSignal: (handler) => ["SIGINT", "SIGTERM"].forEach((s) => process.once(s, handler)) });

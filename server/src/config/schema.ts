@@ -6,15 +6,19 @@
 import { z } from "zod";
 import { parseDuration } from "../util/duration.ts";
 
-const duration = (what: string) =>
-  z.string().describe(what).transform((s, ctx) => {
-    try {
-      return parseDuration(s);
-    } catch (e) {
-      ctx.addIssue({ code: "custom", message: (e as Error).message });
-      return z.NEVER;
-    }
-  });
+const duration = (what: string, fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s, ctx) => {
+      try {
+        return parseDuration(s);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+        return z.NEVER;
+      }
+    })
+    .describe(`${what} A duration such as "12 hours" or "3 months".`);
 
 const endpoint = z
   .string()
@@ -24,12 +28,12 @@ const endpoint = z
 export const compressionTypes = ["zstd", "none", "brotli", "xz"] as const;
 
 const localStorage = z.strictObject({
-  type: z.literal("local"),
+  type: z.literal("local").describe("Store NARs in a local directory."),
   path: z.string().min(1).describe("Directory that holds the stored NARs."),
 });
 
 const s3Storage = z.strictObject({
-  type: z.literal("s3"),
+  type: z.literal("s3").describe("Store NARs in an S3 bucket (AWS or S3-compatible)."),
   region: z.string().min(1).describe("AWS region of the bucket (any string for S3-compatible stores)."),
   bucket: z.string().min(1).describe("Bucket name."),
   endpoint: z.string().url().optional().describe("Custom endpoint for S3-compatible stores; implies path-style addressing."),
@@ -76,10 +80,10 @@ export const configSchema = z.strictObject({
     level: z.number().int().optional().describe("Compression level; default zstd 3, brotli 5, xz 2."),
   }).default({ type: "zstd" }).describe("How NARs are compressed once, at ingest."),
   "garbage-collection": z.strictObject({
-    interval: duration("Time between periodic GC runs, e.g. \"12 hours\"; \"0s\" disables periodic GC.").default(43200),
-    "default-retention-period": duration("Retention of caches without their own period; \"0s\" keeps forever.").default(0),
-    "grace-period": duration("Age below which unreferenced NARs and staged uploads are never collected.").default(21600),
-  }).default({ interval: 43200, "default-retention-period": 0, "grace-period": 21600 }).describe("Garbage collection."),
+    interval: duration("Time between periodic GC runs; \"0s\" disables periodic GC.", "12 hours"),
+    "default-retention-period": duration("Retention of caches without their own period, from the later of push and last access; \"0s\" keeps forever.", "0s"),
+    "grace-period": duration("Age below which unreferenced NARs and staged uploads are never collected (protects uploads in flight).", "6 hours"),
+  }).prefault({}).describe("Garbage collection."),
   jwt: z.strictObject({
     "token-bound-issuer": z.string().optional().describe("Required `iss` of tokens; set on minted tokens."),
     "token-bound-audiences": z.array(z.string()).optional().describe("Accepted `aud` values; the first is set on minted tokens."),

@@ -1,0 +1,111 @@
+/**
+ * The config reference (docs/CONFIG.md) is generated from the schema's descriptions, so the
+ * documentation cannot drift from what the parser accepts; a test checks the committed file.
+ */
+import { z } from "zod";
+import { configSchema } from "./schema.ts";
+
+export interface KeyDoc {
+  /** Dotted TOML path, e.g. "garbage-collection.interval" or "storage.credentials.access_key_id". */
+  path: string;
+  type: string;
+  default: string;
+  description: string;
+  /** For keys that exist only for one storage type. */
+  only?: string;
+}
+
+function unwrap(t: z.ZodType): { inner: z.ZodType; def?: unknown } {
+  let cur: z.ZodType = t;
+  let def: unknown;
+  for (;;) {
+    const d = (cur as unknown as { _zod: { def: { type: string; innerType?: z.ZodType; defaultValue?: unknown; in?: z.ZodType } } })._zod.def;
+    if (d.type === "default" || d.type === "prefault") {
+      def = d.defaultValue;
+      cur = d.innerType as z.ZodType;
+    } else if (d.type === "optional" || d.type === "nullable") cur = d.innerType as z.ZodType;
+    else if (d.type === "pipe") cur = d.in as z.ZodType;
+    else return { inner: cur, ...(def !== undefined && { def }) };
+  }
+}
+
+function typeName(t: z.ZodType): string {
+  const d = (t as unknown as { _zod: { def: { type: string; element?: z.ZodType; entries?: Record<string, string>; values?: unknown[] } } })._zod.def;
+  switch (d.type) {
+    case "string":
+      return "string";
+    case "number":
+      return "integer";
+    case "boolean":
+      return "boolean";
+    case "array":
+      return `array of ${typeName(d.element as z.ZodType)}`;
+    case "enum":
+      return Object.values(d.entries ?? {}).map((v) => `"${v}"`).join(" \\| ");
+    case "literal":
+      return (d.values ?? []).map((v) => JSON.stringify(v)).join(" \\| ");
+    default:
+      return d.type;
+  }
+}
+
+function walk(shape: Record<string, z.ZodType>, prefix: string, only: string | undefined, out: KeyDoc[]): void {
+  for (const [key, schema] of Object.entries(shape)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const { inner, def } = unwrap(schema);
+    const description = schema.description ?? inner.description ?? "";
+    const d = (inner as unknown as { _zod: { def: { type: string; shape?: Record<string, z.ZodType>; options?: z.ZodType[] } } })._zod.def;
+    if (d.type === "object") {
+      out.push({ path, type: "table", default: "", description, ...(only && { only }) });
+      walk(d.shape as Record<string, z.ZodType>, path, only, out);
+    } else if (d.type === "union" && path === "storage") {
+      out.push({ path, type: "table", default: "", description });
+      for (const option of d.options ?? []) {
+        const optShape = (option as unknown as { _zod: { def: { shape: Record<string, z.ZodType> } } })._zod.def.shape;
+        const tag = (optShape.type as unknown as { _zod: { def: { values: string[] } } })._zod.def.values[0] as string;
+        const docs: KeyDoc[] = [];
+        walk(optShape, path, `type = "${tag}"`, docs);
+        for (const doc of docs) if (!out.some((o) => o.path === doc.path && o.only === doc.only)) out.push(doc);
+      }
+    } else {
+      out.push({ path, type: typeName(inner), default: def === undefined ? "" : JSON.stringify(def), description, ...(only && { only }) });
+    }
+  }
+}
+
+export function configKeys(): KeyDoc[] {
+  const out: KeyDoc[] = [];
+  walk((configSchema as unknown as { shape: Record<string, z.ZodType> }).shape, "", undefined, out);
+  return out;
+}
+
+export function renderConfigReference(): string {
+  const rows = configKeys().map(
+    (k) => `| \`${k.path}\` | ${k.type}${k.only ? ` (${k.only})` : ""} | ${k.default ? `\`${k.default}\`` : ""} | ${k.description.replace(/\|/g, "\\|")} |`,
+  );
+  return `# larderd configuration reference
+
+<!-- Generated from server/src/config/schema.ts by \`npm run docs:config -w server\`; a test keeps it current. -->
+
+\`larderd\` reads \`server.toml\` from \`--config PATH\`, else from the base64 text in
+\`LARDER_SERVER_CONFIG_BASE64\`, else from \`$XDG_CONFIG_HOME/larder/server.toml\` (written on first
+start). Key names follow attic's \`server.toml\`, so an attic config loads as it is; unknown keys are
+rejected with their name. Durations are written like \`"12 hours"\`, \`"3 months"\`, \`"2y"\`, \`"0s"\`.
+
+Secrets may come from the environment instead of the file, so they never sit in a Nix store:
+
+| variable | replaces |
+|---|---|
+| \`LARDER_SERVER_DATABASE_URL\` | \`database.url\` |
+| \`LARDER_SERVER_TOKEN_HS256_SECRET_BASE64\` | \`jwt.signing.token-hs256-secret-base64\` |
+| \`LARDER_SERVER_TOKEN_RS256_SECRET_BASE64\` | \`jwt.signing.token-rs256-secret-base64\` |
+| \`LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64\` | \`jwt.signing.token-rs256-pubkey-base64\` |
+
+attic's \`ATTIC_SERVER_*\` names of the same variables are accepted too. S3 credentials come from
+\`[storage.credentials]\` or the AWS SDK's default chain (\`AWS_ACCESS_KEY_ID\`, instance roles, …).
+
+| key | type | default | meaning |
+|---|---|---|---|
+${rows.join("\n")}
+`;
+}
