@@ -12,6 +12,11 @@ import { registerCacheConfigure } from "./cache-configure.ts";
 import { registerCacheDestroy } from "./cache-destroy.ts";
 import { registerHealth } from "./health.ts";
 import { registerMetrics } from "./metrics.ts";
+import { registerPins } from "./pins.ts";
+import { registerGetMissingPaths } from "./get-missing-paths.ts";
+import { registerUploadPath } from "./upload-path.ts";
+import { registerPathDelete } from "./path-delete.ts";
+import { registerTokenRevoke } from "./token-revoke.ts";
 
 export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get("/", async (_req, reply) =>
@@ -23,9 +28,14 @@ export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
   registerCacheCreate(app, ctx);
   registerCacheConfigure(app, ctx);
   registerCacheDestroy(app, ctx);
+  registerPins(app, ctx);
   registerNixCacheInfo(app, ctx);
   registerNarInfoGet(app, ctx);
   registerNarInfoPut(app, ctx);
   registerNarGet(app, ctx);
   registerNarPut(app, ctx);
+  registerGetMissingPaths(app, ctx);
+  registerUploadPath(app, ctx);
+  registerPathDelete(app, ctx);
+  registerTokenRevoke(app, ctx);
 }

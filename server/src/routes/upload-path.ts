@@ -1,0 +1,151 @@
+/**
+ * PUT /_api/v1/upload-path — attic's push: the uncompressed NAR as the body (chunked, length
+ * unknown), its metadata in `X-Attic-Nar-Info` or as a JSON preamble of
+ * `X-Attic-Nar-Info-Preamble-Size` bytes before the NAR (the preamble wins, as in attic). The NAR
+ * goes through the shared ingest pipeline, its NarHash and NarSize are checked against the claim,
+ * and only then is it committed and the path made visible. Reading the whole body before a dedup
+ * answer is attic's proof of possession, here always on.
+ */
+import { rm } from "node:fs/promises";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { AppContext } from "../context.ts";
+import { badRequest, ServerError } from "../errors.ts";
+import { requireCache } from "../http/cache-access.ts";
+import { readPreamble } from "../http/preamble.ts";
+import { ingest, type Ingested } from "../ingest/pipeline.ts";
+import { commitNar } from "../ingest/commit.ts";
+import { upsertObject } from "../db/objects.ts";
+import { parseHash, type Sha256 } from "../nix/hash.ts";
+import { parseBaseName, parseStorePath } from "../nix/store-path.ts";
+import { describeZodError } from "../api/cache-config-types.ts";
+import { uploadPathNarInfo, type UploadPathNarInfo, type UploadPathResult } from "../api/push-types.ts";
+
+async function readNarInfo(ctx: AppContext, req: FastifyRequest): Promise<UploadPathNarInfo> {
+  const preambleHeader = req.headers["x-attic-nar-info-preamble-size"];
+  const infoHeader = req.headers["x-attic-nar-info"];
+  let text: string;
+  if (typeof preambleHeader === "string") {
+    if (!/^\d{1,12}$/.test(preambleHeader.trim())) throw badRequest(`X-Attic-Nar-Info-Preamble-Size "${preambleHeader.slice(0, 40)}" is not a byte count`);
+    const size = Number(preambleHeader.trim());
+    if (size === 0) throw badRequest("X-Attic-Nar-Info-Preamble-Size is 0; the preamble must hold the upload info JSON");
+    if (size > ctx.config.maxNarInfoSize) {
+      throw badRequest(`the ${size}-byte preamble exceeds max-nar-info-size (${ctx.config.maxNarInfoSize} bytes)`);
+    }
+    text = (await readPreamble(req.raw, size)).toString("utf8");
+  } else if (typeof infoHeader === "string") {
+    text = infoHeader;
+  } else {
+    throw badRequest("X-Attic-Nar-Info must be set (or X-Attic-Nar-Info-Preamble-Size with the info as a preamble)");
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw badRequest("the upload info is not valid JSON");
+  }
+  const parsed = uploadPathNarInfo.safeParse(json);
+  if (!parsed.success) throw badRequest(`invalid upload info: ${describeZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+interface CheckedInfo {
+  narHash: Sha256;
+  references: string[];
+  deriver: string | null;
+}
+
+function checkInfo(info: UploadPathNarInfo, storeDir: string): CheckedInfo {
+  let hash: string;
+  try {
+    hash = parseStorePath(info.store_path, storeDir).hash;
+  } catch (e) {
+    throw badRequest(`store_path: ${(e as Error).message}`);
+  }
+  if (hash !== info.store_path_hash) throw badRequest(`store_path ${info.store_path} does not have the hash ${info.store_path_hash}`);
+  const references = info.references.map((r) => {
+    try {
+      parseBaseName(r);
+      return r;
+    } catch (e) {
+      throw badRequest(`references: ${(e as Error).message}`);
+    }
+  });
+  let deriver: string | null = null;
+  if (info.deriver) {
+    const base = info.deriver.slice(info.deriver.lastIndexOf("/") + 1);
+    try {
+      parseBaseName(base);
+    } catch (e) {
+      throw badRequest(`deriver: ${(e as Error).message}`);
+    }
+    deriver = base;
+  }
+  for (const s of info.sigs) {
+    if (!/^[^:\s]+:[A-Za-z0-9+/=]+$/.test(s)) throw badRequest(`sigs: "${s.slice(0, 80)}" is not "<key name>:<base64 signature>"`);
+  }
+  if (!/^sha256:/.test(info.nar_hash)) throw badRequest(`nar_hash "${info.nar_hash.slice(0, 80)}" must be "sha256:" followed by hex or nix-base32`);
+  let narHash: Sha256;
+  try {
+    narHash = parseHash(info.nar_hash);
+  } catch (e) {
+    throw badRequest(`nar_hash: ${(e as Error).message}`);
+  }
+  return { narHash, references, deriver };
+}
+
+export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void {
+  app.put("/_api/v1/upload-path", async (req, reply) => {
+    const info = await readNarInfo(ctx, req);
+    const { cache, caller } = await requireCache(ctx, req, info.cache, "push");
+    const checked = checkInfo(info, cache.store_dir);
+    ctx.metrics.uploadsInFlight.inc();
+    try {
+      let ingested: Ingested;
+      try {
+        ingested = await ingest({
+          body: req.raw,
+          input: "none",
+          stored: ctx.config.compression,
+          spoolDir: ctx.spoolDir,
+          // The body is the uncompressed NAR: more bytes than claimed can only be wrong.
+          maxUploadBytes: info.nar_size,
+        });
+      } catch (e) {
+        if (e instanceof ServerError && e.kind === "PayloadTooLarge") {
+          throw badRequest(`Bad NAR Hash or Size: the body is longer than nar_size (${info.nar_size} bytes)`);
+        }
+        throw e;
+      }
+      if (!ingested.nar.sha256.equals(checked.narHash.digest) || ingested.nar.size !== info.nar_size) {
+        await rm(ingested.spoolPath, { force: true });
+        throw badRequest(
+          `Bad NAR Hash or Size: received ${ingested.nar.size} bytes hashing to sha256:${ingested.nar.sha256.toString("hex")}, ` +
+            `but the upload info claims ${info.nar_size} bytes and sha256:${checked.narHash.digest.toString("hex")} (a truncated upload?)`,
+        );
+      }
+      const { nar, deduplicated } = await commitNar(ctx.db, ctx.storage, ingested);
+      await upsertObject(ctx.db, {
+        cacheId: cache.id,
+        narId: nar.id,
+        storePathHash: info.store_path_hash,
+        storePath: info.store_path,
+        references: checked.references,
+        deriver: checked.deriver,
+        ca: info.ca ?? null,
+        system: info.system ?? null,
+        sigs: info.sigs,
+        uploadFileHash: null,
+        createdBy: caller.claims?.sub ?? null,
+      });
+      ctx.metrics.bytesIngested.inc({ protocol: "attic" }, ingested.nar.size);
+      const body: UploadPathResult = {
+        kind: deduplicated ? "Deduplicated" : "Uploaded",
+        file_size: nar.file_size,
+        frac_deduplicated: deduplicated ? 1 : 0,
+      };
+      return reply.send(body);
+    } finally {
+      ctx.metrics.uploadsInFlight.dec();
+    }
+  });
+}
