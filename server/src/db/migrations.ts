@@ -82,6 +82,26 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "2026-11-22-002-references-and-storage-journal": {
+      async up(db: Kysely<any>) {
+        // References as rows, so GC asks "does anything left in this cache refer to X?" with an index.
+        await db.schema
+          .createTable("object_ref")
+          .addColumn("object_id", ref, (c: any) => c.notNull().references("object.id").onDelete("cascade"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull())
+          .addColumn("ref_hash", "varchar(32)", (c: any) => c.notNull())
+          .execute();
+        await db.schema.createIndex("object_ref_target").on("object_ref").columns(["cache_id", "ref_hash"]).execute();
+        await db.schema.createIndex("object_ref_object").on("object_ref").column("object_id").execute();
+        // Storage writes and deletes in progress: whatever a crash leaves here, the next GC finishes.
+        await db.schema
+          .createTable("storage_journal")
+          .addColumn("storage_key", "varchar(255)", (c: any) => c.primaryKey())
+          .addColumn("kind", "varchar(10)", (c: any) => c.notNull())
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

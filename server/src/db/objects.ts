@@ -1,7 +1,7 @@
 /** Per-cache store paths: the narinfo read path, upserts from both push protocols, queries. */
-import { sql, type Selectable } from "kysely";
+import { sql, type Kysely, type Selectable } from "kysely";
 import type { Db } from "./connect.ts";
-import type { ObjectTable } from "./schema.ts";
+import type { Database, ObjectTable } from "./schema.ts";
 import type { NarRow } from "./nars.ts";
 
 export type ObjectRow = Selectable<ObjectTable>;
@@ -51,7 +51,10 @@ export interface NewObject {
   createdBy: string | null;
 }
 
-/** A re-push replaces the path's metadata (attic's semantics) and counts as fresh for retention. */
+/**
+ * A re-push replaces the path's metadata (attic's semantics) and counts as fresh for retention.
+ * The references are kept as rows too, for GC; both change in one transaction.
+ */
 export async function upsertObject(db: Db, o: NewObject, now = Date.now()): Promise<void> {
   const values = {
     cache_id: o.cacheId,
@@ -71,11 +74,57 @@ export async function upsertObject(db: Db, o: NewObject, now = Date.now()): Prom
     created_by: o.createdBy,
   };
   const { cache_id: _c, store_path_hash: _h, ...update } = values;
-  await db.kysely
-    .insertInto("object")
-    .values(values)
-    .onConflict((oc) => oc.columns(["cache_id", "store_path_hash"]).doUpdateSet(update))
-    .execute();
+  await inTransaction(db, async (trx) => {
+    const row = await trx
+      .insertInto("object")
+      .values(values)
+      .onConflict((oc) => oc.columns(["cache_id", "store_path_hash"]).doUpdateSet(update))
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    await trx.deleteFrom("object_ref").where("object_id", "=", row.id).execute();
+    const hashes = [...new Set(o.references.map((r) => r.slice(0, 32)))];
+    for (let i = 0; i < hashes.length; i += 500) {
+      await trx
+        .insertInto("object_ref")
+        .values(hashes.slice(i, i + 500).map((ref_hash) => ({ object_id: row.id, cache_id: o.cacheId, ref_hash })))
+        .execute();
+    }
+  });
+}
+
+/** Runs `fn` in the caller's transaction, or in a new one. */
+export async function inTransaction<T>(db: Db, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+  if (db.kysely.isTransaction) return fn(db.kysely);
+  return db.kysely.transaction().execute(fn);
+}
+
+/**
+ * Serialises writers of one cache against its garbage collector on PostgreSQL (uploads share the
+ * lock, a GC pass takes it alone), so a path is never committed while a reference it names is being
+ * collected. SQLite has one writer at a time already.
+ */
+export async function lockCache(trx: Kysely<Database>, db: Db, cacheId: number, mode: "shared" | "exclusive"): Promise<void> {
+  if (db.dialect !== "postgres") return;
+  // The (int, int) form with "LARD" as the first key keeps clear of other advisory-lock users.
+  if (mode === "shared") await sql`select pg_advisory_xact_lock_shared(${0x4c415244}::int, ${cacheId}::int)`.execute(trx);
+  else await sql`select pg_advisory_xact_lock(${0x4c415244}::int, ${cacheId}::int)`.execute(trx);
+}
+
+/** References (base names) that name no path of this cache; self-references count as present. */
+export async function missingReferences(trx: Kysely<Database>, cacheId: number, selfHash: string, references: readonly string[]): Promise<string[]> {
+  const wanted = references.filter((r) => r.slice(0, 32) !== selfHash);
+  if (wanted.length === 0) return [];
+  const present = new Set<string>();
+  for (let i = 0; i < wanted.length; i += 500) {
+    const rows = await trx
+      .selectFrom("object")
+      .select("store_path_hash")
+      .where("cache_id", "=", cacheId)
+      .where("store_path_hash", "in", wanted.slice(i, i + 500).map((r) => r.slice(0, 32)))
+      .execute();
+    for (const r of rows) present.add(r.store_path_hash);
+  }
+  return wanted.filter((r) => !present.has(r.slice(0, 32)));
 }
 
 /** Stores the signature made on first read, so each object is signed once per key version. */

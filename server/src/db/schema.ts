@@ -86,6 +86,20 @@ export interface RevokedTokenTable {
   created_at: number;
 }
 
+export interface ObjectRefTable {
+  object_id: number;
+  cache_id: number;
+  /** Store-path hash of a path the object refers to (self-references included). */
+  ref_hash: string;
+}
+
+export interface StorageJournalTable {
+  storage_key: string;
+  /** "upload": written but not yet recorded in `nar`; "delete": dropped from `nar`, bytes still to delete. */
+  kind: "upload" | "delete";
+  created_at: number;
+}
+
 export interface Database {
   cache: CacheTable;
   nar: NarTable;
@@ -93,4 +107,6 @@ export interface Database {
   staged_nar: StagedNarTable;
   pin: PinTable;
   revoked_token: RevokedTokenTable;
+  object_ref: ObjectRefTable;
+  storage_journal: StorageJournalTable;
 }

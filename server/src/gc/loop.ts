@@ -1,10 +1,75 @@
+/** Scheduling of garbage collection: periodic inside a server or GC node, or one run and exit. */
+import { pino } from "pino";
 import type { AppContext } from "../context.ts";
 import type { Config } from "../config/load.ts";
+import { openDb } from "../db/connect.ts";
+import { createStorage } from "../storage/index.ts";
+import { createMetrics } from "../metrics.ts";
+import { collectGarbage, type GcDeps } from "./run.ts";
 
-export function startGcLoop(_ctx: AppContext): { stop(): Promise<void> } {
-  return { async stop() {} };
+export interface GcLoop {
+  stop(): Promise<void>;
 }
 
-export async function runGcMode(_config: Config, _once: boolean, _until: () => Promise<void>): Promise<number> {
-  throw new Error("garbage collection modes are not available yet");
+/** Runs GC now and then every `intervalSeconds` (0 disables it), never two runs at once. */
+export function startPeriodicGc(deps: GcDeps, intervalSeconds: number, beforeRun?: () => Promise<void>): GcLoop {
+  if (intervalSeconds === 0) {
+    deps.log.info("gc: periodic garbage collection is disabled (interval 0s)");
+    return { async stop() {} };
+  }
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const tick = () => {
+    running = (async () => {
+      try {
+        await beforeRun?.();
+        await collectGarbage(deps);
+      } catch (e) {
+        deps.log.error({ err: e }, "gc: run failed; retrying at the next interval");
+      }
+    })().finally(() => {
+      running = undefined;
+      if (!stopped) timer = setTimeout(tick, intervalSeconds * 1000);
+    });
+  };
+  timer = setTimeout(tick, 0);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
+
+export function startGcLoop(ctx: AppContext): GcLoop {
+  return startPeriodicGc(
+    { db: ctx.db, storage: ctx.storage, gc: ctx.config.gc, log: ctx.log, metrics: ctx.metrics },
+    ctx.config.gc.intervalSeconds,
+    // This process's recent hits must count before anything is judged unused.
+    () => ctx.accessTracker.flush(),
+  );
+}
+
+/** `--mode garbage-collector` (periodic) and `garbage-collector-once` (prints counts, exit code). */
+export async function runGcMode(config: Config, once: boolean, untilSignal: () => Promise<void>): Promise<number> {
+  const log = pino({ level: config.logLevel, base: { service: "larderd", mode: once ? "garbage-collector-once" : "garbage-collector" } });
+  const db = await openDb(config.databaseUrl);
+  try {
+    await db.migrate();
+    const storage = await createStorage(config.storage);
+    const deps: GcDeps = { db, storage, gc: config.gc, log, metrics: createMetrics() };
+    if (once) {
+      const stats = await collectGarbage(deps);
+      process.stdout.write(`${JSON.stringify(stats)}\n`);
+      return 0;
+    }
+    const loop = startPeriodicGc(deps, config.gc.intervalSeconds);
+    await untilSignal();
+    await loop.stop();
+    return 0;
+  } finally {
+    await db.close();
+  }
 }

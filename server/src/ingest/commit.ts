@@ -32,26 +32,44 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, now = D
   try {
     const narHashHex = ing.nar.sha256.toString("hex");
     const existing = await findNarByHash(db, narHashHex);
-    if (existing) return { nar: existing, deduplicated: true };
+    // Refreshing the row's age keeps GC (which only takes NARs older than the grace period) off
+    // it until the caller links it; if GC took it just now, store the bytes anew.
+    if (existing && (await touchNar(db, existing.id, now))) return { nar: existing, deduplicated: true };
     const key = narStorageKey(ing.nar.sha256, storedExtension(ing.compression));
+    // Journal first: bytes that reach storage but never get a row (a crash) are found and removed by GC.
+    await db.kysely.insertInto("storage_journal").values({ storage_key: key, kind: "upload", created_at: now }).execute();
     const stored = await storage.put(key, createReadStream(ing.spoolPath, { highWaterMark: 1 << 20 }));
     if (stored.size !== ing.file.size) {
       await storage.delete(key);
       throw new Error(`storage wrote ${stored.size} bytes for ${key}, expected ${ing.file.size}`);
     }
-    const { row, inserted } = await insertNar(db, {
-      nar_hash: narHashHex,
-      nar_size: ing.nar.size,
-      compression: ing.compression,
-      file_hash: encodeNixBase32(ing.file.sha256),
-      file_size: ing.file.size,
-      storage_key: key,
-      created_at: now,
+    const { row, inserted } = await db.kysely.transaction().execute(async (trx) => {
+      const tx = { ...db, kysely: trx };
+      const result = await insertNar(tx, {
+        nar_hash: narHashHex,
+        nar_size: ing.nar.size,
+        compression: ing.compression,
+        file_hash: encodeNixBase32(ing.file.sha256),
+        file_size: ing.file.size,
+        storage_key: key,
+        created_at: now,
+      });
+      if (result.inserted) await trx.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
+      return result;
     });
-    // A concurrent upload of the same NAR won the insert; ours is a redundant copy.
-    if (!inserted) await storage.delete(key);
+    if (!inserted) {
+      // A concurrent upload of the same NAR won the insert; ours is a redundant copy.
+      await storage.delete(key);
+      await db.kysely.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
+      await touchNar(db, row.id, now);
+    }
     return { nar: row, deduplicated: !inserted };
   } finally {
     await rm(ing.spoolPath, { force: true });
   }
+}
+
+async function touchNar(db: Db, id: number, now: number): Promise<boolean> {
+  const r = await db.kysely.updateTable("nar").set({ created_at: now }).where("id", "=", id).executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
 }

@@ -14,7 +14,7 @@ import { NarInfoError, NixFormatError } from "../nix/errors.ts";
 import { formatNix32, formatHex } from "../nix/hash.ts";
 import { parseStorePath } from "../nix/store-path.ts";
 import { findServedNar, findStagedNar, type NarRow } from "../db/nars.ts";
-import { findObject, upsertObject } from "../db/objects.ts";
+import { findObject, lockCache, missingReferences, upsertObject } from "../db/objects.ts";
 import { narFileName, narInfoHash } from "./paths.ts";
 
 async function findUploadedNar(ctx: AppContext, cacheId: number, fileHash: string): Promise<{ nar: NarRow; uploadSize?: number; stagedId?: number } | undefined> {
@@ -103,6 +103,13 @@ export function registerNarInfoPut(app: FastifyInstance, ctx: AppContext): void 
       if (existing) next.sigs = [...new Set([...(JSON.parse(existing.object.sigs) as string[]), ...next.sigs])];
       if (existing?.object.upload_file_hash && next.uploadFileHash === null) next.uploadFileHash = existing.object.upload_file_hash;
       await ctx.db.kysely.transaction().execute(async (trx) => {
+        await lockCache(trx, ctx.db, cache.id, "shared");
+        // Nix uploads references before their referrers; one missing now was collected meanwhile,
+        // and committing would serve a closure Nix cannot install.
+        const missing = await missingReferences(trx, cache.id, storePathHash, next.references);
+        if (missing.length > 0) {
+          throw badRequest(`references not in cache "${cache.name}": ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""}; push them first`);
+        }
         const tx = { ...ctx.db, kysely: trx };
         await upsertObject(tx, next);
         if (found.stagedId !== undefined) await trx.deleteFrom("staged_nar").where("id", "=", found.stagedId).execute();
