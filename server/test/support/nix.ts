@@ -20,6 +20,8 @@ export interface PathInfo {
 
 export interface NixEnv {
   dir: TempDir;
+  /** The environment Nix runs in here (its config dir, HOME, state dirs), for other programs that call nix. */
+  env: Record<string, string>;
   /** The source chroot store where test paths are built. */
   src: string;
   nix(args: string[], opts?: { cacheDir?: string; input?: string }): Promise<string>;
@@ -91,6 +93,7 @@ export async function createNixEnv(): Promise<NixEnv> {
   };
   const env: NixEnv = {
     dir,
+    env: { ...baseEnv, XDG_CACHE_HOME: join(dir.path, "cache-client") },
     src,
     nix: nixCmd,
     async buildClosure(nonce) {

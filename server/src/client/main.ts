@@ -1,0 +1,283 @@
+/**
+ * larder, the client: attic's commands and flags (login, use, cache create|configure|info|destroy,
+ * push, watch-store) plus what attic lacks (delete, token revoke, --store). The only place that
+ * reads argv and the environment and sets the exit status. Errors are one line, no stack trace.
+ */
+import { createInterface } from "node:readline/promises";
+import { Command, Option } from "commander";
+import { Api, getCacheConfig, type CacheConfig } from "./api.ts";
+import { checkServerName, loadClientConfig, normalizeEndpoint, parseCacheRef, resolveServer, saveClientConfig, type Env } from "./config.ts";
+import { CliError, fail } from "./errors.ts";
+import { resolveArg } from "./nix.ts";
+import { BarProgress, LineProgress, type Progress } from "./progress.ts";
+import { push, pushTarget, summaryLine, type PushOptions } from "./push.ts";
+import { useCache } from "./use.ts";
+import { watchStore } from "./watch-store.ts";
+import { parseDuration } from "../util/duration.ts";
+import type { DeletePathResult } from "../api/push-types.ts";
+
+const env: Env = { ...process.env };
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const note = (line: string) => process.stderr.write(`${line}\n`);
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+async function apiFor(ref: string): Promise<{ api: Api; cache: string }> {
+  const { server, cache } = parseCacheRef(ref);
+  const s = await resolveServer(await loadClientConfig(env), server);
+  const api = new Api(s);
+  api.context = `cache "${cache}"`;
+  return { api, cache };
+}
+
+function intOption(name: string, min: number) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < min) throw new CliError(`${name} must be a whole number ≥ ${min} (got "${v}")`);
+    return n;
+  };
+}
+
+function progress(): Progress {
+  return process.stderr.isTTY ? new BarProgress(process.stderr) : new LineProgress(process.stderr);
+}
+
+async function readStdinPaths(): Promise<string[]> {
+  const lines: string[] = [];
+  for await (const line of createInterface({ input: process.stdin })) {
+    const t = line.trim();
+    if (t) lines.push(t);
+  }
+  return lines;
+}
+
+const program = new Command("larder")
+  .description("larder: push to and use larder (and attic) Nix binary caches")
+  .configureOutput({ outputError: (s, write) => write(s.replace(/^error: /, "larder: ")) });
+
+program
+  .command("login <name> <url> [token]")
+  .description("add or update a server (the first one becomes the default)")
+  .option("--set-default", "make it the default server")
+  .option("--token-file <path>", "read the token from this file on every use instead of storing it")
+  .action(async (name: string, url: string, token: string | undefined, o: { setDefault?: boolean; tokenFile?: string }) => {
+    checkServerName(name);
+    const endpoint = normalizeEndpoint(url);
+    const cfg = await loadClientConfig(env);
+    const existed = cfg.servers[name] !== undefined;
+    cfg.servers[name] = { endpoint, ...(token !== undefined && { token }), ...(o.tokenFile !== undefined && { tokenFile: o.tokenFile }) };
+    if (o.setDefault || cfg.defaultServer === undefined || cfg.servers[cfg.defaultServer] === undefined) cfg.defaultServer = name;
+    const file = await saveClientConfig(env, cfg);
+    out(`${existed ? "updated" : "added"} server "${name}" (${endpoint})${cfg.defaultServer === name ? ", the default" : ""}; config in ${file}`);
+  });
+
+program
+  .command("use <cache>")
+  .description("make Nix substitute from CACHE: nix.conf substituter and key, netrc token")
+  .action(async (ref: string) => {
+    const { api, cache } = await apiFor(ref);
+    const cfg = await getCacheConfig(api, cache);
+    if (!cfg.substituter_endpoint || !cfg.public_key) fail(`server "${api.server.name}" did not say where cache "${cache}" is served or its public key`);
+    const r = await useCache(env, cfg.substituter_endpoint, cfg.public_key, cfg.is_public ? undefined : api.server.token);
+    out(
+      r.changed
+        ? `configured Nix to substitute from ${cfg.substituter_endpoint} (${r.nixConf}${r.netrc ? `, token in ${r.netrc}` : ""})`
+        : `Nix already substitutes from ${cfg.substituter_endpoint}; nothing changed`,
+    );
+  });
+
+const cacheCmd = program.command("cache").description("create, configure, inspect and destroy caches");
+
+cacheCmd
+  .command("create <cache>")
+  .description("create a cache with a new signing key")
+  .option("--public", "anyone may pull without a token", false)
+  .option("--priority <n>", "substituter priority (lower is preferred)", intOption("--priority", 0), 41)
+  .option("--upstream-cache-key-name <name>", 'paths signed by this key are not pushed (repeatable; default "cache.nixos.org-1")', collect)
+  .option("--store-dir <dir>", "the store directory of the paths it holds", "/nix/store")
+  .action(async (ref: string, o: { public: boolean; priority: number; upstreamCacheKeyName?: string[]; storeDir: string }) => {
+    const { api, cache } = await apiFor(ref);
+    await api.json("POST", `_api/v1/cache-config/${cache}`, {
+      keypair: "Generate",
+      is_public: o.public,
+      store_dir: o.storeDir,
+      priority: o.priority,
+      upstream_cache_key_names: (o.upstreamCacheKeyName ?? ["cache.nixos.org-1"]).filter(Boolean),
+    }, `creating cache "${cache}"`);
+    const cfg = await getCacheConfig(api, cache);
+    out(`created cache "${cache}" (${o.public ? "public" : "private"}); its public key: ${cfg.public_key ?? "?"}`);
+  });
+
+cacheCmd
+  .command("configure <cache>")
+  .description("change a cache's settings")
+  .option("--regenerate-keypair", "make a new signing key (clients must trust the new key)")
+  .option("--public", "anyone may pull without a token")
+  .option("--private", "only tokens with pull rights may pull")
+  .option("--priority <n>", "substituter priority", intOption("--priority", 0))
+  .option("--upstream-cache-key-name <name>", "replace the upstream key names (repeatable; '' for none)", collect)
+  .option("--store-dir <dir>", "the store directory")
+  .option("--retention-period <duration>", 'keep paths this long, e.g. "30 days" ("0s": forever)')
+  .option("--reset-retention-period", "follow the server's default retention again")
+  .action(async (ref: string, o: { regenerateKeypair?: boolean; public?: boolean; private?: boolean; priority?: number; upstreamCacheKeyName?: string[]; storeDir?: string; retentionPeriod?: string; resetRetentionPeriod?: boolean }) => {
+    if (o.public && o.private) fail("give --public or --private, not both");
+    if (o.retentionPeriod !== undefined && o.resetRetentionPeriod) fail("give --retention-period or --reset-retention-period, not both");
+    const patch: Record<string, unknown> = {};
+    if (o.regenerateKeypair) patch.keypair = "Generate";
+    if (o.public) patch.is_public = true;
+    if (o.private) patch.is_public = false;
+    if (o.priority !== undefined) patch.priority = o.priority;
+    if (o.upstreamCacheKeyName !== undefined) patch.upstream_cache_key_names = o.upstreamCacheKeyName.filter(Boolean);
+    if (o.storeDir !== undefined) patch.store_dir = o.storeDir;
+    if (o.retentionPeriod !== undefined) {
+      try {
+        patch.retention_period = { Period: parseDuration(o.retentionPeriod) };
+      } catch (e) {
+        fail(`--retention-period: ${(e as Error).message}`);
+      }
+    }
+    // Unlike attic's client, retention is sent only when asked for, so configuring needs no `cq` right.
+    if (o.resetRetentionPeriod) patch.retention_period = "Global";
+    if (Object.keys(patch).length === 0) fail("nothing to change; see larder cache configure --help");
+    const { api, cache } = await apiFor(ref);
+    await api.json("PATCH", `_api/v1/cache-config/${cache}`, patch, `configuring cache "${cache}"`);
+    out(`configured cache "${cache}"`);
+  });
+
+function describeRetention(r: CacheConfig["retention_period"]): string {
+  if (r === undefined || r === "Global") return "Global Default";
+  return r.Period === 0 ? "Forever (0s)" : `${r.Period} seconds`;
+}
+
+cacheCmd
+  .command("info <cache>")
+  .description("show a cache's settings")
+  .action(async (ref: string) => {
+    const { api, cache } = await apiFor(ref);
+    const c = await getCacheConfig(api, cache);
+    const rows: [string, string][] = [
+      ["Public", String(c.is_public ?? false)],
+      ["Public Key", c.public_key ?? ""],
+      ["Binary Cache Endpoint", c.substituter_endpoint ?? ""],
+      ["API Endpoint", c.api_endpoint ?? ""],
+      ["Store Directory", c.store_dir ?? ""],
+      ["Priority", String(c.priority ?? "")],
+      ["Upstream Cache Keys", JSON.stringify(c.upstream_cache_key_names ?? [])],
+      ["Retention Period", describeRetention(c.retention_period)],
+    ];
+    for (const [k, v] of rows) out(`${k.padStart(21)}: ${v}`);
+  });
+
+cacheCmd
+  .command("destroy <cache>")
+  .description("destroy a cache and everything in it")
+  .option("--no-confirm", "do not ask")
+  .action(async (ref: string, o: { confirm: boolean }) => {
+    const { api, cache } = await apiFor(ref);
+    if (o.confirm) {
+      if (!process.stdin.isTTY) fail(`refusing to destroy cache "${cache}" without confirmation; run it on a terminal or pass --no-confirm`);
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      const answer = await rl.question(`Destroy cache "${cache}" on server "${api.server.name}" and everything in it? Type its name to confirm: `);
+      rl.close();
+      if (answer.trim() !== cache) fail("not confirmed; nothing was destroyed");
+    }
+    await api.json("DELETE", `_api/v1/cache-config/${cache}`, undefined, `destroying cache "${cache}"`);
+    out(`destroyed cache "${cache}"`);
+  });
+
+interface PushFlags {
+  stdin?: boolean;
+  closure: boolean;
+  ignoreUpstreamCacheFilter?: boolean;
+  jobs: number;
+  forcePreamble?: boolean;
+  store?: string;
+}
+
+function pushOptions(o: PushFlags): PushOptions {
+  return {
+    ...(o.store !== undefined && { store: o.store }),
+    closure: o.closure,
+    ignoreUpstreamFilter: o.ignoreUpstreamCacheFilter === true,
+    jobs: o.jobs,
+    forcePreamble: o.forcePreamble === true,
+  };
+}
+
+function pushFlags(cmd: Command): Command {
+  return cmd
+    .option("--ignore-upstream-cache-filter", "also push paths signed by the cache's upstream keys")
+    .option("-j, --jobs <n>", "parallel uploads", intOption("--jobs", 1), 5)
+    .option("--store <url>", "the Nix store to push from (e.g. a chroot store path)")
+    .addOption(new Option("--no-closure", "push only the paths given, not what they reference"))
+    .addOption(new Option("--force-preamble", "send upload info as a body preamble, never as a header").hideHelp());
+}
+
+pushFlags(
+  program
+    .command("push <cache> [paths...]")
+    .description("push store paths and their runtime closures")
+    .option("--stdin", "also read paths from standard input, one per line"),
+).action(async (ref: string, paths: string[], o: PushFlags) => {
+  const { api, cache } = await apiFor(ref);
+  const roots = [...paths, ...(o.stdin ? await readStdinPaths() : [])];
+  if (roots.length === 0) fail("no paths to push; give store paths (or ./result links) or --stdin");
+  const resolved = await Promise.all(roots.map(resolveArg));
+  const target = await pushTarget(api, cache);
+  const { plan, summary } = await push(target, resolved, pushOptions(o), progress());
+  out(summaryLine(cache, plan, summary));
+  if (summary.failed > 0) fail(`${summary.failed} of ${plan.upload.length} paths failed to push (see above)`);
+});
+
+pushFlags(program.command("watch-store <cache>").description("push new store paths as they appear, until interrupted")).action(async (ref: string, o: PushFlags) => {
+  const { api, cache } = await apiFor(ref);
+  const target = await pushTarget(api, cache);
+  const w = watchStore(target, pushOptions(o), progress, out);
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => w.stop());
+  await w.stopped;
+});
+
+program
+  .command("delete <cache> <paths...>")
+  .description("delete store paths from a cache (refused while other paths there reference them)")
+  .option("--force", "delete even if other paths in the cache reference it")
+  .action(async (ref: string, paths: string[], o: { force?: boolean }) => {
+    const { api, cache } = await apiFor(ref);
+    for (const p of paths) {
+      const full = await resolveArg(p);
+      const base = full.slice(full.lastIndexOf("/") + 1);
+      const hash = base.slice(0, 32);
+      if (!/^[0-9a-df-np-sv-z]{32}$/.test(hash)) fail(`"${p}" is not a store path (/nix/store/<hash>-<name>) or a link to one`);
+      const r = await api.json<DeletePathResult>("DELETE", `_api/v1/cache/${cache}/path/${hash}${o.force ? "?force=true" : ""}`, undefined, `deleting ${p} from cache "${cache}"`);
+      out(`deleted ${r?.deleted ?? p} from "${cache}"`);
+    }
+  });
+
+const tokenCmd = program.command("token").description("manage the token of a configured server");
+tokenCmd
+  .command("revoke")
+  .description("revoke the token this client uses (it stops working everywhere at once)")
+  .option("--server <name>", "which configured server (default: the default server)")
+  .option("--all", "revoke every token of this token's subject issued up to now")
+  .action(async (o: { server?: string; all?: boolean }) => {
+    const cfg = await loadClientConfig(env);
+    if (o.server !== undefined) checkServerName(o.server);
+    const s = await resolveServer(cfg, o.server);
+    if (!s.token) fail(`server "${s.name}" has no token to revoke`);
+    const api = new Api(s);
+    const r = await api.json<{ sub: string; jti?: string }>("POST", "_api/v1/revoke-token", { scope: o.all ? "subject" : "token" }, "revoking the token");
+    const entry = cfg.servers[s.name];
+    if (entry?.token !== undefined) {
+      delete entry.token;
+      await saveClientConfig(env, cfg);
+    }
+    out(`revoked ${o.all ? `every token of subject "${r?.sub}" issued up to now` : `token ${r?.jti ?? ""}`.trim()} on server "${s.name}"; log in with a new token: larder login ${s.name} ${s.endpoint} TOKEN`);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const message = e instanceof CliError ? e.message : `unexpected error: ${e instanceof Error ? e.message : String(e)}`;
+  process.stderr.write(`larder: ${message}\n`);
+  if (!(e instanceof CliError) && env.LARDER_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,119 @@
+/**
+ * What the client asks the local Nix: path info (closures, signatures) and NAR dumps. Both go
+ * through the `nix` command, which works the same for the default store, a daemon and a
+ * `--store` chroot store (`nix-store --dump` reads the filesystem path and cannot see a chroot).
+ */
+import { spawn } from "node:child_process";
+import { realpath } from "node:fs/promises";
+import type { Readable } from "node:stream";
+import { CliError } from "./errors.ts";
+import { parseHash } from "../nix/hash.ts";
+
+const NIX_FLAGS = ["--extra-experimental-features", "nix-command"];
+
+export interface LocalPathInfo {
+  path: string;
+  /** "sha256:<hex>". */
+  narHash: string;
+  narSize: number;
+  /** Full store paths. */
+  references: string[];
+  deriver?: string;
+  ca?: string;
+  signatures: string[];
+}
+
+function storeArgs(store: string | undefined): string[] {
+  return store === undefined ? [] : ["--store", store];
+}
+
+/** The last `error: …` line Nix printed, as one line. */
+function nixError(stderr: string): string {
+  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  const err = [...lines].reverse().find((l) => l.startsWith("error:"));
+  return (err ?? lines.at(-1) ?? "failed").replace(/^error:\s*/, "").replace(/\x1b\[[0-9;]*m/g, "");
+}
+
+export function runNix(args: string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("nix", [...NIX_FLAGS, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.on("error", (e) => {
+      reject(new CliError((e as NodeJS.ErrnoException).code === "ENOENT" ? "the nix command is not on PATH; install Nix or fix PATH" : `cannot run nix: ${e.message}`));
+    });
+    child.on("close", (code) => {
+      if (code === 0) resolve(Buffer.concat(out).toString("utf8"));
+      else reject(new CliError(`nix ${args.filter((a) => !a.startsWith("/")).slice(0, 3).join(" ")}: ${nixError(Buffer.concat(err).toString("utf8"))}`));
+    });
+    child.stdin.end(input ?? "");
+  });
+}
+
+function toHexHash(h: string): string {
+  try {
+    return `sha256:${parseHash(h).digest.toString("hex")}`;
+  } catch (e) {
+    throw new CliError(`nix reported a NAR hash larder cannot read (${h}): ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Follows symlinks such as ./result to the store path they name; anything else is passed to
+ * Nix as given, which reports paths that are not in the store.
+ */
+export async function resolveArg(arg: string): Promise<string> {
+  try {
+    return await realpath(arg);
+  } catch {
+    return arg;
+  }
+}
+
+/** Path info for `paths` and, with `closure`, everything they reference (the runtime closure). */
+export async function pathInfos(paths: string[], opts: { store?: string; closure: boolean }): Promise<LocalPathInfo[]> {
+  if (paths.length === 0) return [];
+  const out = await runNix([...storeArgs(opts.store), "path-info", "--json", ...(opts.closure ? ["--recursive"] : []), ...paths]);
+  const raw = JSON.parse(out) as unknown;
+  // Nix ≤ 2.18 prints an array of objects with "path"; later versions an object keyed by path.
+  const entries: Record<string, unknown>[] = Array.isArray(raw)
+    ? (raw as Record<string, unknown>[])
+    : Object.entries(raw as Record<string, Record<string, unknown> | null>).map(([path, v]) => ({ ...(v ?? { valid: false }), path }));
+  return entries.map((e) => {
+    if (e.valid === false || typeof e.narHash !== "string") throw new CliError(`path ${String(e.path)} is not valid in the Nix store`);
+    return {
+      path: e.path as string,
+      narHash: toHexHash(e.narHash),
+      narSize: e.narSize as number,
+      references: (e.references as string[] | undefined) ?? [],
+      ...(typeof e.deriver === "string" && { deriver: e.deriver }),
+      ...(typeof e.ca === "string" && { ca: e.ca }),
+      signatures: (e.signatures as string[] | undefined) ?? [],
+    };
+  });
+}
+
+export interface NarDump {
+  stdout: Readable;
+  /** Resolves when the dump ends; rejects with Nix's error if it failed. */
+  done: Promise<void>;
+  kill(): void;
+}
+
+/** Streams the NAR of `path` (what `nix-store --dump` writes), never touching disk. */
+export function dumpNar(path: string, store: string | undefined): NarDump {
+  const child = spawn("nix", [...NIX_FLAGS, ...storeArgs(store), "store", "dump-path", path], { stdio: ["ignore", "pipe", "pipe"] });
+  const err: Buffer[] = [];
+  child.stderr.on("data", (d: Buffer) => err.length < 64 && err.push(d));
+  const done = new Promise<void>((resolve, reject) => {
+    child.on("error", (e) => reject(new CliError(`cannot run nix: ${e.message}`)));
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new CliError(`nix store dump-path ${path}: ${signal ? `killed by ${signal}` : nixError(Buffer.concat(err).toString("utf8"))}`));
+    });
+  });
+  done.catch(() => {});
+  return { stdout: child.stdout, done, kill: () => child.kill() };
+}
