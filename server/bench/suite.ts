@@ -202,7 +202,7 @@ export async function runSuite(o: SuiteOptions, tools: ToolPaths): Promise<Suite
       const nginxNarUrl = await flatNarUrl(flatZstd, data.medium.path);
       for (const c of [1, 16]) {
         o.log(`NAR download (${o.sizes.mediumMiB} MiB NAR, stored zstd), ${c} connection${c > 1 ? "s" : ""}`);
-        const common = { connections: c, seconds: Math.max(o.seconds, 2), expect: "ok" } as const;
+        const common = { connections: c, seconds: o.seconds, expect: "ok" } as const;
         const r = await compareLoad(o, tools.wrk as string, { ...common, origin: a.larderd.url, paths: [`/${CACHE}/${larderNarUrl}`] }, { ...common, origin: base(nginx.cacheUrl), paths: [`/${CACHE}/${nginxNarUrl}`] });
         figures[`nar_ratio_c${c}`] = { larder: r.larder.mibPerSec, reference: r.reference.mibPerSec, unit: "MiB/s", detail: "bytes on the wire (zstd)" };
       }
