@@ -52,6 +52,12 @@ function networkReason(e: unknown): string | undefined {
   return undefined;
 }
 
+function deepestMessage(e: unknown): string {
+  let cur = e;
+  while ((cur as { cause?: unknown })?.cause) cur = (cur as { cause?: unknown }).cause;
+  return cur instanceof Error ? cur.message : String(cur);
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -86,7 +92,7 @@ export class Api {
   }
 
   unreachable(e: unknown): CliError {
-    const reason = networkReason(e) ?? (e instanceof Error ? e.message : String(e));
+    const reason = networkReason(e) ?? deepestMessage(e);
     return new CliError(`cannot reach server "${this.server.name}" at ${this.base}: ${reason}; check the URL (larder login) and that the server is running`);
   }
 

@@ -46,7 +46,7 @@ export function runNix(args: string[], input?: string): Promise<string> {
     });
     child.on("close", (code) => {
       if (code === 0) resolve(Buffer.concat(out).toString("utf8"));
-      else reject(new CliError(`nix ${args.filter((a) => !a.startsWith("/")).slice(0, 3).join(" ")}: ${nixError(Buffer.concat(err).toString("utf8"))}`));
+      else reject(new CliError(`nix ${args.find((a) => !a.startsWith("-") && !a.startsWith("/")) ?? ""}: ${nixError(Buffer.concat(err).toString("utf8"))}`));
     });
     child.stdin.end(input ?? "");
   });

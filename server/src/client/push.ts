@@ -227,6 +227,9 @@ export async function pushTarget(api: Api, cache: string): Promise<PushTarget> {
 }
 
 export async function push(target: PushTarget, roots: string[], opts: PushOptions, progress: Progress): Promise<{ plan: PushPlan; summary: PushSummary }> {
+  const storeDir = target.cfg.store_dir ?? "/nix/store";
+  const outside = roots.find((r) => !r.startsWith(`${storeDir}/`));
+  if (outside !== undefined) throw new CliError(`${outside} is not in the Nix store (${storeDir}); give a store path or a link to one such as ./result`);
   const infos = await pathInfos(roots, { ...(opts.store !== undefined && { store: opts.store }), closure: opts.closure });
   const plan = await planPush(target.api, target.cache, target.cfg, infos, opts);
   const summary = await runUploads(target.api, target.cache, plan, opts, progress);
