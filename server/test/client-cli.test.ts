@@ -14,6 +14,8 @@ import { requireTool } from "./support/requirements.ts";
 import { LARDER_BIN, larderCli, oneLineError, type RunResult } from "./support/client.ts";
 
 const haveNix = requireTool("nix", "the client drives the real Nix client");
+const haveScript = haveNix && requireTool("script", "util-linux's script gives the client a terminal to draw progress bars on");
+const shQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 
 function ok(r: RunResult): RunResult {
   if (r.code !== 0) throw new Error(`larder exited ${r.code}: ${r.stderr}${r.stdout}`);
@@ -123,6 +125,21 @@ describe.skipIf(!haveNix)("larder client commands and errors", () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it.skipIf(!haveScript)("draws progress bars on a terminal", async () => {
+    const top = await nix.buildClosure(`tty-${randomBytes(4).toString("hex")}`);
+    const command = [process.execPath, LARDER_BIN, "push", "c", top, "--store", nix.src].map(shQuote).join(" ");
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn("script", ["-qfec", command, "/dev/null"], { env: { ...nix.env, COLUMNS: "100", TERM: "xterm" }, stdio: ["pipe", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.on("exit", (code) => resolve({ code, out }));
+    });
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/\x1b\[\d+A\x1b\[J/);
+    expect(r.out).toMatch(/\[[#-]{30}\] \d\/3 paths, [\d.]+ \w+\/[\d.]+ \w+, [\d.]+ \w+\/s/);
+    expect(r.out).toMatch(/pushed 3 of 3 paths to "c"/);
   });
 
   it("watch-store pushes paths as they are built, until interrupted", async () => {

@@ -128,7 +128,8 @@ export class BarProgress implements Progress {
     this.#draw();
   }
   #draw(): void {
-    const cols = Math.max(40, this.#out.columns ?? 80);
+    // A terminal that reports no size (0 columns) gets the classic 80.
+    const cols = Math.max(40, this.#out.columns || 80);
     const lines: string[] = [];
     for (const [path, a] of this.#active) {
       const name = shortName(path).slice(0, Math.max(10, cols - 45)).padEnd(Math.min(30, cols - 45));
