@@ -9,6 +9,7 @@
  *      are uploads that reached storage but never got a row (a crash mid-commit).
  * A kill at any point leaves rows that the next run finishes.
  */
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { sql } from "kysely";
 import type { Logger } from "pino";
 import type { Config } from "../config/load.ts";
@@ -72,6 +73,9 @@ async function collectObjects(d: GcDeps, now: number): Promise<number> {
       total += deleted;
       if (deleted > 0) d.log.debug({ cache: cache.name, deleted }, "gc: objects deleted");
       await d.checkpoint?.("objects");
+      // SQLite answers synchronously: without a turn of the event loop between batches, a GC
+      // inside the server would hold off every request until it finished.
+      await yieldToEventLoop();
       if (deleted === 0) break;
     }
   }
@@ -113,6 +117,7 @@ async function collectNars(d: GcDeps, now: number): Promise<number> {
     });
     total += deleted;
     await d.checkpoint?.("nars");
+    await yieldToEventLoop();
     if (deleted === 0) break;
   }
   return total;
@@ -134,6 +139,7 @@ async function drainJournal(d: GcDeps, now: number): Promise<{ objects: number; 
       .execute();
     if (rows.length === 0) break;
     after = (rows.at(-1) as { storage_key: string }).storage_key;
+    await yieldToEventLoop();
     const queue = [...rows];
     const worker = async () => {
       for (let row = queue.shift(); row; row = queue.shift()) {
