@@ -1,24 +1,36 @@
 /**
- * Last-access times for retention, recorded off the request path: hits only mark an id in
- * memory, and a timer writes the batch in one statement per 500 ids.
+ * Last-access times for retention, recorded off the request path: narinfo and NAR hits only mark
+ * ids in memory, and a timer writes each batch in a few statements.
  */
 import type { Db } from "./db/connect.ts";
-import { touchObjects } from "./db/objects.ts";
+import { touchCacheNars, touchObjectIds } from "./db/access.ts";
 
 export interface AccessTracker {
+  /** A narinfo hit. */
   touch(objectId: number): void;
+  /** A NAR download from a cache. */
+  touchNar(cacheId: number, narId: number): void;
   flush(): Promise<void>;
   stop(): Promise<void>;
 }
 
+const MAX_PENDING = 1_000_000;
+
 export function createAccessTracker(db: Db, intervalMs = 10_000, onError: (e: unknown) => void = () => {}): AccessTracker {
-  let pending = new Set<number>();
+  let objects = new Set<number>();
+  let nars = new Map<number, Set<number>>();
+  let pending = 0;
   const flush = async () => {
-    if (pending.size === 0) return;
-    const ids = [...pending];
-    pending = new Set();
+    if (pending === 0) return;
+    const ids = [...objects];
+    const byCache = nars;
+    objects = new Set();
+    nars = new Map();
+    pending = 0;
+    const now = Date.now();
     try {
-      await touchObjects(db, ids);
+      await touchObjectIds(db, ids, now);
+      for (const [cacheId, narIds] of byCache) await touchCacheNars(db, cacheId, [...narIds], now);
     } catch (e) {
       onError(e);
     }
@@ -27,7 +39,17 @@ export function createAccessTracker(db: Db, intervalMs = 10_000, onError: (e: un
   timer.unref();
   return {
     touch(id) {
-      if (pending.size < 1_000_000) pending.add(id);
+      if (pending >= MAX_PENDING || objects.has(id)) return;
+      objects.add(id);
+      pending++;
+    },
+    touchNar(cacheId, narId) {
+      if (pending >= MAX_PENDING) return;
+      let set = nars.get(cacheId);
+      if (!set) nars.set(cacheId, (set = new Set()));
+      if (set.has(narId)) return;
+      set.add(narId);
+      pending++;
     },
     flush,
     async stop() {

@@ -67,6 +67,21 @@ async function serverConfig(opts: { config?: string; listen?: string; mode: Mode
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+/**
+ * Crash tests set LARDER_TEST_GC_KILL_AT=<step>:<n> (step: objects, nars or storage) to have a GC
+ * run kill itself with SIGKILL at its n-th checkpoint of that step, as a power cut would.
+ */
+function gcKillSwitch(spec: string | undefined): { gcCheckpoint?: (step: string) => void } {
+  const m = spec === undefined ? null : /^(objects|nars|storage):(\d+)$/.exec(spec);
+  if (!m) return {};
+  let seen = 0;
+  return {
+    gcCheckpoint: (step) => {
+      if (step === m[1] && ++seen === Number(m[2])) process.kill(process.pid, "SIGKILL");
+    },
+  };
+}
+
 const program = new Command("larderd")
   .description("larder: a Nix binary cache server")
   .option("-f, --config <path>", "server.toml (default: $XDG_CONFIG_HOME/larder/server.toml)")
@@ -76,7 +91,10 @@ const program = new Command("larderd")
   .enablePositionalOptions()
   .action(async (opts: { config?: string; listen?: string; mode: Mode }) => {
     const config = await serverConfig(opts);
-    const code = await runMode(opts.mode, config, { onSignal: (handler) => ["SIGINT", "SIGTERM"].forEach((s) => process.once(s, handler)) });
+    const code = await runMode(opts.mode, config, {
+      onSignal: (handler) => ["SIGINT", "SIGTERM"].forEach((s) => process.once(s, handler)),
+      ...gcKillSwitch(env.LARDER_TEST_GC_KILL_AT),
+    });
     process.exitCode = code;
   });
 

@@ -9,6 +9,8 @@ export type Mode = (typeof MODES)[number];
 export interface ModeHooks {
   /** Registers what to do on SIGINT/SIGTERM. */
   onSignal(handler: () => void): void;
+  /** Called between GC steps (crash tests stop the process there). */
+  gcCheckpoint?: (step: string) => void;
 }
 
 function untilSignal(hooks: ModeHooks): Promise<void> {
@@ -45,7 +47,7 @@ export async function runMode(mode: Mode, config: Config, hooks: ModeHooks): Pro
     case "garbage-collector":
     case "garbage-collector-once": {
       const { runGcMode } = await import("./gc/loop.ts");
-      return runGcMode(config, mode === "garbage-collector-once", () => untilSignal(hooks));
+      return runGcMode(config, mode === "garbage-collector-once", () => untilSignal(hooks), hooks.gcCheckpoint);
     }
     default: {
       const never: never = mode;

@@ -53,13 +53,13 @@ export function startGcLoop(ctx: AppContext): GcLoop {
 }
 
 /** `--mode garbage-collector` (periodic) and `garbage-collector-once` (prints counts, exit code). */
-export async function runGcMode(config: Config, once: boolean, untilSignal: () => Promise<void>): Promise<number> {
+export async function runGcMode(config: Config, once: boolean, untilSignal: () => Promise<void>, checkpoint?: GcDeps["checkpoint"]): Promise<number> {
   const log = pino({ level: config.logLevel, base: { service: "larderd", mode: once ? "garbage-collector-once" : "garbage-collector" } });
   const db = await openDb(config.databaseUrl);
   try {
     await db.migrate();
     const storage = await createStorage(config.storage);
-    const deps: GcDeps = { db, storage, gc: config.gc, log, metrics: createMetrics() };
+    const deps: GcDeps = { db, storage, gc: config.gc, log, metrics: createMetrics(), ...(checkpoint && { checkpoint }) };
     if (once) {
       const stats = await collectGarbage(deps);
       process.stdout.write(`${JSON.stringify(stats)}\n`);

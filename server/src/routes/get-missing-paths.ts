@@ -8,6 +8,7 @@ import type { AppContext } from "../context.ts";
 import { badRequest, ServerError } from "../errors.ts";
 import { requireCache } from "../http/cache-access.ts";
 import { existingHashes } from "../db/objects.ts";
+import { touchHashes } from "../db/access.ts";
 import { describeZodError } from "../api/cache-config-types.ts";
 import { getMissingPathsRequest, type GetMissingPathsResponse } from "../api/push-types.ts";
 
@@ -22,6 +23,8 @@ export function registerGetMissingPaths(app: FastifyInstance, ctx: AppContext): 
     const { cache } = await requireCache(ctx, req, parsed.data.cache, "push");
     const unique = [...new Set(parsed.data.store_path_hashes)];
     const have = await existingHashes(ctx.db, cache.id, unique);
+    // What the client now will not upload must not be collected before its referrers arrive.
+    await touchHashes(ctx.db, cache.id, [...have], Date.now());
     const body: GetMissingPathsResponse = { missing_paths: unique.filter((h) => !have.has(h)) };
     return reply.send(body);
   });

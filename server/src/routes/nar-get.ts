@@ -49,7 +49,10 @@ export function registerNarGet(app: FastifyInstance, ctx: AppContext): void {
     reply.header("accept-ranges", "bytes").type("application/x-nix-nar");
     if (ctx.config.presignDownloads && req.method === "GET" && req.headers.range === undefined) {
       const url = await ctx.storage.presignGet(nar.storage_key, PRESIGN_SECONDS);
-      if (url !== null) return reply.redirect(url, 307);
+      if (url !== null) {
+        ctx.accessTracker.touchNar(cache.id, nar.id);
+        return reply.redirect(url, 307);
+      }
     }
     const range = parseRange(req.headers.range, nar.file_size);
     if (range === "unsatisfiable") {
@@ -62,6 +65,7 @@ export function registerNarGet(app: FastifyInstance, ctx: AppContext): void {
       reply.header("content-length", nar.file_size);
     }
     if (req.method === "HEAD") return reply.send();
+    ctx.accessTracker.touchNar(cache.id, nar.id);
     const body = await ctx.storage.get(nar.storage_key, range);
     ctx.metrics.bytesServed.inc(range ? range.end - range.start + 1 : nar.file_size);
     return reply.send(body);

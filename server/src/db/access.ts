@@ -1,0 +1,34 @@
+/** Last-access updates for retention: by object, by NAR within a cache, by store-path hash. */
+import { sql } from "kysely";
+import type { Db } from "./connect.ts";
+
+export async function touchObjectIds(db: Db, ids: readonly number[], now: number): Promise<void> {
+  for (let i = 0; i < ids.length; i += 500) {
+    await db.kysely.updateTable("object").set({ last_accessed_at: now }).where("id", "in", ids.slice(i, i + 500)).execute();
+  }
+}
+
+/** A NAR download counts as use of every path of that cache that shares the NAR. */
+export async function touchCacheNars(db: Db, cacheId: number, narIds: readonly number[], now: number): Promise<void> {
+  for (let i = 0; i < narIds.length; i += 500) {
+    await db.kysely
+      .updateTable("object")
+      .set({ last_accessed_at: now })
+      .where("cache_id", "=", cacheId)
+      .where("nar_id", "in", narIds.slice(i, i + 500))
+      .execute();
+  }
+}
+
+/**
+ * Marks the paths a push client was just told are present: attic's client uploads a closure in
+ * any order after asking which paths are missing, so those present must not be collected under it.
+ */
+export async function touchHashes(db: Db, cacheId: number, hashes: readonly string[], now: number): Promise<void> {
+  if (hashes.length === 0) return;
+  const list =
+    db.dialect === "sqlite"
+      ? sql`(select value from json_each(${JSON.stringify(hashes)}))`
+      : sql`(select unnest(${hashes as string[]}::text[]))`;
+  await sql`update object set last_accessed_at = ${now} where cache_id = ${cacheId} and store_path_hash in ${list}`.execute(db.kysely);
+}
