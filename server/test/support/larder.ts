@@ -33,6 +33,8 @@ export const ALL_PERMISSIONS = (pattern = "*"): Partial<Record<PermissionName, s
 
 export interface LarderOptions {
   extraToml?: string;
+  /** Receives the server's JSON log lines. */
+  logLines?: string[];
   compression?: "zstd" | "none" | "xz" | "brotli";
 }
 
@@ -60,7 +62,10 @@ export async function startLarder(backend: Backend, opts: LarderOptions = {}): P
     `[log]\nlevel = "silent"`,
   ].join("\n");
   const config = parseConfig(toml, {});
-  const log = pino({ level: process.env.LARDER_TEST_LOG ?? "silent" });
+  const lines = opts.logLines;
+  const log = lines
+    ? pino({ level: "debug" }, { write: (line: string) => void lines.push(line) })
+    : pino({ level: process.env.LARDER_TEST_LOG ?? "silent" });
   let server = await startServer(config, { log, accessFlushMs: 200 });
   const token = (grants: Partial<Record<PermissionName, string[]>>, sub = "test", validitySeconds = 3600) =>
     signClaims(server.ctx.tokens, buildClaims({ sub, validitySeconds, grants }));
