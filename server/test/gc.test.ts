@@ -11,6 +11,7 @@ import { createNixEnv, type NixEnv } from "./support/nix.ts";
 import { buildDag, closureOf, rng, type Dag } from "./support/dag.ts";
 import { requireTool } from "./support/requirements.ts";
 import { collectGarbage } from "../src/gc/run.ts";
+import { larderCli } from "./support/client.ts";
 
 const haveNix = requireTool("nix", "GC tests substitute the surviving closures with the real Nix client");
 const HOUR = 3600_000;
@@ -137,6 +138,28 @@ describe.skipIf(!haveNix)("garbage collection", () => {
     expect(left).not.toContain(one);
     const list = (await (await fetch(`${l.url}/_api/v1/pins/pins`, { headers: { authorization: `Bearer ${token}` } })).json()) as { pins: { name: string; store_path: string }[] };
     expect(list.pins).toEqual([expect.objectContaining({ name: "main", store_path: two })]);
+  });
+
+  it("larder pin, pins and unpin drive the same pins from the command line", async () => {
+    await createTestCache(l, "cli-pins");
+    const token = await l.token({ pull: ["cli-pins"], push: ["cli-pins"] });
+    const larder = larderCli(nix.env as Record<string, string>);
+    expect((await larder(["login", "here", `${l.url}/`, token])).code).toBe(0);
+    const top = await nix.buildClosure(`clipin-${randomBytes(3).toString("hex")}`);
+    expect((await larder(["push", "cli-pins", top, "--store", nix.src])).code).toBe(0);
+    const pinned = await larder(["pin", "cli-pins", "release", top]);
+    expect(pinned.stdout, pinned.stderr).toContain(`pinned ${top} as "release"`);
+    expect((await larder(["pins", "cli-pins"])).stdout).toMatch(new RegExp(`^release\t${top}\t`, "m"));
+    // Past retention, the pinned closure stays.
+    await fetch(`${l.url}/_api/v1/cache-config/cli-pins`, { method: "PATCH", headers: { authorization: `Bearer ${l.rootToken}`, "content-type": "application/json" }, body: JSON.stringify({ retention_period: { Period: 60 } }) });
+    await gc(Date.now() + 10 * HOUR);
+    expect((await servedPaths(l, "cli-pins")).length).toBe(3);
+    expect((await larder(["unpin", "cli-pins", "release"])).stdout).toContain('removed pin "release"');
+    await gc(Date.now() + 10 * HOUR);
+    expect(await servedPaths(l, "cli-pins")).toEqual([]);
+    const missing = await larder(["unpin", "cli-pins", "release"]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/No pin "release"/);
   });
 
   it("loses nothing that is pushed while GC runs", async () => {

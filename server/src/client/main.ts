@@ -252,6 +252,36 @@ program
     }
   });
 
+program
+  .command("pin <cache> <name> <path>")
+  .description("keep PATH and its closure in the cache whatever the retention; moves NAME if it exists")
+  .action(async (ref: string, name: string, path: string) => {
+    const { api, cache } = await apiFor(ref);
+    const full = await resolveArg(path);
+    await api.json("PUT", `_api/v1/pins/${cache}/${encodeURIComponent(name)}`, { store_path: full }, `pinning ${full} in cache "${cache}"`);
+    out(`pinned ${full} as "${name}" in "${cache}"`);
+  });
+
+program
+  .command("unpin <cache> <name>")
+  .description("remove a pin; its closure then follows the cache's retention")
+  .action(async (ref: string, name: string) => {
+    const { api, cache } = await apiFor(ref);
+    await api.json("DELETE", `_api/v1/pins/${cache}/${encodeURIComponent(name)}`, undefined, `removing pin "${name}" from cache "${cache}"`);
+    out(`removed pin "${name}" from "${cache}"`);
+  });
+
+program
+  .command("pins <cache>")
+  .description("list a cache's pins")
+  .action(async (ref: string) => {
+    const { api, cache } = await apiFor(ref);
+    const r = await api.json<{ pins: { name: string; store_path: string | null; pinned_at: string }[] }>("GET", `_api/v1/pins/${cache}`, undefined, `listing the pins of cache "${cache}"`);
+    const pins = r?.pins ?? [];
+    if (pins.length === 0) out(`no pins in "${cache}"`);
+    for (const p of pins) out(`${p.name}\t${p.store_path ?? "(path no longer in the cache)"}\t${p.pinned_at}`);
+  });
+
 const tokenCmd = program.command("token").description("manage the token of a configured server");
 tokenCmd
   .command("revoke")

@@ -61,7 +61,7 @@ export function registerPins(app: FastifyInstance, ctx: AppContext): void {
     assertPinName(req.params.name);
     const { cache } = await requireCache(ctx, req, req.params.cache, "push");
     const r = await ctx.db.kysely.deleteFrom("pin").where("cache_id", "=", cache.id).where("name", "=", req.params.name).executeTakeFirst();
-    if (Number(r.numDeletedRows) === 0) throw new ServerError("NotFound", `No pin "${req.params.name}" in cache "${cache.name}".`);
+    if (Number(r.numDeletedRows) === 0) throw new ServerError("NoSuchObject", `No pin "${req.params.name}" in cache "${cache.name}".`);
     return reply.code(200).send();
   });
 }
