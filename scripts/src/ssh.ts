@@ -9,7 +9,9 @@ import { sshArgs } from "./lib/remote.ts";
 export async function main(argv: string[]): Promise<void> {
   const program = withHostOptions(new Command("ssh"))
     .description("open a shell (or run a command) on the deployed host")
-    .argument("[command...]", "command to run instead of a shell");
+    .argument("[command...]", "command to run instead of a shell")
+    // Flags after the command belong to it (just ssh larderd-admin make-token --sub ci …), not to ssh.ts.
+    .passThroughOptions();
   program.parse(argv);
   verifyTool("ssh");
   const target = await targetFrom(program.opts<HostOptions>());

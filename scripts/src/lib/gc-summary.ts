@@ -2,7 +2,9 @@
  * The GC summary larderd-admin prints as its last stdout line after `--mode
  * garbage-collector-once`:
  *
- *     {"objects":12,"nars":9,"storage_objects":9,"bytes_freed":73400320,"duration_ms":5120}
+ *     {"objects":12,"nars":9,"storage_objects":9,"bytes_freed":73400320,"staged_expired":0,"duration_ms":5120}
+ *
+ * Keys this script does not know are ignored, so a newer server does not break an older script.
  */
 import { fail } from "./errors.ts";
 
@@ -12,6 +14,8 @@ export interface GcSummary {
   storage_objects: number;
   bytes_freed: number;
   duration_ms: number;
+  /** Uploads whose narinfo never came, expired after the grace period. */
+  staged_expired?: number;
 }
 
 const KEYS = ["objects", "nars", "storage_objects", "bytes_freed", "duration_ms"] as const;
@@ -24,12 +28,18 @@ export function parseGcSummary(line: string): GcSummary {
     fail(`larderd-admin did not end with a JSON summary (last line: ${line.slice(0, 80)}); is the host running this larder version?`);
   }
   const record = json as Record<string, unknown>;
-  const unknown = Object.keys(record).filter((k) => !(KEYS as readonly string[]).includes(k));
+  if (typeof record !== "object" || record === null) fail(`unexpected GC summary ${line.slice(0, 120)}`);
   const bad = KEYS.filter((k) => typeof record[k] !== "number" || !Number.isFinite(record[k]) || (record[k] as number) < 0);
-  if (unknown.length > 0 || bad.length > 0) {
-    fail(`unexpected GC summary ${line.slice(0, 120)} (${[...unknown.map((k) => `unknown ${k}`), ...bad.map((k) => `bad ${k}`)].join(", ")})`);
-  }
-  return record as unknown as GcSummary;
+  if (bad.length > 0) fail(`unexpected GC summary ${line.slice(0, 120)} (${bad.map((k) => `bad ${k}`).join(", ")})`);
+  const summary: GcSummary = {
+    objects: record.objects as number,
+    nars: record.nars as number,
+    storage_objects: record.storage_objects as number,
+    bytes_freed: record.bytes_freed as number,
+    duration_ms: record.duration_ms as number,
+  };
+  if (typeof record.staged_expired === "number") summary.staged_expired = record.staged_expired;
+  return summary;
 }
 
 export function formatBytes(bytes: number): string {
