@@ -6,7 +6,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import SQLite from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect, sql } from "kysely";
+import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from "kysely";
 import { Migrator } from "kysely/migration";
 import pg from "pg";
 import { sqlitePath } from "../config/load.ts";
@@ -21,6 +21,31 @@ export interface Db {
   /** Throws unless the database answers a trivial query (health checks). */
   check(): Promise<void>;
   close(): Promise<void>;
+}
+
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * Kysely prepares every query it runs, and better-sqlite3 compiles SQL on each prepare(): on
+ * the narinfo path that compile was the largest cost (bench, docs/PERFORMANCE.md). The same few
+ * texts recur, so keep their statements. A statement still being iterated is busy; a query that
+ * needs it meanwhile gets a fresh one. The cache is cleared when full, since texts with a
+ * variable number of placeholders would otherwise grow it without bound.
+ */
+function reusingStatements(database: SQLite.Database): SqliteDatabase {
+  const statements = new Map<string, SQLite.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(text: string) {
+      let stmt = statements.get(text);
+      if (stmt === undefined || stmt.busy) {
+        stmt = database.prepare(text);
+        if (statements.size >= STATEMENT_CACHE_SIZE) statements.clear();
+        statements.set(text, stmt);
+      }
+      return stmt;
+    },
+  };
 }
 
 // int8 columns (sizes, epoch-ms times) fit in a double; strings would leak into every caller.
@@ -38,7 +63,7 @@ export async function openDb(url: string): Promise<Db> {
     database.pragma("foreign_keys = ON");
     database.pragma("busy_timeout = 10000");
     database.pragma("temp_store = MEMORY");
-    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: reusingStatements(database) }) });
     dialect = "sqlite";
   } else {
     const pool = new pg.Pool({ connectionString: url, max: 16 });

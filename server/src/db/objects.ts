@@ -1,5 +1,5 @@
 /** Per-cache store paths: the narinfo read path, upserts from both push protocols, queries. */
-import { sql, type Kysely, type Selectable } from "kysely";
+import { CompiledQuery, sql, type Kysely, type Selectable } from "kysely";
 import type { Db } from "./connect.ts";
 import type { Database, ObjectTable } from "./schema.ts";
 import type { NarRow } from "./nars.ts";
@@ -11,9 +11,8 @@ export interface ObjectWithNar {
   nar: NarRow;
 }
 
-/** The hot path: one indexed lookup for a narinfo. */
-export async function findObject(db: Db, cacheId: number, storePathHash: string): Promise<ObjectWithNar | undefined> {
-  const row = await db.kysely
+function findObjectQuery(db: Db, cacheId: number, storePathHash: string) {
+  return db.kysely
     .selectFrom("object")
     .innerJoin("nar", "nar.id", "object.nar_id")
     .selectAll("object")
@@ -27,8 +26,48 @@ export async function findObject(db: Db, cacheId: number, storePathHash: string)
       "nar.created_at as nar_created_at",
     ])
     .where("object.cache_id", "=", cacheId)
-    .where("object.store_path_hash", "=", storePathHash)
-    .executeTakeFirst();
+    .where("object.store_path_hash", "=", storePathHash);
+}
+
+type FoundRow = NonNullable<Awaited<ReturnType<ReturnType<typeof findObjectQuery>["executeTakeFirst"]>>>;
+
+// Building and compiling a query with Kysely cost about as much as running it (bench,
+// docs/PERFORMANCE.md): the narinfo path compiles its queries once per database and binds
+// the parameters per call.
+const compiledSql = new WeakMap<Db, Map<string, string>>();
+
+function compiledOnce(db: Db, name: string, parameters: number, build: () => { compile(): CompiledQuery }): string {
+  let byName = compiledSql.get(db);
+  if (!byName) compiledSql.set(db, (byName = new Map()));
+  let text = byName.get(name);
+  if (text === undefined) {
+    const compiled = build().compile();
+    if (compiled.parameters.length !== parameters) throw new Error(`${name}: expected ${parameters} query parameters, got ${compiled.parameters.length}`);
+    text = compiled.sql;
+    byName.set(name, text);
+  }
+  return text;
+}
+
+async function run<R>(db: Db, text: string, parameters: unknown[]): Promise<R | undefined> {
+  return (await db.kysely.executeQuery<R>(CompiledQuery.raw(text, parameters))).rows[0];
+}
+
+/** The hot path: one indexed lookup for a narinfo. */
+export async function findObject(db: Db, cacheId: number, storePathHash: string): Promise<ObjectWithNar | undefined> {
+  if (db.dialect === "sqlite") {
+    // SQLite ran this join four times slower than the two primary-key lookups it consists of
+    // (bench); in process, a second lookup costs no round trip.
+    const objectSql = compiledOnce(db, "findObject.object", 2, () =>
+      db.kysely.selectFrom("object").selectAll().where("cache_id", "=", 0).where("store_path_hash", "=", ""),
+    );
+    const object = await run<ObjectRow>(db, objectSql, [cacheId, storePathHash]);
+    if (!object) return undefined;
+    const narSql = compiledOnce(db, "findObject.nar", 1, () => db.kysely.selectFrom("nar").selectAll().where("id", "=", 0));
+    const nar = await run<NarRow>(db, narSql, [object.nar_id]);
+    return nar ? { object, nar } : undefined;
+  }
+  const row = await run<FoundRow>(db, compiledOnce(db, "findObject", 2, () => findObjectQuery(db, 0, "")), [cacheId, storePathHash]);
   if (!row) return undefined;
   const { nar_hash, nar_size, compression, file_hash, file_size, storage_key, nar_created_at, ...object } = row;
   return {

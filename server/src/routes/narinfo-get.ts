@@ -5,11 +5,16 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
-import { ServerError } from "../errors.ts";
+import { errorBody, ServerError } from "../errors.ts";
 import { requireCache } from "../http/cache-access.ts";
 import { findObject, saveSignature } from "../db/objects.ts";
 import { narInfoFor } from "../narinfo-view.ts";
 import { narInfoHash } from "./paths.ts";
+
+// A miss is answered here rather than thrown: the error path (stack capture, error hook) cost
+// more than the lookup. The body is the error handler's, rendered once.
+const MISS = new ServerError("NoSuchObject");
+const MISS_BODY = JSON.stringify(errorBody(MISS.kind, MISS.message));
 
 export function registerNarInfoGet(app: FastifyInstance, ctx: AppContext): void {
   app.get<{ Params: { cache: string; file: string } }>("/:cache/:file", async (req, reply) => {
@@ -19,7 +24,7 @@ export function registerNarInfoGet(app: FastifyInstance, ctx: AppContext): void 
     const found = await findObject(ctx.db, cache.id, hash);
     if (!found) {
       ctx.metrics.narinfo.inc({ result: "miss" });
-      throw new ServerError("NoSuchObject");
+      return reply.code(MISS.status).type("application/json; charset=utf-8").send(MISS_BODY);
     }
     ctx.metrics.narinfo.inc({ result: "hit" });
     const { text, newSignature } = narInfoFor(cache, found);
