@@ -1,4 +1,4 @@
-/** `just` comes from the rust-just npm package, so `npx just --list` works after `npm ci`. */
+/** `just` is the binary from rust-just's npm packages (launched by scripts/bin/just.js), so `npx just --list` works after `npm ci`. */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";

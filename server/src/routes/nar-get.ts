@@ -64,7 +64,13 @@ export function registerNarGet(app: FastifyInstance, ctx: AppContext): void {
     } else {
       reply.header("content-length", nar.file_size);
     }
-    if (req.method === "HEAD") return reply.send();
+    if (req.method === "HEAD") {
+      // Fastify rewrites Content-Length to the (empty) payload's; a HEAD must announce the file's.
+      reply.hijack();
+      reply.raw.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string | number>);
+      reply.raw.end();
+      return reply;
+    }
     ctx.accessTracker.touchNar(cache.id, nar.id);
     const body = await ctx.storage.get(nar.storage_key, range);
     ctx.metrics.bytesServed.inc(range ? range.end - range.start + 1 : nar.file_size);

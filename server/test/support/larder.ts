@@ -33,6 +33,8 @@ export const ALL_PERMISSIONS = (pattern = "*"): Partial<Record<PermissionName, s
 
 export interface LarderOptions {
   extraToml?: string;
+  /** S3 only: answer NAR downloads with redirects to presigned URLs. */
+  presign?: boolean;
   /** Receives the server's JSON log lines. */
   logLines?: string[];
   compression?: "zstd" | "none" | "xz" | "brotli";
@@ -50,6 +52,14 @@ export async function startLarder(backend: Backend, opts: LarderOptions = {}): P
     databaseUrl = await globalPostgres().createDatabase();
     s3 = await startS3rver();
     storageToml = `[storage]\ntype = "s3"\nregion = "${s3.region}"\nbucket = "${s3.bucket}"\nendpoint = "${s3.endpoint}"\n[storage.credentials]\naccess_key_id = "${s3.credentials.accessKeyId}"\nsecret_access_key = "${s3.credentials.secretAccessKey}"\n`;
+    if (opts.presign) {
+      // Nix sends its netrc password to every URL on the same host name, and S3 refuses a request
+      // that carries both a presigned query and an Authorization header; in production the bucket
+      // has its own host name, so give it one here too.
+      storageToml = storageToml
+        .replace(`endpoint = "${s3.endpoint}"`, `endpoint = "${s3.endpoint.replace("127.0.0.1", "localhost")}"`)
+        .replace("[storage.credentials]", "presign-downloads = true\n[storage.credentials]");
+    }
   }
   const toml = [
     `listen = "127.0.0.1:0"`,
