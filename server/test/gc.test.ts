@@ -162,6 +162,66 @@ describe.skipIf(!haveNix)("garbage collection", () => {
     expect(missing.stderr).toMatch(/No pin "release"/);
   });
 
+  it("counts narinfo and NAR hits as use: a path read recently outlives retention", async () => {
+    const pub = await createTestCache(l, "hits");
+    await fetch(`${l.url}/_api/v1/cache-config/hits`, { method: "PATCH", headers: { authorization: `Bearer ${l.rootToken}`, "content-type": "application/json" }, body: JSON.stringify({ retention_period: { Period: 3600 } }) });
+    const token = await l.token({ pull: ["hits"], push: ["hits"] });
+    await nix.setToken(l.url, token);
+    const read = await nix.buildClosure(`hit-${randomBytes(3).toString("hex")}`);
+    const unread = await nix.buildClosure(`nohit-${randomBytes(3).toString("hex")}`);
+    await nix.nix(["nix", "--store", nix.src, "copy", "--to", `${l.url}/hits?compression=zstd`, read, unread]);
+    const all = await servedPaths(l, "hits");
+    await setAge("hits", all, 2 * HOUR, Date.now());
+    // A client substitutes one closure: narinfo and NAR hits, recorded off the request path.
+    await nix.nix(["nix", "copy", "--from", `${l.url}/hits`, "--to", nix.freshStore("reader"), "--option", "trusted-public-keys", pub, read]);
+    await l.server.ctx.accessTracker.flush();
+    await gc(Date.now());
+    const left = await servedPaths(l, "hits");
+    expect(left).toHaveLength(3);
+    expect(left).toContain(read);
+    expect(left).not.toContain(unread);
+  });
+
+  it("cleans up an upload abandoned before its narinfo, but only after the grace period", async () => {
+    await createTestCache(l, "abandon");
+    const token = await l.token({ push: ["abandon"], pull: ["abandon"] });
+    const { readFile } = await import("node:fs/promises");
+    const { join } = await import("node:path");
+    const { FIXTURES } = await import("./fixtures/nix/fixtures.ts");
+    const narName = "0sjjj9z1dhilhpc8pq4154czrb79z9cm044jvn75kxcjv6v5l2m5.nar";
+    const res = await fetch(`${l.url}/abandon/nar/${narName}`, { method: "PUT", headers: { authorization: `Bearer ${token}` }, body: await readFile(join(FIXTURES, "caches", "none", "nar", narName)) });
+    expect(res.status).toBe(200);
+    const staged = await l.server.ctx.db.kysely.selectFrom("staged_nar").innerJoin("nar", "nar.id", "staged_nar.nar_id").innerJoin("cache", "cache.id", "staged_nar.cache_id").select("nar.storage_key").where("cache.name", "=", "abandon").executeTakeFirstOrThrow();
+    const grace = l.config.gc.graceSeconds * 1000;
+    const within = await gc(Date.now() + grace - 60_000);
+    expect(within.staged_expired).toBe(0);
+    expect(await l.server.ctx.storage.head(staged.storage_key)).not.toBeNull();
+    const after = await gc(Date.now() + grace + 60_000);
+    expect(after.staged_expired).toBe(1);
+    expect(await l.server.ctx.storage.head(staged.storage_key)).toBeNull();
+    expect(await l.server.ctx.db.kysely.selectFrom("nar").select("id").where("storage_key", "=", staged.storage_key).execute()).toEqual([]);
+  });
+
+  it("is not blocked by a storage object that is already missing", async () => {
+    await createTestCache(l, "missing");
+    await fetch(`${l.url}/_api/v1/cache-config/missing`, { method: "PATCH", headers: { authorization: `Bearer ${l.rootToken}`, "content-type": "application/json" }, body: JSON.stringify({ retention_period: { Period: 60 } }) });
+    await nix.setToken(l.url, await l.token({ push: ["missing"], pull: ["missing"] }));
+    const top = await nix.buildClosure(`missing-${randomBytes(3).toString("hex")}`);
+    await nix.nix(["nix", "--store", nix.src, "copy", "--to", `${l.url}/missing?compression=zstd`, top]);
+    const rows = await l.server.ctx.db.kysely.selectFrom("nar").innerJoin("object", "object.nar_id", "nar.id").innerJoin("cache", "cache.id", "object.cache_id").select("nar.storage_key").where("cache.name", "=", "missing").execute();
+    expect(rows).toHaveLength(3);
+    // Someone removed one object behind larder's back.
+    await l.server.ctx.storage.delete(rows[0]?.storage_key as string);
+    const later = Date.now() + 10 * HOUR;
+    await l.server.ctx.db.kysely.updateTable("nar").set({ created_at: 0 }).where("storage_key", "in", rows.map((r) => r.storage_key)).execute();
+    const stats = await gc(later);
+    expect(stats.objects).toBe(3);
+    expect(stats.nars).toBe(3);
+    expect(stats.storage_objects).toBe(2);
+    expect(await l.server.ctx.db.kysely.selectFrom("storage_journal").selectAll().execute()).toEqual([]);
+    for (const r of rows) expect(await l.server.ctx.storage.head(r.storage_key)).toBeNull();
+  });
+
   it("loses nothing that is pushed while GC runs", async () => {
     await createTestCache(l, "busy");
     await fetch(`${l.url}/_api/v1/cache-config/busy`, { method: "PATCH", headers: { authorization: `Bearer ${l.rootToken}`, "content-type": "application/json" }, body: JSON.stringify({ retention_period: { Period: 3600 } }) });
