@@ -6,7 +6,7 @@
  */
 import type { FastifyRequest } from "fastify";
 import type { AppContext } from "../context.ts";
-import { TokenError, verifyToken, type TokenClaims } from "../auth/tokens.ts";
+import { TokenError, verifyToken, type TokenClaims, type TokenKeys } from "../auth/tokens.ts";
 import { canDiscover, NO_PERMISSIONS, permissionsFor, type Permissions } from "../auth/permissions.ts";
 
 export interface Caller {
@@ -43,12 +43,29 @@ export function extractToken(header: string | undefined): string | undefined {
 
 const callers = new WeakMap<FastifyRequest, Promise<Caller>>();
 
+// Verifying a token's signature and claims cost more than the narinfo lookup it guards (bench,
+// docs/PERFORMANCE.md), and Nix sends the same token with every request: keep what verified,
+// by its exact text, until it expires. Revocation is still checked on every request.
+const VERIFIED_MAX = 10_000;
+const verified = new Map<string, { keys: TokenKeys; claims: TokenClaims }>();
+
+async function verifiedClaims(keys: TokenKeys, token: string): Promise<TokenClaims> {
+  const now = Math.floor(Date.now() / 1000);
+  const hit = verified.get(token);
+  // The same bounds jose applies: valid while exp > now and nbf <= now.
+  if (hit && hit.keys === keys && hit.claims.exp > now && (hit.claims.nbf ?? now) <= now) return hit.claims;
+  const claims = await verifyToken(keys, token);
+  if (verified.size >= VERIFIED_MAX) verified.clear();
+  verified.set(token, { keys, claims });
+  return claims;
+}
+
 async function resolve(ctx: AppContext, req: FastifyRequest): Promise<Caller> {
   const token = extractToken(req.headers.authorization);
   if (token === undefined || token === "") return ANONYMOUS_NO_TOKEN;
   let claims: TokenClaims;
   try {
-    claims = await verifyToken(ctx.tokens, token);
+    claims = await verifiedClaims(ctx.tokens, token);
   } catch (e) {
     const problem = e instanceof TokenError ? e.message : "token is malformed";
     req.log.info({ authFailure: problem }, "request token rejected; continuing as anonymous");
