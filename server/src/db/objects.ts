@@ -203,10 +203,3 @@ export async function referrers(db: Db, cacheId: number, baseName: string, limit
     .slice(0, limit)
     .map((r) => r.store_path);
 }
-
-/** Marks access times in one statement per batch (called off the request path). */
-export async function touchObjects(db: Db, ids: readonly number[], now = Date.now()): Promise<void> {
-  for (let i = 0; i < ids.length; i += 500) {
-    await db.kysely.updateTable("object").set({ last_accessed_at: now }).where("id", "in", ids.slice(i, i + 500)).execute();
-  }
-}

@@ -5,6 +5,7 @@
  * truncated ones included, is refused and leaves nothing behind.
  */
 import { rm } from "node:fs/promises";
+import type { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
 import { badRequest, ServerError } from "../errors.ts";
@@ -15,6 +16,8 @@ import { ingest } from "../ingest/pipeline.ts";
 import { commitNar } from "../ingest/commit.ts";
 import { stageNar } from "../db/nars.ts";
 import { narFileName } from "./paths.ts";
+import { peekHead } from "../http/peek.ts";
+import { compressionFromMagic } from "../nix/compression.ts";
 
 export function registerNarPut(app: FastifyInstance, ctx: AppContext): void {
   app.put<{ Params: { cache: string; file: string } }>("/:cache/nar/:file", async (req, reply) => {
@@ -25,9 +28,17 @@ export function registerNarPut(app: FastifyInstance, ctx: AppContext): void {
     }
     ctx.metrics.uploadsInFlight.inc();
     try {
+      // Nix 2.8 names gzip NARs plain ".nar", like uncompressed ones: tell them apart by their bytes.
+      let input = name.compression;
+      let body: Readable = req.raw;
+      if (input === "none") {
+        const peeked = await peekHead(req.raw, 16);
+        body = peeked.body;
+        if (compressionFromMagic(peeked.head) === "gzip") input = "gzip";
+      }
       const ingested = await ingest({
-        body: req.raw,
-        input: name.compression,
+        body,
+        input,
         stored: ctx.config.compression,
         spoolDir: ctx.spoolDir,
       });
