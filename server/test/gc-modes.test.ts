@@ -59,9 +59,10 @@ describe("periodic garbage collection", () => {
     expect(gcLines(mono.output())).toEqual([]);
     expect(mono.output()).toContain("periodic garbage collection is disabled");
     const broken = join(dir.path, "broken.toml");
-    await writeFile(broken, `[database]\nurl = "postgres://nobody@127.0.0.1:1/none"\n[storage]\ntype = "local"\npath = "${dir.path}/s"\n[jwt.signing]\ntoken-hs256-secret-base64 = "${Buffer.alloc(40, 9).toString("base64")}"\n`);
+    await writeFile(broken, `[database]\nurl = "postgres://nobody:hunter2@127.0.0.1:1/none"\n[storage]\ntype = "local"\npath = "${dir.path}/s"\n[jwt.signing]\ntoken-hs256-secret-base64 = "${Buffer.alloc(40, 9).toString("base64")}"\n`);
     const failed = await runLarderd(["--config", broken, "--mode", "garbage-collector-once"]);
     expect(failed.code).not.toBe(0);
-    expect(failed.stderr).toMatch(/^larderd: /);
+    expect(failed.stderr).toMatch(/^larderd: database postgres:\/\/nobody:\*\*\*@127\.0\.0\.1:1\/none: /);
+    expect(failed.stderr).not.toContain("hunter2");
   });
 });

@@ -48,6 +48,11 @@ function reusingStatements(database: SQLite.Database): SqliteDatabase {
   };
 }
 
+/** A database URL fit for messages and logs: the password is replaced. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]*:)[^@/]*@/, "$1***@");
+}
+
 // int8 columns (sizes, epoch-ms times) fit in a double; strings would leak into every caller.
 pg.types.setTypeParser(20, (v: string) => Number(v));
 
@@ -78,7 +83,8 @@ export async function openDb(url: string): Promise<Db> {
     async migrate() {
       const migrator = new Migrator({ db: kysely, provider: migrationProvider(dialect) });
       const { error, results } = await migrator.migrateToLatest();
-      if (error) throw error;
+      // The first query of every mode: say which database could not be reached (never its password).
+      if (error) throw new Error(`database ${redactUrl(url)}: ${error instanceof Error ? error.message : String(error)}`);
       return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
     },
     async check() {
