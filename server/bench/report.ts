@@ -20,6 +20,7 @@ const TARGETS: Record<string, Target> = {
   ingest_ratio_nix_copy_zstd3: { kind: "ratio", bound: 0.5 },
   ingest_ratio_nix_copy_closure: { kind: "ratio", bound: 0.5 },
   ingest_ratio_larder_push: { kind: "ratio", bound: 0.5 },
+  ingest_ratio_larder_push_zstd3: { kind: "ratio", bound: 0.5 },
   ingest_ratio_larder_push_closure: { kind: "ratio", bound: 0.5 },
   peak_rss_mib_1g: { kind: "max", bound: 300 },
   missing_paths_10k_ms: { kind: "max", bound: 50 },
