@@ -90,10 +90,15 @@ async function startInstance(o: SuiteOptions, backend: Backend, name: string, pr
     storage: backend.storage(name),
     ...(profile && o.cpuProfDir !== undefined && { cpuProfDir: o.cpuProfDir }),
   });
-  await larderd.admin(["create-cache", CACHE, "--public"]);
-  await larderd.admin(["create-cache", PUSH_CACHE, "--public"]);
-  const out = (await larderd.admin(["make-token", "--sub", "bench", "--validity", "1d", "--pull", "*", "--push", "*"])).trim().split("\n");
-  return { larderd, token: out[out.length - 1] as string };
+  try {
+    await larderd.admin(["create-cache", CACHE, "--public"]);
+    await larderd.admin(["create-cache", PUSH_CACHE, "--public"]);
+    const out = (await larderd.admin(["make-token", "--sub", "bench", "--validity", "1d", "--pull", "*", "--push", "*"])).trim().split("\n");
+    return { larderd, token: out[out.length - 1] as string };
+  } catch (e) {
+    await larderd.stop();
+    throw e;
+  }
 }
 
 /** Best of `rounds`, alternating the two servers so both see the same background load. */
@@ -165,7 +170,13 @@ export async function runSuite(o: SuiteOptions, tools: ToolPaths): Promise<Suite
   };
 
   const nginx = await startNginx(tools.nginx as string, join(o.work, "nginx"), flatZstd, CACHE);
-  const backend = await startBackend(o);
+  let backend: Backend;
+  try {
+    backend = await startBackend(o);
+  } catch (e) {
+    await nginx.stop();
+    throw e;
+  }
   try {
     // --- instance A: ingest by nix copy, then every read measurement ---
     const a = await startInstance(o, backend, "larder-a", true);
