@@ -84,6 +84,8 @@ export class BarProgress implements Progress {
   begin(paths: number, bytes: number): void {
     this.#totalPaths = paths;
     this.#totalBytes = bytes;
+    // Draw at once: a push shorter than one tick would otherwise show no progress at all.
+    this.#draw();
     this.#timer = setInterval(() => this.#draw(), 100);
     this.#timer.unref();
   }
