@@ -6,7 +6,7 @@ import { parseDuration } from "../util/duration.ts";
 import { openDb } from "../db/connect.ts";
 import { createCache } from "../db/caches.ts";
 import { createRevocations } from "../auth/revocations.ts";
-import { formatSecretKey, generateSecretKey } from "../nix/signing.ts";
+import { formatPublicKey, formatSecretKey, generateSecretKey, publicKeyOf } from "../nix/signing.ts";
 import { isValidCacheName } from "../auth/permissions.ts";
 import { ServerError } from "../errors.ts";
 
@@ -44,7 +44,6 @@ export async function createCacheCommand(config: Config, o: CreateCacheOptions):
       if (e instanceof ServerError && e.kind === "CacheAlreadyExists") throw new Error(`cache "${o.name}" already exists`);
       throw e;
     }
-    const { formatPublicKey, publicKeyOf } = await import("../nix/signing.ts");
     return formatPublicKey(publicKeyOf(sk));
   } finally {
     await db.close();
