@@ -1,11 +1,15 @@
 // One behavioural contract for every Storage backend; storage-local.test.ts and storage-s3.test.ts run it.
 import { createHash, randomBytes } from "node:crypto";
+import { readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StorageError, StorageNotFoundError, type Storage } from "../src/storage/types.ts";
+import { storeFile } from "../src/storage/file.ts";
+import { makeTempDir, type TempDir } from "./support/tmp.ts";
 
 export interface StorageFixture {
   storage: Storage;
@@ -146,12 +150,24 @@ export function describeStorageContract(
     // Each test works under its own top-level directory, so one backend instance serves the whole file.
     const ns = (): string => `t${namespace++}-${randomBytes(3).toString("hex")}`;
 
+    // Source files for putFile(), as an ingest spools them.
+    let files: TempDir | undefined;
+    const sourceFile = async (data: Buffer): Promise<string> => {
+      const file = join(files!.path, `${randomBytes(6).toString("hex")}.tmp`);
+      await writeFile(file, data, { mode: 0o600 });
+      return file;
+    };
+    /** What is at `file` now, if anything. */
+    const contentOf = (file: string): Promise<Buffer | null> => readFile(file).catch(() => null);
+
     beforeAll(async () => {
       fixture = await makeStorage();
       storage = fixture.storage;
+      files = await makeTempDir("storage-files");
     });
     afterAll(async () => {
       await fixture?.cleanup();
+      await files?.cleanup();
     });
 
     it("check() succeeds on a usable backend", async () => {
@@ -188,6 +204,65 @@ export function describeStorageContract(
       await storage.put(key, bodyOf("second, longer version"));
       expect((await readAll(await storage.get(key))).toString()).toBe("second, longer version");
       expect(await storage.head(key)).toEqual({ size: 22 });
+    });
+
+    it("putFile() stores a whole file (small, empty, larger than an S3 part) and is unaffected by what later happens to it", async () => {
+      expect(storage.putFile, "both backends take files").toBeTypeOf("function");
+      for (const size of [1234, 0, 9 * MiB + 3]) {
+        const key = `${ns()}/nar/0a/file-${size}.nar.zst`;
+        const data = randomBytes(size);
+        const file = await sourceFile(data);
+        await expect(storage.putFile!(key, file)).resolves.toEqual({ size });
+        // The backend may have taken the file, but never left something else in its place.
+        const left = await contentOf(file);
+        if (left !== null) expect(left.equals(data)).toBe(true);
+        // The caller reuses or removes the path afterwards; the object must not change with it.
+        await writeFile(file, "reused by the next upload");
+        await writeFile(file, "");
+        expect(await storage.head(key)).toEqual({ size });
+        expect((await readAll(await storage.get(key))).equals(data)).toBe(true);
+      }
+    });
+
+    it("putFile() overwrites an existing key", async () => {
+      const key = `${ns()}/obj`;
+      await storage.put(key, bodyOf("first version"));
+      await storage.putFile!(key, await sourceFile(Buffer.from("second, longer version")));
+      expect((await readAll(await storage.get(key))).toString()).toBe("second, longer version");
+    });
+
+    it("putFile() of a missing file fails with StorageError and stores nothing", async () => {
+      const key = `${ns()}/nar/gone.nar`;
+      await expect(storage.putFile!(key, join(files!.path, "never-written.tmp"))).rejects.toBeInstanceOf(StorageError);
+      expect(await storage.head(key)).toBeNull();
+    });
+
+    it("putFile() to an invalid key fails with StorageError and leaves the file where it was", async () => {
+      const data = randomBytes(100);
+      const file = await sourceFile(data);
+      await expect(storage.putFile!("../escape", file)).rejects.toBeInstanceOf(StorageError);
+      expect((await contentOf(file))?.equals(data)).toBe(true);
+    });
+
+    it("concurrent putFile() of the same key from different files leaves one whole object", async () => {
+      const key = `${ns()}/nar/raced-file.nar`;
+      const data = randomBytes(3 * MiB + 5);
+      const sources = await Promise.all([sourceFile(data), sourceFile(data), sourceFile(data)]);
+      const results = await Promise.all(sources.map((f) => storage.putFile!(key, f)));
+      expect(results).toEqual([{ size: data.length }, { size: data.length }, { size: data.length }]);
+      expect((await readAll(await storage.get(key))).equals(data)).toBe(true);
+      expect(await keysOf(storage, key)).toEqual([{ key, size: data.length }]);
+    });
+
+    it("storeFile() streams the file through put() for a backend without putFile()", async () => {
+      const key = `${ns()}/nar/streamed.nar`;
+      const data = randomBytes(200_000);
+      const file = await sourceFile(data);
+      const { putFile: _taken, ...withoutPutFile } = storage;
+      await expect(storeFile(withoutPutFile, key, file)).resolves.toEqual({ size: data.length });
+      expect((await readAll(await storage.get(key))).equals(data)).toBe(true);
+      // Streaming copies: the file is still the caller's.
+      expect((await stat(file)).size).toBe(data.length);
     });
 
     it("head() is null for a missing key and get() throws StorageNotFoundError", async () => {

@@ -1,10 +1,27 @@
-import { readdir, stat, utimes, writeFile, mkdir, rm } from "node:fs/promises";
+import { statSync } from "node:fs";
+import { mkdtemp, readdir, readFile, stat, utimes, writeFile, mkdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { createStorage, createLocalStorage, StorageError } from "../src/storage/index.ts";
 import { describeStorageContract } from "./storage-contract.ts";
 import { makeTempDir } from "./support/tmp.ts";
+import { missing } from "./support/requirements.ts";
+
+/** A writable directory on another filesystem than the temp directory, to make rename fail with EXDEV. */
+function otherFilesystem(): string | null {
+  const here = statSync(tmpdir()).dev;
+  for (const dir of ["/dev/shm", "/run/shm"]) {
+    try {
+      if (statSync(dir).dev !== here) return dir;
+    } catch {
+      // Not on this machine.
+    }
+  }
+  return null;
+}
+const crossDevice = otherFilesystem();
 
 describeStorageContract(
   "local",
@@ -30,6 +47,48 @@ describe("local storage specifics", () => {
       await dir.cleanup();
     }
   });
+
+  it("putFile() takes a file on the same filesystem by renaming it: no copy, no temp file, mode 0644", async () => {
+    const dir = await makeTempDir("storage-local");
+    try {
+      const storage = await createLocalStorage({ path: path.join(dir.path, "storage") });
+      const spool = path.join(dir.path, "spool");
+      await mkdir(spool);
+      const source = path.join(spool, "ingest.tmp");
+      await writeFile(source, "a small NAR", { mode: 0o600 });
+      const inode = (await stat(source)).ino;
+      await expect(storage.putFile!("nar/0a/0a1b.nar.zst", source)).resolves.toEqual({ size: 11 });
+      const stored = await stat(path.join(dir.path, "storage", "nar", "0a", "0a1b.nar.zst"));
+      expect(stored.ino).toBe(inode);
+      expect(stored.mode & 0o777).toBe(0o644);
+      expect(await readdir(spool)).toEqual([]);
+      expect(await readdir(path.join(dir.path, "storage", ".tmp"))).toEqual([]);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  it.skipIf(crossDevice === null && !missing("no directory on another filesystem (/dev/shm)", "putFile's copy fallback"))(
+    "putFile() copies a file from another filesystem, leaving it to the caller",
+    async () => {
+      const dir = await makeTempDir("storage-local");
+      const elsewhere = await mkdtemp(path.join(crossDevice!, "larder-exdev-"));
+      try {
+        const storage = await createLocalStorage({ path: dir.path });
+        const source = path.join(elsewhere, "ingest.tmp");
+        await writeFile(source, "bytes from tmpfs", { mode: 0o600 });
+        await expect(storage.putFile!("nar/0b/0b1c.nar", source)).resolves.toEqual({ size: 16 });
+        const file = path.join(dir.path, "nar", "0b", "0b1c.nar");
+        expect(await readFile(file, "utf8")).toBe("bytes from tmpfs");
+        expect((await stat(file)).mode & 0o777).toBe(0o644);
+        expect(await readFile(source, "utf8")).toBe("bytes from tmpfs");
+        expect(await readdir(path.join(dir.path, ".tmp"))).toEqual([]);
+      } finally {
+        await rm(elsewhere, { recursive: true, force: true });
+        await dir.cleanup();
+      }
+    },
+  );
 
   it("removes temp files older than an hour on startup and keeps younger ones", async () => {
     const dir = await makeTempDir("storage-local");

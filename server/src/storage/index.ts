@@ -5,6 +5,7 @@ import type { Storage, StorageConfig } from "./types.ts";
 export * from "./types.ts";
 export { createLocalStorage } from "./local.ts";
 export { createS3Storage } from "./s3.ts";
+export { openFileStream, storeFile } from "./file.ts";
 
 export async function createStorage(config: StorageConfig): Promise<Storage> {
   switch (config.type) {

@@ -27,6 +27,7 @@ import {
   type Storage,
   type StoredObject,
 } from "./types.ts";
+import { openFileStream } from "./file.ts";
 
 const PART_SIZE = 8 * 1024 * 1024;
 // Parts uploading at once. Memory per put is (QUEUE_SIZE + 1) part buffers, reused from part to part; attic
@@ -98,7 +99,7 @@ export async function createS3Storage(opts: S3StorageOptions): Promise<Storage> 
     );
   };
 
-  return {
+  const storage: Storage = {
     async put(key: string, body: Readable): Promise<StoredObject> {
       assertValidKey(key);
       const fullKey = base + key;
@@ -109,6 +110,17 @@ export async function createS3Storage(opts: S3StorageOptions): Promise<Storage> 
         if (err instanceof StorageError) throw err;
         throw fail("put", fullKey, err);
       }
+    },
+
+    async putFile(key: string, path: string): Promise<StoredObject> {
+      assertValidKey(key);
+      let file: Readable;
+      try {
+        file = (await openFileStream(path)).stream;
+      } catch (err) {
+        throw new StorageError(`S3 put s3://${bucket}/${base + key} failed: cannot read ${path}: ${(err as Error).message}`);
+      }
+      return storage.put(key, file);
     },
 
     async get(key: string, range?: ByteRange): Promise<Readable> {
@@ -192,6 +204,7 @@ export async function createS3Storage(opts: S3StorageOptions): Promise<Storage> 
       }
     },
   };
+  return storage;
 }
 
 function errorName(err: unknown): string | undefined {

@@ -32,6 +32,11 @@ export interface Storage {
    *  completed multipart upload). Overwriting an existing key is allowed (keys are content addresses). Returns the
    *  number of bytes stored. If `body` errors, nothing is left behind and the error is rethrown. */
   put(key: string, body: Readable): Promise<StoredObject>;
+  /** Stores the whole file at `path` under `key`, atomically and durably as put() does. The backend may take the
+   *  file itself instead of copying it (local storage renames it when it is on the same filesystem), so `path` may
+   *  be gone afterwards; the caller must not write to it again, and removes it if it is still there. On failure
+   *  nothing is stored under `key`. Optional: storeFile() streams the file through put() without it. */
+  putFile?(key: string, path: string): Promise<StoredObject>;
   /** A stream of the object's bytes (or of the range). Throws StorageNotFoundError if absent. */
   get(key: string, range?: ByteRange): Promise<Readable>;
   head(key: string): Promise<StoredObject | null>;

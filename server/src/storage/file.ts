@@ -1,0 +1,30 @@
+/** Storing a file that is already on disk (an ingest's spool file), whatever the backend. */
+import * as fs from "node:fs/promises";
+import { Readable } from "node:stream";
+import type { Storage, StoredObject } from "./types.ts";
+
+/**
+ * A stream of a whole file whose read size is bounded by the file: a plain createReadStream
+ * allocates a fresh buffer of its full highWaterMark for every read, which for a small file is
+ * mostly garbage (1 MiB per read cost more than the rest of a small NAR's commit; bench).
+ */
+export async function openFileStream(path: string): Promise<{ stream: Readable; size: number }> {
+  const handle = await fs.open(path, "r");
+  try {
+    const { size } = await handle.stat();
+    if (size === 0) {
+      await handle.close();
+      return { stream: Readable.from([], { objectMode: false }), size };
+    }
+    return { stream: handle.createReadStream({ start: 0, end: size - 1, highWaterMark: 1 << 20 }), size };
+  } catch (err) {
+    await handle.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** putFile() where the backend has it, else the file streamed through put(). */
+export async function storeFile(storage: Storage, key: string, path: string): Promise<StoredObject> {
+  if (storage.putFile) return storage.putFile(key, path);
+  return storage.put(key, (await openFileStream(path)).stream);
+}
