@@ -1,14 +1,16 @@
 /**
- * Makes an ingested NAR durable: dedup by NarHash against every cache, otherwise upload the
- * spool file to its storage key and insert the NAR row. The row is inserted only after the
- * storage object is whole, so a row always means "bytes present".
+ * Makes an ingested NAR durable: dedup by NarHash against every cache, otherwise store the
+ * spool file under its storage key and insert the NAR row. The row is inserted only after the
+ * storage object is whole, so a row always means "bytes present". What the caller links to the
+ * NAR (a staged upload, an object) is written in the same transaction as the row: one commit
+ * per path instead of two, which matters on PostgreSQL where every commit is a round trip.
  */
 import { randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import type { Db } from "../db/connect.ts";
 import { findNarByHash, insertNar, type NarRow } from "../db/nars.ts";
 import { encodeNixBase32 } from "../nix/base32.ts";
+import { storeFile } from "../storage/file.ts";
 import type { Storage } from "../storage/types.ts";
 import { storedExtension } from "./codecs.ts";
 import type { Ingested } from "./pipeline.ts";
@@ -28,23 +30,33 @@ export function narStorageKey(narHash: Buffer, ext: string): string {
   return `nar/${h.slice(0, 2)}/${h}-${randomBytes(4).toString("hex")}${ext}`;
 }
 
-export async function commitNar(db: Db, storage: Storage, ing: Ingested, now = Date.now()): Promise<Committed> {
+/** Writes what refers to the NAR, inside the transaction `tx` that makes or refreshes its row. */
+export type LinkNar = (tx: Db, nar: NarRow) => Promise<void>;
+
+export async function commitNar(db: Db, storage: Storage, ing: Ingested, link?: LinkNar, now = Date.now()): Promise<Committed> {
+  const inTx = <T>(fn: (tx: Db) => Promise<T>): Promise<T> => db.kysely.transaction().execute((trx) => fn({ ...db, kysely: trx }));
   try {
     const narHashHex = ing.nar.sha256.toString("hex");
     const existing = await findNarByHash(db, narHashHex);
     // Refreshing the row's age keeps GC (which only takes NARs older than the grace period) off
     // it until the caller links it; if GC took it just now, store the bytes anew.
-    if (existing && (await touchNar(db, existing.id, now))) return { nar: existing, deduplicated: true };
+    if (existing) {
+      const linked = await inTx(async (tx) => {
+        if (!(await touchNar(tx, existing.id, now))) return false;
+        await link?.(tx, existing);
+        return true;
+      });
+      if (linked) return { nar: existing, deduplicated: true };
+    }
     const key = narStorageKey(ing.nar.sha256, storedExtension(ing.compression));
     // Journal first: bytes that reach storage but never get a row (a crash) are found and removed by GC.
     await db.kysely.insertInto("storage_journal").values({ storage_key: key, kind: "upload", created_at: now }).execute();
-    const stored = await storage.put(key, createReadStream(ing.spoolPath, { highWaterMark: 1 << 20 }));
+    const stored = await storeFile(storage, key, ing.spoolPath);
     if (stored.size !== ing.file.size) {
       await storage.delete(key);
       throw new Error(`storage wrote ${stored.size} bytes for ${key}, expected ${ing.file.size}`);
     }
-    const { row, inserted } = await db.kysely.transaction().execute(async (trx) => {
-      const tx = { ...db, kysely: trx };
+    const { row, inserted } = await inTx(async (tx) => {
       const result = await insertNar(tx, {
         nar_hash: narHashHex,
         nar_size: ing.nar.size,
@@ -54,14 +66,16 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, now = D
         storage_key: key,
         created_at: now,
       });
-      if (result.inserted) await trx.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
+      if (result.inserted) await tx.kysely.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
+      // A concurrent upload of the same NAR won the insert: link to its row, keep it from GC.
+      else await touchNar(tx, result.row.id, now);
+      await link?.(tx, result.row);
       return result;
     });
     if (!inserted) {
-      // A concurrent upload of the same NAR won the insert; ours is a redundant copy.
+      // Ours is a redundant copy; its journal entry goes with it.
       await storage.delete(key);
       await db.kysely.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
-      await touchNar(db, row.id, now);
     }
     return { nar: row, deduplicated: !inserted };
   } finally {

@@ -49,8 +49,7 @@ export function registerNarPut(app: FastifyInstance, ctx: AppContext): void {
           `the body's SHA-256 is ${received} but the URL names ${name.fileHash} (${ingested.upload.size} bytes received; a truncated upload?)`,
         );
       }
-      const { nar } = await commitNar(ctx.db, ctx.storage, ingested);
-      await stageNar(ctx.db, cache.id, name.fileHash, ingested.upload.size, nar.id);
+      await commitNar(ctx.db, ctx.storage, ingested, (tx, nar) => stageNar(tx, cache.id, name.fileHash, ingested.upload.size, nar.id));
       ctx.metrics.bytesIngested.inc({ protocol: "nix" }, ingested.nar.size);
       return reply.code(200).type("text/plain").send("");
     } finally {

@@ -123,10 +123,8 @@ export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void 
             `but the upload info claims ${info.nar_size} bytes and sha256:${checked.narHash.digest.toString("hex")} (a truncated upload?)`,
         );
       }
-      const { nar, deduplicated } = await commitNar(ctx.db, ctx.storage, ingested);
-      await upsertObject(ctx.db, {
+      const object = {
         cacheId: cache.id,
-        narId: nar.id,
         storePathHash: info.store_path_hash,
         storePath: info.store_path,
         references: checked.references,
@@ -136,7 +134,9 @@ export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void 
         sigs: info.sigs,
         uploadFileHash: null,
         createdBy: caller.claims?.sub ?? null,
-      });
+      };
+      const { nar, deduplicated } = await commitNar(ctx.db, ctx.storage, ingested, (tx, stored) => upsertObject(tx, { ...object, narId: stored.id }));
+      ctx.narInfos.invalidate(cache.id, info.store_path_hash);
       ctx.metrics.bytesIngested.inc({ protocol: "attic" }, ingested.nar.size);
       const body: UploadPathResult = {
         kind: deduplicated ? "Deduplicated" : "Uploaded",
