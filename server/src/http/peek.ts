@@ -13,6 +13,7 @@ export function peekHead(stream: Readable, n: number): Promise<{ head: Buffer; b
       stream.off("readable", onReadable);
       stream.off("end", onEnd);
       stream.off("error", onError);
+      stream.off("close", onClose);
       const head = Buffer.concat(chunks);
       if (ended) {
         resolve({ head, body: Readable.from(head.length > 0 ? [head] : []) });
@@ -33,10 +34,16 @@ export function peekHead(stream: Readable, n: number): Promise<{ head: Buffer; b
     const onError = (e: Error) => {
       stream.off("readable", onReadable);
       stream.off("end", onEnd);
+      stream.off("close", onClose);
       reject(e);
+    };
+    // A request whose connection drops may close without an error; waiting for it would never end.
+    const onClose = () => {
+      if (!stream.readableEnded) onError(new Error("the request body closed before it ended"));
     };
     stream.on("readable", onReadable);
     stream.on("end", onEnd);
     stream.on("error", onError);
+    stream.on("close", onClose);
   });
 }

@@ -1,19 +1,19 @@
 /**
  * Makes an ingested NAR durable: dedup by NarHash against every cache, otherwise store the
- * spool file under its storage key and insert the NAR row. The row is inserted only after the
+ * spool file (or a small upload's bytes) under its storage key and insert the NAR row. The row is inserted only after the
  * storage object is whole, so a row always means "bytes present". What the caller links to the
  * NAR (a staged upload, an object) is written in the same transaction as the row: one commit
  * per path instead of two, which matters on PostgreSQL where every commit is a round trip.
  */
 import { randomBytes } from "node:crypto";
-import { rm } from "node:fs/promises";
+import { Readable } from "node:stream";
 import type { Db } from "../db/connect.ts";
 import { findNarByHash, insertNar, type NarRow } from "../db/nars.ts";
 import { encodeNixBase32 } from "../nix/base32.ts";
 import { storeFile } from "../storage/file.ts";
 import type { Storage } from "../storage/types.ts";
 import { storedExtension } from "./codecs.ts";
-import type { Ingested } from "./pipeline.ts";
+import { discardIngested, type Ingested } from "./pipeline.ts";
 
 export interface Committed {
   nar: NarRow;
@@ -51,7 +51,8 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, link?: 
     const key = narStorageKey(ing.nar.sha256, storedExtension(ing.compression));
     // Journal first: bytes that reach storage but never get a row (a crash) are found and removed by GC.
     await db.kysely.insertInto("storage_journal").values({ storage_key: key, kind: "upload", created_at: now }).execute();
-    const stored = await storeFile(storage, key, ing.spoolPath);
+    const stored =
+      "bytes" in ing.content ? await storage.put(key, Readable.from([ing.content.bytes], { objectMode: false })) : await storeFile(storage, key, ing.content.spoolPath);
     if (stored.size !== ing.file.size) {
       await storage.delete(key);
       throw new Error(`storage wrote ${stored.size} bytes for ${key}, expected ${ing.file.size}`);
@@ -79,7 +80,7 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, link?: 
     }
     return { nar: row, deduplicated: !inserted };
   } finally {
-    await rm(ing.spoolPath, { force: true });
+    await discardIngested(ing);
   }
 }
 

@@ -8,15 +8,27 @@
  */
 import { createHash, randomBytes, type Hash } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { rm } from "node:fs/promises";
+import { unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform, Writable, type Duplex, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
+import zlib from "node:zlib";
 import { badRequest, ServerError } from "../errors.ts";
+import { peekHead } from "../http/peek.ts";
 import { NarParser } from "../nix/nar.ts";
 import { NixFormatError } from "../nix/errors.ts";
 import type { StoredCompression } from "../config/load.ts";
 import { compressor, decompressor, type UploadCompression } from "./codecs.ts";
+
+/**
+ * Uploads up to this size (as sent) whose NAR is at most SMALL_NAR_BYTES are handled in memory:
+ * for the small paths that make up most closures, setting up the streams and writing and
+ * reading a spool file cost more than the work itself (bench, docs/PERFORMANCE.md). Bigger ones
+ * stream, so memory per upload stays bounded by these two sizes.
+ */
+export const SMALL_UPLOAD_BYTES = 256 * 1024;
+export const SMALL_NAR_BYTES = 1024 * 1024;
 
 export interface Digest {
   sha256: Buffer;
@@ -30,8 +42,20 @@ export interface Ingested {
   nar: Digest;
   /** The bytes as stored (equal to `upload` when they were kept as sent). */
   file: Digest;
-  spoolPath: string;
+  /** Where the bytes to store are: a spool file, or memory for a small upload. */
+  content: { spoolPath: string } | { bytes: Buffer };
   compression: StoredCompression;
+}
+
+/** Drops what an ingest left behind (its spool file), for an upload that will not be committed. */
+export async function discardIngested(ing: Ingested): Promise<void> {
+  if ("spoolPath" in ing.content) await removeSpool(ing.content.spoolPath);
+}
+
+async function removeSpool(path: string): Promise<void> {
+  await unlink(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "ENOENT") throw e;
+  });
 }
 
 export interface IngestOptions {
@@ -41,6 +65,8 @@ export interface IngestOptions {
   spoolDir: string;
   /** Stop reading an upload larger than this (compressed) many bytes. */
   maxUploadBytes?: number;
+  /** Largest upload handled in memory (default SMALL_UPLOAD_BYTES; 0 streams everything). */
+  inMemoryBelow?: number;
 }
 
 /** Hashes and counts what passes through, unchanged. */
@@ -57,7 +83,7 @@ class Tap extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.size += chunk.length;
     if (this.size > this.#limit) {
-      cb(new ServerError("PayloadTooLarge", `The upload exceeds the limit of ${this.#limit} bytes.`));
+      cb(tooLarge(this.#limit));
       return;
     }
     this.hash.update(chunk);
@@ -96,7 +122,83 @@ function decoding(d: Duplex, decodeErrors: WeakSet<object>): Duplex {
   return d;
 }
 
+const tooLarge = (limit: number) => new ServerError("PayloadTooLarge", `The upload exceeds the limit of ${limit} bytes.`);
+
+// Decompressors with a one-shot form; the others (xz, bzip2) always stream.
+const decompressSync: Partial<Record<UploadCompression, (b: Buffer, o: zlib.ZlibOptions & zlib.ZstdOptions) => Buffer>> = {
+  none: (b) => b,
+  zstd: zlib.zstdDecompressSync,
+  gzip: zlib.gunzipSync,
+  br: zlib.brotliDecompressSync,
+};
+const zstdCompress = promisify(zlib.zstdCompress);
+const brotliCompress = promisify(zlib.brotliCompress);
+
+/** The stored bytes of a small NAR, compressed off the event loop; undefined for a codec without a one-shot form. */
+async function compressSmall(nar: Buffer, stored: IngestOptions["stored"]): Promise<Buffer | undefined> {
+  switch (stored.type) {
+    case "none":
+      return nar;
+    case "zstd":
+      return zstdCompress(nar, { params: { [zlib.constants.ZSTD_c_compressionLevel]: stored.level } });
+    case "br":
+      return brotliCompress(nar, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: stored.level } });
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The whole upload is in `upload`: the same checks and digests as the streams make, in memory.
+ * Undefined when it has to stream after all (its NAR is not small, or a codec has no one-shot form).
+ */
+async function ingestSmall(upload: Buffer, opts: IngestOptions): Promise<Ingested | undefined> {
+  const decompress = decompressSync[opts.input];
+  const keepAsSent = opts.input === opts.stored.type;
+  if (decompress === undefined || (!keepAsSent && opts.stored.type === "xz")) return undefined;
+  if (opts.maxUploadBytes !== undefined && upload.length > opts.maxUploadBytes) throw tooLarge(opts.maxUploadBytes);
+  let nar: Buffer;
+  try {
+    nar = decompress(upload, { maxOutputLength: SMALL_NAR_BYTES });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") return undefined;
+    throw badRequest(`the upload does not decompress: ${(e as Error).message}`);
+  }
+  const parser = new NarParser();
+  try {
+    parser.push(nar);
+    parser.end();
+  } catch (e) {
+    throw narError(e, new WeakSet());
+  }
+  const bytes = keepAsSent ? upload : await compressSmall(nar, opts.stored);
+  if (bytes === undefined) return undefined;
+  const digest = (b: Buffer): Digest => ({ sha256: createHash("sha256").update(b).digest(), size: b.length });
+  const uploaded = digest(upload);
+  return {
+    upload: uploaded,
+    nar: nar === upload ? uploaded : digest(nar),
+    file: bytes === upload ? uploaded : digest(bytes),
+    content: { bytes },
+    compression: opts.stored.type,
+  };
+}
+
 export async function ingest(opts: IngestOptions): Promise<Ingested> {
+  const inMemoryBelow = opts.inMemoryBelow ?? SMALL_UPLOAD_BYTES;
+  if (inMemoryBelow > 0) {
+    // Reads up to one byte past the limit: a body that ended before it is small.
+    const peeked = await peekHead(opts.body, inMemoryBelow + 1);
+    if (peeked.head.length <= inMemoryBelow) {
+      const small = await ingestSmall(peeked.head, opts);
+      if (small) return small;
+    }
+    return ingestStreaming({ ...opts, body: peeked.body });
+  }
+  return ingestStreaming(opts);
+}
+
+async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
   const spoolPath = join(opts.spoolDir, `ingest-${randomBytes(12).toString("hex")}.tmp`);
   const parser = new NarParser();
   const uploadTap = new Tap(opts.maxUploadBytes);
@@ -126,7 +228,7 @@ export async function ingest(opts: IngestOptions): Promise<Ingested> {
       await Promise.all([spooling, proving]);
       parser.end();
       const upload = uploadTap.digest();
-      return { upload, nar: narTap.digest(), file: upload, spoolPath, compression: opts.stored.type };
+      return { upload, nar: narTap.digest(), file: upload, content: { spoolPath }, compression: opts.stored.type };
     }
     const fileTap = new Tap();
     await pipeline(
@@ -139,9 +241,9 @@ export async function ingest(opts: IngestOptions): Promise<Ingested> {
       createWriteStream(spoolPath, { highWaterMark: 1 << 20 }),
     );
     parser.end();
-    return { upload: uploadTap.digest(), nar: narTap.digest(), file: fileTap.digest(), spoolPath, compression: opts.stored.type };
+    return { upload: uploadTap.digest(), nar: narTap.digest(), file: fileTap.digest(), content: { spoolPath }, compression: opts.stored.type };
   } catch (e) {
-    await rm(spoolPath, { force: true });
+    await removeSpool(spoolPath);
     throw narError(e, decodeErrors);
   }
 }

@@ -4,7 +4,6 @@
  * matches it arrives (narinfo-put.ts). A body whose bytes do not hash to the name in the URL,
  * truncated ones included, is refused and leaves nothing behind.
  */
-import { rm } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
@@ -12,7 +11,7 @@ import { badRequest, ServerError } from "../errors.ts";
 import { requireCache } from "../http/cache-access.ts";
 import { encodeNixBase32 } from "../nix/base32.ts";
 import { isUploadCompression } from "../ingest/codecs.ts";
-import { ingest } from "../ingest/pipeline.ts";
+import { discardIngested, ingest } from "../ingest/pipeline.ts";
 import { commitNar } from "../ingest/commit.ts";
 import { stageNar } from "../db/nars.ts";
 import { narFileName } from "./paths.ts";
@@ -44,7 +43,7 @@ export function registerNarPut(app: FastifyInstance, ctx: AppContext): void {
       });
       const received = encodeNixBase32(ingested.upload.sha256);
       if (received !== name.fileHash) {
-        await rm(ingested.spoolPath, { force: true });
+        await discardIngested(ingested);
         throw badRequest(
           `the body's SHA-256 is ${received} but the URL names ${name.fileHash} (${ingested.upload.size} bytes received; a truncated upload?)`,
         );

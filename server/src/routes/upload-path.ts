@@ -6,13 +6,12 @@
  * and only then is it committed and the path made visible. Reading the whole body before a dedup
  * answer is attic's proof of possession, here always on.
  */
-import { rm } from "node:fs/promises";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.ts";
 import { badRequest, ServerError } from "../errors.ts";
 import { requireCache } from "../http/cache-access.ts";
 import { readPreamble } from "../http/preamble.ts";
-import { ingest, type Ingested } from "../ingest/pipeline.ts";
+import { discardIngested, ingest, type Ingested } from "../ingest/pipeline.ts";
 import { commitNar } from "../ingest/commit.ts";
 import { upsertObject } from "../db/objects.ts";
 import { parseHash, type Sha256 } from "../nix/hash.ts";
@@ -117,7 +116,7 @@ export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void 
         throw e;
       }
       if (!ingested.nar.sha256.equals(checked.narHash.digest) || ingested.nar.size !== info.nar_size) {
-        await rm(ingested.spoolPath, { force: true });
+        await discardIngested(ingested);
         throw badRequest(
           `Bad NAR Hash or Size: received ${ingested.nar.size} bytes hashing to sha256:${ingested.nar.sha256.toString("hex")}, ` +
             `but the upload info claims ${info.nar_size} bytes and sha256:${checked.narHash.digest.toString("hex")} (a truncated upload?)`,

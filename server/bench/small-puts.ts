@@ -1,0 +1,106 @@
+/**
+ * `node bench/small-puts.ts [--paths N] [--size BYTES] [--s3] [--cpu-prof DIR]` — the per-path
+ * cost of a closure push, without the Nix client: N one-file NARs of a few KiB, each pushed as
+ * Nix 2.8 does (`PUT nar/<filehash>.nar.zst`, then `PUT <hash>.narinfo`), one at a time over one
+ * connection, against a fresh larderd (its own process, SQLite, local disk by default). Prints the
+ * median and p90 of each request and the paths per second.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import zlib from "node:zlib";
+import { encodeNixBase32 } from "../src/nix/base32.ts";
+import { startLarderd, type StorageSpec } from "./larderd.ts";
+import { startS3rver, type S3rverHandle } from "../test/support/s3rver.ts";
+import { narOfFile } from "../test/support/nar.ts";
+
+const sha256 = (b: Buffer): Buffer => createHash("sha256").update(b).digest();
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      paths: { type: "string", default: "300" },
+      size: { type: "string", default: "8192" },
+      s3: { type: "boolean", default: false },
+      "cpu-prof": { type: "string" },
+    },
+  });
+  const paths = Number(values.paths);
+  const size = Number(values.size);
+  const work = await mkdtemp(join(tmpdir(), "larder-small-puts-"));
+  let s3: S3rverHandle | undefined;
+  try {
+    if (values.s3) s3 = await startS3rver();
+    const storage: StorageSpec = s3
+      ? { type: "s3", endpoint: s3.endpoint, bucket: s3.bucket, region: s3.region, accessKeyId: s3.credentials.accessKeyId, secretAccessKey: s3.credentials.secretAccessKey, prefix: "p" }
+      : { type: "local" };
+    const larderd = await startLarderd({
+      dir: join(work, "larderd"),
+      databaseUrl: `sqlite://${join(work, "larder.db")}`,
+      storage,
+      ...(values["cpu-prof"] !== undefined && { cpuProfDir: values["cpu-prof"] }),
+    });
+    try {
+      await larderd.admin(["create-cache", "c", "--public"]);
+      const out = (await larderd.admin(["make-token", "--sub", "bench", "--validity", "1d", "--push", "c"])).trim().split("\n");
+      const headers = { authorization: `Bearer ${out[out.length - 1]}` };
+      // Letters only, as the bench's data: zstd about halves them, as it does real store paths.
+      const letters = (n: number): Buffer => Buffer.from(randomBytes(n).map((b) => 97 + (b & 15)));
+      const items = Array.from({ length: paths }, () => {
+        const nar = narOfFile(letters(size));
+        const file = zlib.zstdCompressSync(nar);
+        const storePath = `/nix/store/${encodeNixBase32(randomBytes(20))}-small`;
+        const fileHash = encodeNixBase32(sha256(file));
+        const narinfo = [
+          `StorePath: ${storePath}`,
+          `URL: nar/${fileHash}.nar.zst`,
+          "Compression: zstd",
+          `FileHash: sha256:${fileHash}`,
+          `FileSize: ${file.length}`,
+          `NarHash: sha256:${encodeNixBase32(sha256(nar))}`,
+          `NarSize: ${nar.length}`,
+          "References: ",
+          "",
+        ].join("\n");
+        return { file, fileHash, narinfo, hash: storePath.slice(11, 43) };
+      });
+      const narMs: number[] = [];
+      const infoMs: number[] = [];
+      const started = performance.now();
+      for (const it of items) {
+        let t = performance.now();
+        const r1 = await fetch(`${larderd.url}/c/nar/${it.fileHash}.nar.zst`, { method: "PUT", headers, body: it.file });
+        await r1.arrayBuffer();
+        if (r1.status !== 200) throw new Error(`PUT nar answered ${r1.status}`);
+        narMs.push(performance.now() - t);
+        t = performance.now();
+        const r2 = await fetch(`${larderd.url}/c/${it.hash}.narinfo`, { method: "PUT", headers, body: it.narinfo });
+        await r2.arrayBuffer();
+        if (r2.status !== 200) throw new Error(`PUT narinfo answered ${r2.status}: ${await r2.text()}`);
+        infoMs.push(performance.now() - t);
+      }
+      const seconds = (performance.now() - started) / 1000;
+      narMs.sort((a, b) => a - b);
+      infoMs.sort((a, b) => a - b);
+      const f = (n: number) => n.toFixed(2);
+      console.log(
+        `${paths} paths of ${size} bytes (${s3 ? "s3rver" : "local disk"}): ${(paths / seconds).toFixed(0)} paths/s; ` +
+          `PUT nar p50 ${f(quantile(narMs, 0.5))} ms p90 ${f(quantile(narMs, 0.9))} ms; ` +
+          `PUT narinfo p50 ${f(quantile(infoMs, 0.5))} ms p90 ${f(quantile(infoMs, 0.9))} ms`,
+      );
+    } finally {
+      await larderd.stop();
+    }
+  } finally {
+    await s3?.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
