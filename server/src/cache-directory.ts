@@ -11,19 +11,32 @@ export interface CacheDirectory {
   invalidate(name?: string): void;
 }
 
-export function createCacheDirectory(db: Db, ttlMs = 2000): CacheDirectory {
+export interface CacheDirectoryOptions {
+  ttlMs?: number;
+  /** Called on every invalidation, for what is derived from cache rows. */
+  onInvalidate?: () => void;
+}
+
+export function createCacheDirectory(db: Db, opts: CacheDirectoryOptions = {}): CacheDirectory {
+  const ttlMs = opts.ttlMs ?? 2000;
   const entries = new Map<string, { row: CacheRow | undefined; at: number }>();
+  // A lookup that was running when an invalidation came must not store the row it read before.
+  let generation = 0;
   return {
     async get(name) {
       const hit = entries.get(name);
       const now = Date.now();
       if (hit && now - hit.at < ttlMs) return hit.row;
+      const started = generation;
       const row = await getCache(db, name);
+      if (started !== generation) return row;
       if (entries.size > 10_000) entries.clear();
       entries.set(name, { row, at: now });
       return row;
     },
     invalidate(name) {
+      generation++;
+      opts.onInvalidate?.();
       if (name === undefined) entries.clear();
       else entries.delete(name);
     },

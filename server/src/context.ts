@@ -7,6 +7,7 @@ import type { TokenKeys } from "./auth/tokens.ts";
 import type { Revocations } from "./auth/revocations.ts";
 import type { AccessTracker } from "./access-tracker.ts";
 import type { CacheDirectory } from "./cache-directory.ts";
+import type { NarInfoCache } from "./narinfo-cache.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface AppContext {
@@ -16,6 +17,8 @@ export interface AppContext {
   readonly tokens: TokenKeys;
   readonly revocations: Revocations;
   readonly caches: CacheDirectory;
+  /** Rendered narinfo answers; writers drop what they change (narinfo-cache.ts). */
+  readonly narInfos: NarInfoCache;
   readonly accessTracker: AccessTracker;
   readonly metrics: Metrics;
   readonly log: Logger;

@@ -12,6 +12,7 @@ import { createStorage } from "./storage/index.ts";
 import { tokenKeys } from "./auth/tokens.ts";
 import { createRevocations } from "./auth/revocations.ts";
 import { createCacheDirectory } from "./cache-directory.ts";
+import { createNarInfoCache } from "./narinfo-cache.ts";
 import { createAccessTracker } from "./access-tracker.ts";
 import { createMetrics } from "./metrics.ts";
 import { buildApp } from "./app.ts";
@@ -22,6 +23,8 @@ export interface ContextOptions {
   migrate?: boolean;
   accessFlushMs?: number;
   defaultMetrics?: boolean;
+  /** How long a rendered narinfo answer is kept (narinfo-cache.ts); 0 turns the cache off. */
+  narInfoTtlMs?: number;
 }
 
 export async function createContext(config: Config, opts: ContextOptions = {}): Promise<AppContext> {
@@ -30,13 +33,16 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
   if (opts.migrate ?? true) await db.migrate();
   const storage = await createStorage(config.storage);
   await mkdir(config.spoolDir, { recursive: true, mode: 0o700 });
+  const narInfos = createNarInfoCache({ localChanges: db.localChanges, ...(opts.narInfoTtlMs !== undefined && { ttlMs: opts.narInfoTtlMs }) });
   return {
     config,
     db,
     storage,
     tokens: tokenKeys(config.jwt.key, config.jwt.issuer, config.jwt.audiences),
     revocations: createRevocations(db),
-    caches: createCacheDirectory(db),
+    // A cache's settings and key are in every narinfo it serves.
+    caches: createCacheDirectory(db, { onInvalidate: () => narInfos.clear() }),
+    narInfos,
     accessTracker: createAccessTracker(db, opts.accessFlushMs, (e) => log.warn({ err: e }, "could not record access times")),
     metrics: createMetrics({ defaultMetrics: opts.defaultMetrics ?? false }),
     log,

@@ -45,7 +45,8 @@ export function startPeriodicGc(deps: GcDeps, intervalSeconds: number, beforeRun
 
 export function startGcLoop(ctx: AppContext): GcLoop {
   return startPeriodicGc(
-    { db: ctx.db, storage: ctx.storage, gc: ctx.config.gc, log: ctx.log, metrics: ctx.metrics },
+    // Each committed batch of deleted objects drops the narinfos this server keeps rendered.
+    { db: ctx.db, storage: ctx.storage, gc: ctx.config.gc, log: ctx.log, metrics: ctx.metrics, checkpoint: (step) => void (step === "objects" && ctx.narInfos.clear()) },
     ctx.config.gc.intervalSeconds,
     // This process's recent hits must count before anything is judged unused.
     () => ctx.accessTracker.flush(),

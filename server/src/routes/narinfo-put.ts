@@ -117,6 +117,7 @@ export function registerNarInfoPut(app: FastifyInstance, ctx: AppContext): void 
     } else if (found.stagedId !== undefined) {
       await ctx.db.kysely.deleteFrom("staged_nar").where("id", "=", found.stagedId).execute();
     }
+    ctx.narInfos.invalidate(cache.id, storePathHash);
     return reply.code(200).type("text/plain").send("");
   });
 }

@@ -39,6 +39,7 @@ export function registerPathDelete(app: FastifyInstance, ctx: AppContext): void 
         }
       }
       await deleteObject(ctx.db, found.object.id);
+      ctx.narInfos.invalidate(cache.id, hash);
       req.log.info({ cache: cache.name, path: found.object.store_path, sub: caller.claims?.sub, force: force === "true" }, "path deleted");
       const body: DeletePathResult = { deleted: found.object.store_path };
       return reply.send(body);

@@ -38,6 +38,8 @@ export interface LarderOptions {
   /** Receives the server's JSON log lines. */
   logLines?: string[];
   compression?: "zstd" | "none" | "xz" | "brotli";
+  /** How long narinfo answers are kept in memory (the server's default when unset). */
+  narInfoTtlMs?: number;
 }
 
 export async function startLarder(backend: Backend, opts: LarderOptions = {}): Promise<Larder> {
@@ -76,7 +78,8 @@ export async function startLarder(backend: Backend, opts: LarderOptions = {}): P
   const log = lines
     ? pino({ level: "debug" }, { write: (line: string) => void lines.push(line) })
     : pino({ level: process.env.LARDER_TEST_LOG ?? "silent" });
-  let server = await startServer(config, { log, accessFlushMs: 200 });
+  const serverOpts = { log, accessFlushMs: 200, ...(opts.narInfoTtlMs !== undefined && { narInfoTtlMs: opts.narInfoTtlMs }) };
+  let server = await startServer(config, serverOpts);
   const token = (grants: Partial<Record<PermissionName, string[]>>, sub = "test", validitySeconds = 3600) =>
     signClaims(server.ctx.tokens, buildClaims({ sub, validitySeconds, grants }));
   const larder: Larder = {
@@ -91,7 +94,7 @@ export async function startLarder(backend: Backend, opts: LarderOptions = {}): P
     async restart() {
       const port = Number(new URL(larder.url).port);
       await server.close();
-      server = await startServer({ ...config, listen: { host: "127.0.0.1", port } }, { log, accessFlushMs: 200 });
+      server = await startServer({ ...config, listen: { host: "127.0.0.1", port } }, serverOpts);
       larder.server = server;
     },
     async stop() {
