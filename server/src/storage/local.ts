@@ -49,10 +49,7 @@ export async function createLocalStorage(opts: LocalStorageOptions): Promise<Sto
       const out = createWriteStream(tmp, { flags: "wx", mode: 0o644, flush: true });
       await pipeline(body, out);
       const size = out.bytesWritten;
-      const file = fileOf(key);
-      await fs.mkdir(path.dirname(file), { recursive: true });
-      await fs.rename(tmp, file);
-      await syncDirectory(path.dirname(file));
+      await moveInto(root, tmp, fileOf(key));
       return { size };
     } catch (err) {
       await fs.rm(tmp, { force: true }).catch(() => {});
@@ -87,13 +84,10 @@ export async function createLocalStorage(opts: LocalStorageOptions): Promise<Sto
         if (err instanceof StorageError) throw err;
         throw wrap("put", key, err);
       }
-      const file = fileOf(key);
       try {
-        await fs.mkdir(path.dirname(file), { recursive: true });
         // Taking the file by name costs no copy and no second fsync of its bytes (a small NAR's commit was
         // mostly that copy; bench).
-        await fs.rename(source, file);
-        await syncDirectory(path.dirname(file));
+        await moveInto(root, source, fileOf(key));
         return { size };
       } catch (err) {
         // Another filesystem (or mount): copy it instead.
@@ -227,6 +221,28 @@ async function removeStaleTempFiles(tmpDir: string): Promise<void> {
       if (!isMissing(err)) throw wrap("remove stale temp file", file, err);
     }
   }
+}
+
+/**
+ * Renames `from` to `to` (a file under `root`) and makes the new name durable, creating `to`'s
+ * directory if it is missing.
+ */
+async function moveInto(root: string, from: string, to: string): Promise<void> {
+  const dir = path.dirname(to);
+  try {
+    await fs.rename(from, to);
+  } catch (err) {
+    // Directories are made on first use rather than checked on every put (one system call less).
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    await fs.mkdir(dir, { recursive: true });
+    await fs.rename(from, to);
+    // New directories' own names must survive a crash too.
+    for (let up = path.dirname(dir); up.length >= root.length && up.startsWith(root); up = path.dirname(up)) {
+      await syncDirectory(up);
+      if (up === root) break;
+    }
+  }
+  await syncDirectory(dir);
 }
 
 async function syncDirectory(dir: string): Promise<void> {
