@@ -10,9 +10,6 @@
  *   everything; so does the in-process GC after each batch of deleted objects). A lookup that was
  *   already running when something was dropped does not store its answer (the generation check),
  *   so a read that raced a commit cannot put the old answer back.
- * - On SQLite, an answer is also dropped when the connection has changed any row since it was
- *   stored, so everything written through this process, even by code that does not know about
- *   this cache, is seen at once.
  * - Writes by other processes (another api-server, a garbage-collector node, `larderd` admin
  *   commands) are seen within `ttlMs`. That window does not weaken invariant 1 beyond what a
  *   client already lives with: Nix reads a narinfo, then fetches its NAR and references later;
@@ -51,8 +48,6 @@ export interface NarInfoCache {
 export interface NarInfoCacheOptions {
   ttlMs?: number;
   maxEntries?: number;
-  /** A number that changes whenever this process's database connection changes a row (SQLite). */
-  localChanges?: () => number;
   now?: () => number;
 }
 
@@ -64,26 +59,13 @@ interface Entry {
 export function createNarInfoCache(opts: NarInfoCacheOptions = {}): NarInfoCache {
   const ttlMs = opts.ttlMs ?? 1000;
   const maxEntries = opts.maxEntries ?? 20_000;
-  const localChanges = opts.localChanges ?? (() => 0);
   const now = opts.now ?? Date.now;
   const entries = new Map<string, Entry>();
   let generation = 0;
-  // Changes seen at the last check: when the connection has written anything since, every entry
-  // is older than that write and all of them go at once.
-  let changesSeen = localChanges();
-
-  const fresh = (): boolean => {
-    const changes = localChanges();
-    if (changes === changesSeen) return true;
-    changesSeen = changes;
-    generation++;
-    entries.clear();
-    return false;
-  };
 
   return {
     get(cacheId, hash) {
-      if (ttlMs <= 0 || !fresh()) return undefined;
+      if (ttlMs <= 0) return undefined;
       const key = `${cacheId}/${hash}`;
       const e = entries.get(key);
       if (e === undefined) return undefined;
@@ -94,11 +76,10 @@ export function createNarInfoCache(opts: NarInfoCacheOptions = {}): NarInfoCache
       return e.answer;
     },
     ticket() {
-      fresh();
       return generation;
     },
     set(ticket, cacheId, hash, answer) {
-      if (ttlMs <= 0 || !fresh() || ticket !== generation) return;
+      if (ttlMs <= 0 || ticket !== generation) return;
       if (entries.size >= maxEntries) {
         // Oldest first: a Map iterates in insertion order.
         const oldest = entries.keys().next().value;

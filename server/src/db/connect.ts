@@ -20,12 +20,6 @@ export interface Db {
   migrate(): Promise<string[]>;
   /** Throws unless the database answers a trivial query (health checks). */
   check(): Promise<void>;
-  /**
-   * A count that grows whenever this process's connection changes a row (SQLite's
-   * total_changes(), read without touching a table); always 0 on PostgreSQL, whose pool is not
-   * tracked. Read-side caches use it to see this process's writes at once.
-   */
-  localChanges(): number;
   close(): Promise<void>;
 }
 
@@ -65,7 +59,6 @@ pg.types.setTypeParser(20, (v: string) => Number(v));
 export async function openDb(url: string): Promise<Db> {
   let kysely: Kysely<Database>;
   let dialect: Dialect;
-  let localChanges = (): number => 0;
   if (url.startsWith("sqlite:")) {
     const path = sqlitePath(url);
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -77,8 +70,6 @@ export async function openDb(url: string): Promise<Db> {
     database.pragma("temp_store = MEMORY");
     kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: reusingStatements(database) }) });
     dialect = "sqlite";
-    const totalChanges = database.prepare("select total_changes()").pluck();
-    localChanges = () => (database.open ? (totalChanges.get() as number) : 0);
   } else {
     const pool = new pg.Pool({ connectionString: url, max: 16 });
     // An idle client's error (server restart) must not crash the process; the next query reconnects.
@@ -99,7 +90,6 @@ export async function openDb(url: string): Promise<Db> {
     async check() {
       await sql`select 1`.execute(kysely);
     },
-    localChanges,
     async close() {
       await kysely.destroy();
     },
