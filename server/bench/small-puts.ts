@@ -1,9 +1,11 @@
 /**
- * `node bench/small-puts.ts [--paths N] [--size BYTES] [--s3] [--cpu-prof DIR]` — the per-path
- * cost of a closure push, without the Nix client: N one-file NARs of a few KiB, each pushed as
- * Nix 2.8 does (`PUT nar/<filehash>.nar.zst`, then `PUT <hash>.narinfo`), one at a time over one
- * connection, against a fresh larderd (its own process, SQLite, local disk by default). Prints the
- * median and p90 of each request and the paths per second.
+ * `node bench/small-puts.ts [--paths N] [--size BYTES] [--attic] [--jobs N] [--s3] [--cpu-prof DIR]`
+ * — the per-path cost of a closure push, without a client's own costs: N one-file NARs of a few
+ * KiB, each pushed as Nix 2.8 does (`PUT nar/<filehash>.nar.zst`, then `PUT <hash>.narinfo`, one
+ * at a time over one connection), or with --attic as `larder push` does (one `PUT
+ * /_api/v1/upload-path` of the uncompressed NAR, --jobs at a time, 5 by default), against a fresh
+ * larderd (its own process, SQLite, local disk by default). Prints the paths per second and the
+ * median and p90 of each request.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -27,6 +29,8 @@ async function main(): Promise<void> {
     options: {
       paths: { type: "string", default: "300" },
       size: { type: "string", default: "8192" },
+      attic: { type: "boolean", default: false },
+      jobs: { type: "string", default: "5" },
       s3: { type: "boolean", default: false },
       "cpu-prof": { type: "string" },
     },
@@ -68,8 +72,33 @@ async function main(): Promise<void> {
           "References: ",
           "",
         ].join("\n");
-        return { file, fileHash, narinfo, hash: storePath.slice(11, 43) };
+        const info = { cache: "c", store_path_hash: storePath.slice(11, 43), store_path: storePath, references: [], system: null, deriver: null, sigs: [], ca: null, nar_hash: `sha256:${sha256(nar).toString("hex")}`, nar_size: nar.length };
+        return { nar, file, fileHash, narinfo, hash: storePath.slice(11, 43), info: JSON.stringify(info) };
       });
+      if (values.attic) {
+        const jobs = Number(values.jobs);
+        const ms: number[] = [];
+        const started = performance.now();
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: jobs }, async () => {
+            for (let it = items[next++]; it; it = items[next++]) {
+              const t = performance.now();
+              const r = await fetch(`${larderd.url}/_api/v1/upload-path`, { method: "PUT", headers: { ...headers, "x-attic-nar-info": it.info }, body: it.nar });
+              const text = await r.text();
+              if (r.status !== 200) throw new Error(`upload-path answered ${r.status}: ${text}`);
+              ms.push(performance.now() - t);
+            }
+          }),
+        );
+        const seconds = (performance.now() - started) / 1000;
+        ms.sort((a, b) => a - b);
+        console.log(
+          `${paths} paths of ${size} bytes by upload-path, ${jobs} at a time (${s3 ? "s3rver" : "local disk"}): ${(paths / seconds).toFixed(0)} paths/s; ` +
+            `p50 ${quantile(ms, 0.5).toFixed(2)} ms p90 ${quantile(ms, 0.9).toFixed(2)} ms`,
+        );
+        return;
+      }
       const narMs: number[] = [];
       const infoMs: number[] = [];
       const started = performance.now();
