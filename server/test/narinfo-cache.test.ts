@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, createTestCache, startLarder, type Larder } from "./support/larder.ts";
 import { postgresAvailable } from "./support/postgres.ts";
 import { FIXTURES } from "./fixtures/nix/fixtures.ts";
+import { rawRequest } from "./support/raw-http.ts";
 import { createNarInfoCache } from "../src/narinfo-cache.ts";
 import { openDb } from "../src/db/connect.ts";
 import { startGcLoop } from "../src/gc/loop.ts";
@@ -281,5 +282,37 @@ describe.each(BACKENDS)("what another process changes, on %s", (backend) => {
     }
     expect(status).toBe(404);
     expect(Date.now() - deleted).toBeLessThan(300 + 1000);
+  });
+});
+
+describe("request metrics, recorded per route", () => {
+  let l: Larder;
+  beforeAll(async () => {
+    l = await startLarder("sqlite-local");
+  });
+  afterAll(async () => {
+    await l?.stop();
+  });
+
+  it("counts matched routes under their pattern, and unmatched URLs and refused hosts as unmatched", async () => {
+    await createTestCache(l, "m", { isPublic: true });
+    const before = await (await fetch(`${l.url}/metrics`)).text();
+    expect((await fetch(`${l.url}/m/nix-cache-info`)).status).toBe(200);
+    expect((await fetch(`${l.url}/no/such/route/here`)).status).toBe(404);
+    expect((await fetch(`${l.url}/no/such/route/here`, { method: "POST" })).status).toBe(404);
+    // An empty Host header: refused by the host check, on a matched and an unmatched URL.
+    expect((await rawRequest(l.url, ["GET /m/nix-cache-info HTTP/1.1", "host: ", "connection: close"])).status).toBe(400);
+    expect((await rawRequest(l.url, ["GET /no/such/route/here HTTP/1.1", "host: ", "connection: close"])).status).toBe(400);
+    const after = await (await fetch(`${l.url}/metrics`)).text();
+    const delta = (name: string, labels: Record<string, string>) => metric(after, name, labels) - metric(before, name, labels);
+    expect(delta("larder_http_requests_total", { route: "/:cache/nix-cache-info", method: "GET", status: "200" })).toBe(1);
+    expect(delta("larder_http_requests_total", { route: "/:cache/nix-cache-info", method: "GET", status: "400" })).toBe(1);
+    expect(delta("larder_http_requests_total", { route: "unmatched", method: "GET", status: "404" })).toBe(1);
+    expect(delta("larder_http_requests_total", { route: "unmatched", method: "POST", status: "404" })).toBe(1);
+    expect(delta("larder_http_requests_total", { route: "unmatched", method: "GET", status: "400" })).toBe(1);
+    expect(delta("larder_http_request_duration_seconds_count", { route: "unmatched" })).toBe(3);
+    expect(delta("larder_http_request_duration_seconds_count", { route: "/:cache/nix-cache-info" })).toBe(2);
+    // The scrape before this one was counted once, as the route it is.
+    expect(delta("larder_http_requests_total", { route: "/metrics", method: "GET", status: "200" })).toBe(1);
   });
 });
