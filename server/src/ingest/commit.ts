@@ -1,9 +1,10 @@
 /**
  * Makes an ingested NAR durable: dedup by NarHash against every cache, otherwise store the
- * spool file (or a small upload's bytes) under its storage key and insert the NAR row. The row is inserted only after the
- * storage object is whole, so a row always means "bytes present". What the caller links to the
- * NAR (a staged upload, an object) is written in the same transaction as the row: one commit
- * per path instead of two, which matters on PostgreSQL where every commit is a round trip.
+ * spool file (or a small upload's bytes) under its storage key and insert the NAR row. The row
+ * is inserted only after the storage object is whole, so a row always means "bytes present".
+ * What the caller links to the NAR (a staged upload, an object) is written in the same
+ * transaction as the row: one commit per path fewer, which matters on PostgreSQL, where every
+ * commit waits for its WAL to reach disk.
  */
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
@@ -52,7 +53,9 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, link?: 
     // Journal first: bytes that reach storage but never get a row (a crash) are found and removed by GC.
     await db.kysely.insertInto("storage_journal").values({ storage_key: key, kind: "upload", created_at: now }).execute();
     const stored =
-      "bytes" in ing.content ? await storage.put(key, Readable.from([ing.content.bytes], { objectMode: false })) : await storeFile(storage, key, ing.content.spoolPath);
+      "bytes" in ing.content
+        ? await storage.put(key, Readable.from([ing.content.bytes], { objectMode: false }))
+        : await storeFile(storage, key, ing.content.spoolPath);
     if (stored.size !== ing.file.size) {
       await storage.delete(key);
       throw new Error(`storage wrote ${stored.size} bytes for ${key}, expected ${ing.file.size}`);
