@@ -1,6 +1,6 @@
 // One behavioural contract for every Storage backend; storage-local.test.ts and storage-s3.test.ts run it.
 import { createHash, randomBytes } from "node:crypto";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, readlink, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -263,6 +263,18 @@ export function describeStorageContract(
       expect((await readAll(await storage.get(key))).equals(data)).toBe(true);
       // Streaming copies: the file is still the caller's.
       expect((await stat(file)).size).toBe(data.length);
+    });
+
+    it("storeFile() closes the file when put() refuses the key before reading it", async () => {
+      const file = await sourceFile(randomBytes(1000));
+      const { putFile: _taken, ...withoutPutFile } = storage;
+      await expect(storeFile(withoutPutFile, "../escape", file)).rejects.toBeInstanceOf(StorageError);
+      await expect(storage.putFile!("../escape", file)).rejects.toBeInstanceOf(StorageError);
+      // Descriptors close asynchronously after the stream is destroyed.
+      await sleep(50);
+      const open: string[] = [];
+      for (const fd of await readdir("/proc/self/fd")) open.push(await readlink(`/proc/self/fd/${fd}`).catch(() => ""));
+      expect(open).not.toContain(file);
     });
 
     it("head() is null for a missing key and get() throws StorageNotFoundError", async () => {

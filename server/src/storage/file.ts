@@ -23,8 +23,22 @@ export async function openFileStream(path: string): Promise<{ stream: Readable; 
   }
 }
 
+/**
+ * Streams the file at `path` through `put`. The file is closed however `put` ends, also when it
+ * refuses the key before reading a byte (an unread stream would hold its descriptor until the
+ * garbage collector found it).
+ */
+export async function putFromFile(put: Storage["put"], key: string, path: string): Promise<StoredObject> {
+  const { stream } = await openFileStream(path);
+  try {
+    return await put(key, stream);
+  } finally {
+    stream.destroy();
+  }
+}
+
 /** putFile() where the backend has it, else the file streamed through put(). */
 export async function storeFile(storage: Storage, key: string, path: string): Promise<StoredObject> {
   if (storage.putFile) return storage.putFile(key, path);
-  return storage.put(key, (await openFileStream(path)).stream);
+  return putFromFile((k, body) => storage.put(k, body), key, path);
 }

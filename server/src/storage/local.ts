@@ -15,7 +15,7 @@ import {
   type Storage,
   type StoredObject,
 } from "./types.ts";
-import { openFileStream } from "./file.ts";
+import { putFromFile } from "./file.ts";
 
 const TMP_DIR = ".tmp";
 const STALE_TMP_MS = 60 * 60 * 1000;
@@ -94,7 +94,7 @@ export async function createLocalStorage(opts: LocalStorageOptions): Promise<Sto
         if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw wrap("put", key, err);
       }
       try {
-        return await put(key, (await openFileStream(source)).stream);
+        return await putFromFile(put, key, source);
       } catch (err) {
         if (err instanceof StorageError) throw err;
         throw wrap("put", key, err);

@@ -27,7 +27,7 @@ import {
   type Storage,
   type StoredObject,
 } from "./types.ts";
-import { openFileStream } from "./file.ts";
+import { putFromFile } from "./file.ts";
 
 const PART_SIZE = 8 * 1024 * 1024;
 // Parts uploading at once. Memory per put is (QUEUE_SIZE + 1) part buffers, reused from part to part; attic
@@ -114,13 +114,12 @@ export async function createS3Storage(opts: S3StorageOptions): Promise<Storage> 
 
     async putFile(key: string, path: string): Promise<StoredObject> {
       assertValidKey(key);
-      let file: Readable;
       try {
-        file = (await openFileStream(path)).stream;
+        return await putFromFile(storage.put, key, path);
       } catch (err) {
+        if (err instanceof StorageError) throw err;
         throw new StorageError(`S3 put s3://${bucket}/${base + key} failed: cannot read ${path}: ${(err as Error).message}`);
       }
-      return storage.put(key, file);
     },
 
     async get(key: string, range?: ByteRange): Promise<Readable> {
