@@ -55,7 +55,12 @@ export function startGcLoop(ctx: AppContext): GcLoop {
 
 /** `--mode garbage-collector` (periodic) and `garbage-collector-once` (prints counts, exit code). */
 export async function runGcMode(config: Config, once: boolean, untilSignal: () => Promise<void>, checkpoint?: GcDeps["checkpoint"]): Promise<number> {
-  const log = pino({ level: config.logLevel, base: { service: "larderd", mode: once ? "garbage-collector-once" : "garbage-collector" } });
+  // A one-shot run's result is its stdout (the counts, for scripts); its log goes to stderr so the
+  // two can never interleave.
+  const log = pino(
+    { level: config.logLevel, base: { service: "larderd", mode: once ? "garbage-collector-once" : "garbage-collector" } },
+    pino.destination({ dest: once ? 2 : 1, sync: true }),
+  );
   const db = await openDb(config.databaseUrl);
   try {
     await db.migrate();
