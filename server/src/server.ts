@@ -33,7 +33,7 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
   if (opts.migrate ?? true) await db.migrate();
   const storage = await createStorage(config.storage);
   await mkdir(config.spoolDir, { recursive: true, mode: 0o700 });
-  const narInfos = createNarInfoCache(opts.narInfoTtlMs !== undefined ? { ttlMs: opts.narInfoTtlMs } : {});
+  const narInfos = createNarInfoCache({ ttlMs: opts.narInfoTtlMs ?? config.narInfoCacheTtlMs });
   return {
     config,
     db,

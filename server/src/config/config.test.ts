@@ -22,6 +22,8 @@ describe("server.toml", () => {
     expect(c.gc).toEqual({ intervalSeconds: 43200, defaultRetentionSeconds: 0, graceSeconds: 21600 });
     expect(c.spoolDir).toBe("/tmp/spool");
     expect(c.maxNarInfoSize).toBe(1048576);
+    expect(c.narInfoCacheTtlMs).toBe(1000);
+    expect(parseConfig(minimal(`narinfo-cache-ttl = "0s"`)).narInfoCacheTtlMs).toBe(0);
     expect(Object.isFrozen(c)).toBe(true);
   });
 

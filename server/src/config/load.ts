@@ -24,6 +24,8 @@ export interface Config {
   substituterEndpoint?: string;
   softDeleteCaches: boolean;
   maxNarInfoSize: number;
+  /** Milliseconds a rendered narinfo answer may be served from memory. */
+  narInfoCacheTtlMs: number;
   spoolDir: string;
   databaseUrl: string;
   storage: StorageConfig;
@@ -168,6 +170,7 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
     ...(p["substituter-endpoint"] !== undefined && { substituterEndpoint: p["substituter-endpoint"] }),
     softDeleteCaches: p["soft-delete-caches"],
     maxNarInfoSize: p["max-nar-info-size"],
+    narInfoCacheTtlMs: p["narinfo-cache-ttl"] * 1000,
     spoolDir: p["spool-dir"] ?? (storage.type === "local" ? join(dirname(storage.path), "spool") : join(tmpdir(), "larder-spool")),
     databaseUrl,
     storage,

@@ -62,6 +62,7 @@ export const configSchema = z.strictObject({
     .describe("A push of a NAR the server already has must still send its bytes (accepted for attic compatibility; larder always verifies)."),
   "spool-dir": z.string().min(1).optional()
     .describe("Scratch directory for uploads in flight (compressed size); default: beside local storage, or the system temp dir with S3."),
+  "narinfo-cache-ttl": duration("How long a rendered narinfo answer (hit or miss) is served from memory; writes through the same process are seen at once, other processes' within this time; \"0s\" turns the cache off.", "1s"),
   "max-nar-info-size": z.number().int().positive().default(1_048_576)
     .describe("Largest narinfo or attic upload preamble accepted, in bytes."),
   database: z.strictObject({
