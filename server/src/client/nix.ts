@@ -4,8 +4,10 @@
  * `--store` chroot store (`nix-store --dump` reads the filesystem path and cannot see a chroot).
  */
 import { spawn } from "node:child_process";
-import { realpath } from "node:fs/promises";
+import { lstat, realpath } from "node:fs/promises";
 import type { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
+import { narOf, physicalPath } from "./nar-dump.ts";
 import { CliError } from "./errors.ts";
 import { parseHash } from "../nix/hash.ts";
 
@@ -102,8 +104,24 @@ export interface NarDump {
   kill(): void;
 }
 
-/** Streams the NAR of `path` (what `nix-store --dump` writes), never touching disk. */
-export function dumpNar(path: string, store: string | undefined): NarDump {
+/**
+ * Streams the NAR of `path` (what `nix-store --dump` writes), never touching disk: read here
+ * when the store's files are on this machine, else from `nix store dump-path`.
+ */
+export async function dumpNar(path: string, store: string | undefined): Promise<NarDump> {
+  const physical = physicalPath(path, store);
+  if (physical !== undefined && (await lstat(physical).then(() => true, () => false))) {
+    const stdout = narOf(physical);
+    const done = finished(stdout).catch((e: Error) => {
+      throw new CliError(`reading ${path} from the store: ${e.message}`);
+    });
+    done.catch(() => {});
+    return { stdout, done, kill: () => stdout.destroy() };
+  }
+  return dumpNarWithNix(path, store);
+}
+
+function dumpNarWithNix(path: string, store: string | undefined): NarDump {
   const child = spawn("nix", [...NIX_FLAGS, ...storeArgs(store), "store", "dump-path", path], { stdio: ["ignore", "pipe", "pipe"] });
   const err: Buffer[] = [];
   child.stderr.on("data", (d: Buffer) => err.length < 64 && err.push(d));

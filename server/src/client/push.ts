@@ -129,7 +129,7 @@ async function uploadOne(api: Api, cache: string, info: LocalPathInfo, opts: Pus
   const json = JSON.stringify(uploadInfo(cache, info));
   const preamble = opts.forcePreamble || Buffer.byteLength(json) >= PREAMBLE_THRESHOLD;
   for (let attempt = 0; ; attempt++) {
-    const dump = dumpNar(info.path, opts.store);
+    const dump = await dumpNar(info.path, opts.store);
     dump.stdout.on("data", (d: Buffer) => progress.bytes(info.path, d.length));
     let body: Readable = dump.stdout;
     const headers: Record<string, string> = {};
