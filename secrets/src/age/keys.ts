@@ -24,7 +24,9 @@ export function parseRecipient(text: string): ParsedRecipient {
   const [kind, blob] = fields;
   if (kind === undefined || kind === "") throw new Error("empty public key");
   if (kind.startsWith("age1")) {
-    if (kind.startsWith("age1pq")) {
+    // bech32: the human-readable part ends at the last "1" (the data alphabet has none), so an X25519
+    // key may well start "age1pq…"; only the "age1pq" part marks a post-quantum one.
+    if (kind.slice(0, kind.lastIndexOf("1")).toLowerCase() === "age1pq") {
       throw new Error(`${kind.slice(0, 12)}…: post-quantum age recipients cannot be read by age 1.1 hosts; use an X25519 (age-keygen) or ssh key`);
     }
     try {
