@@ -6,16 +6,9 @@
 import { chmod, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { run, type RunResult } from "./proc.ts";
+import { ISOLATED_NIX_CONF } from "../test/support/nix-conf.ts";
 
-const NIX_CONF = `build-users-group =
-sandbox = false
-experimental-features = nix-command
-substituters =
-trusted-public-keys =
-narinfo-cache-negative-ttl = 0
-narinfo-cache-positive-ttl = 0
-sandbox-paths = /bin /usr /lib /lib64
-max-jobs = 2
+const NIX_CONF = `${ISOLATED_NIX_CONF}max-jobs = 2
 `;
 
 // Random bytes mapped onto 16 letters: 4 bits of entropy per byte, so zstd halves them, about

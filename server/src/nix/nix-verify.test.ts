@@ -11,19 +11,12 @@ import { fingerprint } from "./fingerprint.ts";
 import { NarParser } from "./nar.ts";
 import { parseNarInfo, renderNarInfo } from "./narinfo.ts";
 import { formatPublicKey, formatSecretKey, generateSecretKey, publicKeyOf, signFingerprint, type SecretKey } from "./signing.ts";
+import { ISOLATED_NIX_CONF } from "../../test/support/nix-conf.ts";
 
 const run = promisify(execFile);
 const haveNix = requireTool("nix", "signatures must be checked by the real Nix client");
 
-const NIX_CONF = `build-users-group =
-sandbox = false
-experimental-features = nix-command
-substituters =
-trusted-public-keys =
-narinfo-cache-negative-ttl = 0
-narinfo-cache-positive-ttl = 0
-sandbox-paths = /bin /usr /lib /lib64
-`;
+const NIX_CONF = ISOLATED_NIX_CONF;
 
 describe.skipIf(!haveNix)("real Nix accepts what we sign", () => {
   let tmp: TempDir;

@@ -7,6 +7,7 @@ import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { makeTempDir, type TempDir } from "./tmp.ts";
+import { ISOLATED_NIX_CONF } from "./nix-conf.ts";
 
 const run = promisify(execFile);
 
@@ -37,15 +38,7 @@ export interface NixEnv {
   cleanup(): Promise<void>;
 }
 
-const NIX_CONF = `build-users-group =
-sandbox = false
-experimental-features = nix-command
-substituters =
-trusted-public-keys =
-narinfo-cache-negative-ttl = 0
-narinfo-cache-positive-ttl = 0
-sandbox-paths = /bin /usr /lib /lib64
-`;
+const NIX_CONF = ISOLATED_NIX_CONF;
 
 const CLOSURE_NIX = `{ nonce }:
 let
