@@ -30,6 +30,8 @@ export interface Config {
   databaseUrl: string;
   storage: StorageConfig;
   presignDownloads: boolean;
+  /** Local storage behind nginx: URL prefix of the internal location that serves the storage directory. */
+  accelRedirectPrefix?: string;
   compression: { type: StoredCompression; level: number };
   gc: { intervalSeconds: number; defaultRetentionSeconds: number; graceSeconds: number };
   jwt: { issuer?: string; audiences?: string[]; key: JwtKey };
@@ -175,6 +177,7 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
     databaseUrl,
     storage,
     presignDownloads: s.type === "s3" ? s["presign-downloads"] : false,
+    ...(s.type === "local" && s["nginx-accel-redirect"] !== undefined && { accelRedirectPrefix: s["nginx-accel-redirect"] }),
     compression: { type, level },
     gc: {
       intervalSeconds: p["garbage-collection"].interval,

@@ -30,6 +30,11 @@ export const compressionTypes = ["zstd", "none", "brotli", "xz"] as const;
 const localStorage = z.strictObject({
   type: z.literal("local").describe("Store NARs in a local directory."),
   path: z.string().min(1).describe("Directory that holds the stored NARs."),
+  "nginx-accel-redirect": z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~\/-]*\/$/, "an absolute URL path ending in '/', e.g. \"/_larder-storage/\"")
+    .optional()
+    .describe("Behind nginx: answer NAR downloads with X-Accel-Redirect to this internal location (an nginx `location … { internal; alias <path>/; }`), so nginx sends the file with sendfile after larder's access check."),
 });
 
 const s3Storage = z.strictObject({

@@ -47,6 +47,12 @@ export function registerNarGet(app: FastifyInstance, ctx: AppContext): void {
       throw new ServerError("NoSuchObject");
     }
     reply.header("accept-ranges", "bytes").type("application/x-nix-nar");
+    if (ctx.config.accelRedirectPrefix !== undefined && req.method === "GET") {
+      // nginx replaces this empty answer with the file (ranges included) by sendfile; Node has no
+      // sendfile and streams NARs at a fraction of nginx's rate (docs/PERFORMANCE.md).
+      ctx.accessTracker.touchNar(cache.id, nar.id);
+      return reply.header("x-accel-redirect", `${ctx.config.accelRedirectPrefix}${nar.storage_key}`).send("");
+    }
     if (ctx.config.presignDownloads && req.method === "GET" && req.headers.range === undefined) {
       const url = await ctx.storage.presignGet(nar.storage_key, PRESIGN_SECONDS);
       if (url !== null) {

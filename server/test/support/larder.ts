@@ -33,6 +33,8 @@ export const ALL_PERMISSIONS = (pattern = "*"): Partial<Record<PermissionName, s
 
 export interface LarderOptions {
   extraToml?: string;
+  /** Local storage only: `nginx-accel-redirect` prefix. */
+  accelRedirect?: string;
   /** S3 only: answer NAR downloads with redirects to presigned URLs. */
   presign?: boolean;
   /** Receives the server's JSON log lines. */
@@ -50,6 +52,7 @@ export async function startLarder(backend: Backend, opts: LarderOptions = {}): P
   if (backend === "sqlite-local") {
     databaseUrl = `sqlite://${join(dir.path, "server.db")}`;
     storageToml = `[storage]\ntype = "local"\npath = ${JSON.stringify(join(dir.path, "storage"))}\n`;
+    if (opts.accelRedirect !== undefined) storageToml += `nginx-accel-redirect = "${opts.accelRedirect}"\n`;
   } else {
     databaseUrl = await globalPostgres().createDatabase();
     s3 = await startS3rver();
