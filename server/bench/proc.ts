@@ -1,6 +1,6 @@
 /** Child processes for the bench: argument arrays only, errors that name the command and its stderr. */
 import { spawn, type SpawnOptions } from "node:child_process";
-import { createServer } from "node:net";
+export { freePort } from "../test/support/free-port.ts";
 
 export interface RunResult {
   stdout: string;
@@ -40,18 +40,6 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
   });
 }
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const addr = server.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Polls `url` until it answers (any status), or fails after `timeoutMs`. */
 export async function waitForHttp(url: string, timeoutMs: number, alive: () => string | undefined): Promise<void> {

@@ -1,24 +1,16 @@
 /** larderd as users run it: first start, restarts, check-config, make-token, create-cache. */
 import { spawn, execFile } from "node:child_process";
 import { stat, readFile, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { makeTempDir, type TempDir } from "./support/tmp.ts";
+import { freePort } from "./support/free-port.ts";
 
 const BIN = new URL("../bin/larderd.js", import.meta.url).pathname;
 const run = promisify(execFile);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function envFor(dir: string): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, HOME: join(dir, "home"), XDG_CONFIG_HOME: join(dir, "config"), XDG_DATA_HOME: join(dir, "data") };

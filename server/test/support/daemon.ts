@@ -1,18 +1,11 @@
 /** larderd as a separate process, the way it runs in production. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
+export { freePort } from "./free-port.ts";
+import { freePort } from "./free-port.ts";
 
 export const LARDERD_BIN = fileURLToPath(new URL("../../bin/larderd.js", import.meta.url));
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Daemon {
   url: string;

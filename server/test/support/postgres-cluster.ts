@@ -3,12 +3,12 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { chmod, chown, mkdir, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { findPostgresBin, which } from "./requirements.ts";
 import { makeTempDir } from "./tmp.ts";
+import { freePort } from "./free-port.ts";
 
 const run = promisify(execFile);
 
@@ -182,14 +182,3 @@ async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>)
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const addr = server.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
