@@ -1,6 +1,8 @@
-import { readFileSync } from "node:fs";
-import { describe, expect, it } from "vitest";
-import { ConfigError, parseConfig } from "./load.ts";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError, ENV_FILE_KEYS, ENV_KEYS, parseConfig } from "./load.ts";
 import { configKeys, renderConfigReference } from "./reference.ts";
 
 const SECRET = Buffer.alloc(48, 7).toString("base64");
@@ -96,5 +98,100 @@ token-hs256-secret-base64 = "${SECRET}"
     const committed = readFileSync(new URL("../../../docs/CONFIG.md", import.meta.url), "utf8");
     expect(committed, "run `npm run docs:config -w server`").toBe(renderConfigReference());
     for (const k of configKeys()) expect(k.description, k.path).not.toBe("");
+  });
+});
+
+describe("secrets by file", () => {
+  const dir = mkdtempSync(join(tmpdir(), "larder-secrets-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text, { mode: 0o600 });
+    return path;
+  };
+  const noSecrets = (extra = "") => `${extra}
+[storage]
+type = "local"
+path = "/tmp/storage"
+`;
+  const hsFile = file("hs256", `${SECRET}\n`);
+
+  it("gives every secret key a -file sibling, documented", () => {
+    const keys = new Map(configKeys().map((k) => [k.path, k.description]));
+    const secrets = [
+      ["database.url", "database.url-file"],
+      ["jwt.signing.token-hs256-secret-base64", "jwt.signing.token-hs256-secret-base64-file"],
+      ["jwt.signing.token-rs256-secret-base64", "jwt.signing.token-rs256-secret-base64-file"],
+      ["jwt.signing.token-rs256-pubkey-base64", "jwt.signing.token-rs256-pubkey-base64-file"],
+      ["storage.credentials.access_key_id", "storage.credentials.access_key_id_file"],
+      ["storage.credentials.secret_access_key", "storage.credentials.secret_access_key_file"],
+      ["storage.credentials.session_token", "storage.credentials.session_token_file"],
+    ];
+    for (const [key, sibling] of secrets) {
+      expect(keys.has(key as string), key).toBe(true);
+      expect(keys.get(sibling as string), sibling).toMatch(/File holding/);
+    }
+    expect(keys.get("database.password-file")).toMatch(/password/);
+    for (const [which, names] of Object.entries(ENV_KEYS)) {
+      expect(ENV_FILE_KEYS[which as keyof typeof ENV_FILE_KEYS]).toEqual(names.map((n) => `${n}_FILE`));
+    }
+  });
+
+  it("reads every secret from its file, trailing newline dropped", () => {
+    const text = `${noSecrets()}
+[storage.credentials]
+access_key_id_file = "${file("ak", "AKIAEXAMPLE\n")}"
+secret_access_key_file = "${file("sk", "s3cr3t/with+chars")}"
+session_token_file = "${file("st", "tok\r\n")}"
+[database]
+url-file = "${file("url", "postgres://larder:p%40ss@db.internal:5432/larder\n")}"
+[jwt.signing]
+token-hs256-secret-base64-file = "${hsFile}"
+`.replace('type = "local"\npath = "/tmp/storage"', 'type = "s3"\nregion = "eu-west-1"\nbucket = "b"');
+    const c = parseConfig(text);
+    expect(c.storage).toMatchObject({ credentials: { accessKeyId: "AKIAEXAMPLE", secretAccessKey: "s3cr3t/with+chars", sessionToken: "tok" } });
+    expect(c.database.url).toBe("postgres://larder:p%40ss@db.internal:5432/larder");
+    expect(c.database.passwordSource).toEqual({ kind: "url-file", path: join(dir, "url") });
+    expect(c.jwt.key).toEqual({ alg: "HS256", secret: Buffer.from(SECRET, "base64") });
+  });
+
+  it("merges database.password-file into the URL, percent-encoding any character", () => {
+    const password = "a@b:c/d%e#f?g h";
+    const c = parseConfig(noSecrets(`[database]\nurl = "postgresql://larder@db.internal/larder?sslmode=verify-full"\npassword-file = "${file("pw", `${password}\n`)}"\n[jwt.signing]\ntoken-hs256-secret-base64-file = "${hsFile}"`));
+    const u = new URL(c.database.url);
+    expect(u.hostname).toBe("db.internal");
+    expect(decodeURIComponent(u.password)).toBe(password);
+    expect(u.searchParams.get("sslmode")).toBe("verify-full");
+    expect(c.database.passwordSource).toEqual({ kind: "password-file", path: join(dir, "pw") });
+  });
+
+  it("takes _FILE environment variables, and relative paths from $CREDENTIALS_DIRECTORY", () => {
+    const creds = join(dir, "credentials");
+    mkdirSync(creds);
+    writeFileSync(join(creds, "database-url"), "postgres://larder@db/larder");
+    writeFileSync(join(creds, "database-password"), "rotated-1");
+    const c = parseConfig(noSecrets(), {
+      CREDENTIALS_DIRECTORY: creds,
+      LARDER_SERVER_DATABASE_URL_FILE: "database-url",
+      LARDER_SERVER_DATABASE_PASSWORD_FILE: "database-password",
+      ATTIC_SERVER_TOKEN_HS256_SECRET_BASE64_FILE: hsFile,
+    });
+    expect(c.database.url).toBe("postgres://larder:rotated-1@db/larder");
+    expect(c.database.passwordSource).toEqual({ kind: "password-file", path: join(creds, "database-password") });
+    expect(c.jwt.key.alg).toBe("HS256");
+  });
+
+  it.each([
+    ["a missing file, naming the key and the path", () => parseConfig(minimal().replace(/url = .*/, `url-file = "${join(dir, "nope")}"`)), /database.url-file: cannot read .*nope: no such file/],
+    ["a missing file given by a variable", () => parseConfig(noSecrets(`[database]\nurl = "sqlite:///tmp/x.db"`), { LARDER_SERVER_TOKEN_HS256_SECRET_BASE64_FILE: join(dir, "gone") }), /environment variable LARDER_SERVER_TOKEN_HS256_SECRET_BASE64_FILE: cannot read .*gone: no such file/],
+    ["a directory", () => parseConfig(noSecrets(`[database]\nurl = "sqlite:///tmp/x.db"\n[jwt.signing]\ntoken-hs256-secret-base64-file = "${dir}"`)), /jwt.signing.token-hs256-secret-base64-file: cannot read .*: is a directory/],
+    ["an empty file", () => parseConfig(noSecrets(`[database]\nurl = "sqlite:///tmp/x.db"\n[jwt.signing]\ntoken-hs256-secret-base64-file = "${file("empty", "\n")}"`)), /token-hs256-secret-base64-file: cannot read .*empty: the file is empty/],
+    ["a key and its -file sibling together", () => parseConfig(minimal().replace("[jwt.signing]", `[jwt.signing]\ntoken-hs256-secret-base64-file = "${hsFile}"`)), /set only one of jwt.signing.token-hs256-secret-base64 and jwt.signing.token-hs256-secret-base64-file/],
+    ["a variable and its _FILE form together", () => parseConfig(minimal(), { LARDER_SERVER_DATABASE_URL: "postgres://db/x", LARDER_SERVER_DATABASE_URL_FILE: hsFile }), /set only one of the environment variables LARDER_SERVER_DATABASE_URL and LARDER_SERVER_DATABASE_URL_FILE/],
+    ["a password file beside a URL that has a password", () => parseConfig(minimal().replace("sqlite:///tmp/x.db", "postgres://u:old@db/x").replace("[storage]", `password-file = "${file("pw2", "new")}"\n[storage]`)), /database.password-file: the database URL already has a password/],
+    ["a password file for SQLite", () => parseConfig(minimal().replace("[storage]", `password-file = "${file("pw3", "new")}"\n[storage]`)), /database.password-file: only a postgres:\/\/ database takes a password/],
+  ])("refuses %s", (_what, load, message) => {
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(message);
   });
 });

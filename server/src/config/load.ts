@@ -3,11 +3,13 @@
  * below main.ts reads process.env) into the one typed, frozen Config the server runs on.
  */
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { z } from "zod";
 import { configSchema, type ParsedConfig } from "./schema.ts";
-import type { StorageConfig } from "../storage/types.ts";
+import type { S3Credentials, StorageConfig } from "../storage/types.ts";
+import { joinUrl, redactUrl, splitUrl, normalizeUrl } from "./database-url.ts";
+import { readSecretFile } from "./secret-file.ts";
 
 export class ConfigError extends Error {}
 
@@ -16,6 +18,13 @@ export type StoredCompression = "zstd" | "none" | "br" | "xz";
 export type JwtKey =
   | { alg: "HS256"; secret: Uint8Array }
   | { alg: "RS256"; privatePem?: string; publicPem?: string };
+
+export interface DatabaseConfig {
+  /** sqlite://… or postgres://… with the password (merged from a password file) and the userinfo percent-encoded. */
+  url: string;
+  /** Where the password is read again when the database refuses it (a rotated credential). */
+  passwordSource?: { kind: "password-file" | "url-file"; path: string };
+}
 
 export interface Config {
   listen: { host: string; port: number };
@@ -27,7 +36,9 @@ export interface Config {
   /** Milliseconds a rendered narinfo answer may be served from memory. */
   narInfoCacheTtlMs: number;
   spoolDir: string;
+  /** The same as database.url. */
   databaseUrl: string;
+  database: DatabaseConfig;
   storage: StorageConfig;
   presignDownloads: boolean;
   /** Local storage behind nginx: URL prefix of the internal location that serves the storage directory. */
@@ -46,6 +57,15 @@ export const ENV_KEYS = {
   rs256pub: ["LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64", "ATTIC_SERVER_TOKEN_RS256_PUBKEY_BASE64"],
 } as const;
 
+/** `<name>_FILE` of each variable above: the path of a file holding that secret (the preferred form). */
+export const ENV_FILE_KEYS = {
+  databaseUrl: ENV_KEYS.databaseUrl.map((k) => `${k}_FILE`),
+  databasePassword: ["LARDER_SERVER_DATABASE_PASSWORD_FILE"],
+  hs256: ENV_KEYS.hs256.map((k) => `${k}_FILE`),
+  rs256: ENV_KEYS.rs256.map((k) => `${k}_FILE`),
+  rs256pub: ENV_KEYS.rs256pub.map((k) => `${k}_FILE`),
+} as const;
+
 const DEFAULT_LEVELS: Record<StoredCompression, number> = { zstd: 3, br: 5, xz: 2, none: 0 };
 const LEVEL_RANGES: Record<StoredCompression, [number, number]> = { zstd: [1, 19], br: [0, 11], xz: [0, 9], none: [0, 0] };
 
@@ -56,11 +76,52 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
-function fromEnv(env: Record<string, string | undefined>, keys: readonly string[]): string | undefined {
-  for (const k of keys) {
-    const v = env[k];
-    if (v !== undefined && v !== "") return v;
+type Env = Record<string, string | undefined>;
+
+function firstSet(env: Env, keys: readonly string[]): string | undefined {
+  return keys.find((k) => env[k] !== undefined && env[k] !== "");
+}
+
+/** A secret file's path as given, or taken from systemd's credentials directory when relative. */
+export function secretPath(path: string, env: Env): string {
+  if (isAbsolute(path)) return path;
+  const credentials = env.CREDENTIALS_DIRECTORY;
+  return credentials ? join(credentials, path) : resolve(path);
+}
+
+function readSecret(what: string, path: string, env: Env): { value: string; path: string } {
+  const full = secretPath(path, env);
+  try {
+    return { value: readSecretFile(full), path: full };
+  } catch (e) {
+    throw new ConfigError(`${what}: ${(e as Error).message}`);
   }
+}
+
+interface SecretSpec {
+  /** Dotted keys of the inline value and of its file sibling, e.g. "database.url", "database.url-file". */
+  key: string;
+  fileKey: string;
+  inline: string | undefined;
+  file: string | undefined;
+  /** Variables carrying the value itself, and those naming a file that holds it. */
+  envNames?: readonly string[];
+  envFileNames?: readonly string[];
+}
+
+/**
+ * One secret from wherever it was given: the environment (value or _FILE) before server.toml
+ * (key or key-file). Giving both forms at one level is refused rather than silently picking one.
+ */
+function resolveSecret(spec: SecretSpec, env: Env): { value: string; path?: string } | undefined {
+  const direct = spec.envNames ? firstSet(env, spec.envNames) : undefined;
+  const fileVar = spec.envFileNames ? firstSet(env, spec.envFileNames) : undefined;
+  if (direct !== undefined && fileVar !== undefined) throw new ConfigError(`set only one of the environment variables ${direct} and ${fileVar}`);
+  if (direct !== undefined) return { value: env[direct] as string };
+  if (fileVar !== undefined) return readSecret(`environment variable ${fileVar}`, env[fileVar] as string, env);
+  if (spec.inline !== undefined && spec.file !== undefined) throw new ConfigError(`set only one of ${spec.key} and ${spec.fileKey}`);
+  if (spec.inline !== undefined) return { value: spec.inline };
+  if (spec.file !== undefined) return readSecret(spec.fileKey, spec.file, env);
   return undefined;
 }
 
@@ -84,14 +145,26 @@ function decodeBase64(name: string, value: string): Buffer {
 
 function resolveJwtKey(parsed: ParsedConfig, env: Record<string, string | undefined>): JwtKey {
   const signing = parsed.jwt.signing;
-  const hs = fromEnv(env, ENV_KEYS.hs256) ?? signing["token-hs256-secret-base64"];
-  const rs = fromEnv(env, ENV_KEYS.rs256) ?? signing["token-rs256-secret-base64"];
-  const rsPub = fromEnv(env, ENV_KEYS.rs256pub) ?? signing["token-rs256-pubkey-base64"];
+  const key = (name: "token-hs256-secret-base64" | "token-rs256-secret-base64" | "token-rs256-pubkey-base64", which: "hs256" | "rs256" | "rs256pub") =>
+    resolveSecret(
+      {
+        key: `jwt.signing.${name}`,
+        fileKey: `jwt.signing.${name}-file`,
+        inline: signing[name],
+        file: signing[`${name}-file`],
+        envNames: ENV_KEYS[which],
+        envFileNames: ENV_FILE_KEYS[which],
+      },
+      env,
+    )?.value;
+  const hs = key("token-hs256-secret-base64", "hs256");
+  const rs = key("token-rs256-secret-base64", "rs256");
+  const rsPub = key("token-rs256-pubkey-base64", "rs256pub");
   const given = [hs, rs, rsPub].filter((v) => v !== undefined).length;
   if (given === 0) {
     throw new ConfigError(
       "no token signing key: set [jwt.signing] token-hs256-secret-base64 (e.g. `openssl rand -base64 64`) " +
-        "or the environment variable LARDER_SERVER_TOKEN_HS256_SECRET_BASE64",
+        "(or token-hs256-secret-base64-file, a file holding it), or the environment variable LARDER_SERVER_TOKEN_HS256_SECRET_BASE64_FILE",
     );
   }
   if (given > 1) throw new ConfigError("[jwt.signing]: set exactly one of token-hs256-secret-base64, token-rs256-secret-base64, token-rs256-pubkey-base64");
@@ -112,11 +185,51 @@ function resolveJwtKey(parsed: ParsedConfig, env: Record<string, string | undefi
 
 export function validateDatabaseUrl(url: string): void {
   if (url.startsWith("sqlite:")) {
-    if (sqlitePath(url) === "") throw new ConfigError(`database url "${url}": missing the file path (sqlite:///var/lib/larder/server.db)`);
+    if (sqlitePath(url) === "") throw new ConfigError(`database url "${redactUrl(url)}": missing the file path (sqlite:///var/lib/larder/server.db)`);
     return;
   }
   if (/^postgres(ql)?:\/\//.test(url)) return;
-  throw new ConfigError(`database url must start with sqlite:// or postgres:// (got "${url.replace(/\/\/[^@/]*@/, "//…@")}")`);
+  throw new ConfigError(`database url must start with sqlite:// or postgres:// (got "${redactUrl(url)}")`);
+}
+
+function resolveDatabase(p: ParsedConfig, env: Env): DatabaseConfig {
+  const given = resolveSecret(
+    {
+      key: "database.url",
+      fileKey: "database.url-file",
+      inline: p.database.url,
+      file: p.database["url-file"],
+      envNames: ENV_KEYS.databaseUrl,
+      envFileNames: ENV_FILE_KEYS.databaseUrl,
+    },
+    env,
+  );
+  if (given === undefined) {
+    throw new ConfigError("[database] url is not set (set url or url-file, or the environment variable LARDER_SERVER_DATABASE_URL_FILE)");
+  }
+  validateDatabaseUrl(given.value);
+  const passwordVar = firstSet(env, ENV_FILE_KEYS.databasePassword);
+  const passwordFile = passwordVar !== undefined ? { what: `environment variable ${passwordVar}`, path: env[passwordVar] as string } : p.database["password-file"] !== undefined ? { what: "database.password-file", path: p.database["password-file"] } : undefined;
+  if (passwordFile === undefined) {
+    const url = given.value.startsWith("sqlite:") ? given.value : normalizeUrl(given.value);
+    return { url, ...(given.path !== undefined && { passwordSource: { kind: "url-file", path: given.path } }) };
+  }
+  const parts = splitUrl(given.value);
+  if (given.value.startsWith("sqlite:") || !parts) throw new ConfigError(`${passwordFile.what}: only a postgres:// database takes a password`);
+  if (parts.password !== undefined) throw new ConfigError(`${passwordFile.what}: the database URL already has a password; give it in one place`);
+  const password = readSecret(passwordFile.what, passwordFile.path, env);
+  return { url: joinUrl({ ...parts, password: password.value }), passwordSource: { kind: "password-file", path: password.path } };
+}
+
+function resolveS3Credentials(c: NonNullable<Extract<ParsedConfig["storage"], { type: "s3" }>["credentials"]>, env: Env): S3Credentials {
+  const get = (name: "access_key_id" | "secret_access_key" | "session_token") =>
+    resolveSecret({ key: `storage.credentials.${name}`, fileKey: `storage.credentials.${name}_file`, inline: c[name], file: c[`${name}_file`] }, env)?.value;
+  const accessKeyId = get("access_key_id");
+  const secretAccessKey = get("secret_access_key");
+  const sessionToken = get("session_token");
+  if (accessKeyId === undefined) throw new ConfigError("storage.credentials: access_key_id (or access_key_id_file) is required");
+  if (secretAccessKey === undefined) throw new ConfigError("storage.credentials: secret_access_key (or secret_access_key_file) is required");
+  return { accessKeyId, secretAccessKey, ...(sessionToken !== undefined && { sessionToken }) };
 }
 
 /** The file path of a sqlite:// URL ("sqlite:///abs/path.db?mode=rwc" → "/abs/path.db"). */
@@ -139,9 +252,7 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
     throw new ConfigError(result.error.issues.map(describeIssue).join("; "));
   }
   const p = result.data;
-  const databaseUrl = fromEnv(env, ENV_KEYS.databaseUrl) ?? p.database.url;
-  if (databaseUrl === undefined) throw new ConfigError("[database] url is not set (or set LARDER_SERVER_DATABASE_URL)");
-  validateDatabaseUrl(databaseUrl);
+  const database = resolveDatabase(p, env);
 
   const s = p.storage;
   const storage: StorageConfig =
@@ -153,13 +264,7 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
           region: s.region,
           ...(s.endpoint !== undefined && { endpoint: s.endpoint }),
           ...(s.prefix !== undefined && { prefix: s.prefix }),
-          ...(s.credentials !== undefined && {
-            credentials: {
-              accessKeyId: s.credentials.access_key_id,
-              secretAccessKey: s.credentials.secret_access_key,
-              ...(s.credentials.session_token !== undefined && { sessionToken: s.credentials.session_token }),
-            },
-          }),
+          ...(s.credentials !== undefined && { credentials: resolveS3Credentials(s.credentials, env) }),
         };
   const type: StoredCompression = p.compression.type === "brotli" ? "br" : p.compression.type;
   const level = p.compression.level ?? DEFAULT_LEVELS[type];
@@ -174,7 +279,8 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
     maxNarInfoSize: p["max-nar-info-size"],
     narInfoCacheTtlMs: p["narinfo-cache-ttl"] * 1000,
     spoolDir: p["spool-dir"] ?? (storage.type === "local" ? join(dirname(storage.path), "spool") : join(tmpdir(), "larder-spool")),
-    databaseUrl,
+    databaseUrl: database.url,
+    database,
     storage,
     presignDownloads: s.type === "s3" ? s["presign-downloads"] : false,
     ...(s.type === "local" && s["nginx-accel-redirect"] !== undefined && { accelRedirectPrefix: s["nginx-accel-redirect"] }),

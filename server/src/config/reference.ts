@@ -92,14 +92,22 @@ export function renderConfigReference(): string {
 start). Key names follow attic's \`server.toml\`, so an attic config loads as it is; unknown keys are
 rejected with their name. Durations are written like \`"12 hours"\`, \`"3 months"\`, \`"2y"\`, \`"0s"\`.
 
-Secrets may come from the environment instead of the file, so they never sit in a Nix store:
+Every secret can be given by path instead of by value, so it never sits in a Nix store or in the
+process environment: each secret key \`X\` has a sibling \`X-file\` (\`X_file\` under
+\`[storage.credentials]\`), and \`database.password-file\` holds just the PostgreSQL password (merged
+into the URL; read again when the database refuses it, so a rotated password needs no restart).
+A relative path is looked up in \`$CREDENTIALS_DIRECTORY\`, so systemd's
+\`LoadCredential=database-url:/run/keys/…\` pairs with \`url-file = "database-url"\`. Giving a key and
+its \`-file\` sibling together is an error. Secrets may also come from the environment, which takes
+precedence over \`server.toml\`; prefer the \`_FILE\` forms, which name a file:
 
 | variable | replaces |
 |---|---|
-| \`LARDER_SERVER_DATABASE_URL\` | \`database.url\` |
-| \`LARDER_SERVER_TOKEN_HS256_SECRET_BASE64\` | \`jwt.signing.token-hs256-secret-base64\` |
-| \`LARDER_SERVER_TOKEN_RS256_SECRET_BASE64\` | \`jwt.signing.token-rs256-secret-base64\` |
-| \`LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64\` | \`jwt.signing.token-rs256-pubkey-base64\` |
+| \`LARDER_SERVER_DATABASE_URL_FILE\` (or \`LARDER_SERVER_DATABASE_URL\`) | \`database.url\` |
+| \`LARDER_SERVER_DATABASE_PASSWORD_FILE\` | \`database.password-file\` |
+| \`LARDER_SERVER_TOKEN_HS256_SECRET_BASE64_FILE\` (or without \`_FILE\`) | \`jwt.signing.token-hs256-secret-base64\` |
+| \`LARDER_SERVER_TOKEN_RS256_SECRET_BASE64_FILE\` (or without \`_FILE\`) | \`jwt.signing.token-rs256-secret-base64\` |
+| \`LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64_FILE\` (or without \`_FILE\`) | \`jwt.signing.token-rs256-pubkey-base64\` |
 
 attic's \`ATTIC_SERVER_*\` names of the same variables are accepted too. S3 credentials come from
 \`[storage.credentials]\` or the AWS SDK's default chain (\`AWS_ACCESS_KEY_ID\`, instance roles, …).

@@ -20,6 +20,20 @@ const duration = (what: string, fallback: string) =>
     })
     .describe(`${what} A duration such as "12 hours" or "3 months".`);
 
+/**
+ * The sibling of a secret key that names a file holding the secret instead (systemd's
+ * LoadCredential, agenix, a host's secrets agent). A relative path is taken from
+ * $CREDENTIALS_DIRECTORY when systemd sets it.
+ */
+const secretFile = (key: string, env?: string) =>
+  z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      `File holding \`${key}\` instead (one trailing line break is ignored); a relative path is looked up in $CREDENTIALS_DIRECTORY (systemd LoadCredential). Set only one of the two.${env ? ` Env: ${env}_FILE.` : ""}`,
+    );
+
 const endpoint = z
   .string()
   .url()
@@ -47,9 +61,12 @@ const s3Storage = z.strictObject({
   "presign-downloads": z.boolean().default(false)
     .describe("Answer NAR downloads with a redirect to a short-lived presigned URL, so bytes bypass the server."),
   credentials: z.strictObject({
-    access_key_id: z.string().min(1).describe("Access key id (prefer the default AWS credential chain)."),
-    secret_access_key: z.string().min(1).describe("Secret access key."),
+    access_key_id: z.string().min(1).optional().describe("Access key id (prefer the default AWS credential chain); this or access_key_id_file."),
+    access_key_id_file: secretFile("access_key_id"),
+    secret_access_key: z.string().min(1).optional().describe("Secret access key; this or secret_access_key_file."),
+    secret_access_key_file: secretFile("secret_access_key"),
     session_token: z.string().optional().describe("Session token for temporary credentials."),
+    session_token_file: secretFile("session_token"),
   }).optional().describe("Static credentials; without them the AWS default chain is used (env, instance role)."),
 });
 
@@ -72,6 +89,9 @@ export const configSchema = z.strictObject({
     .describe("Largest narinfo or attic upload preamble accepted, in bytes."),
   database: z.strictObject({
     url: z.string().optional().describe("sqlite://PATH or postgres://…; env LARDER_SERVER_DATABASE_URL overrides."),
+    "url-file": secretFile("url", "LARDER_SERVER_DATABASE_URL"),
+    "password-file": z.string().min(1).optional()
+      .describe("PostgreSQL only: file holding just the password (e.g. an RDS-managed secret's password), merged into the URL, which then has none. Re-read whenever the database refuses the password, so a rotated password is picked up without a restart; a relative path is looked up in $CREDENTIALS_DIRECTORY. Env: LARDER_SERVER_DATABASE_PASSWORD_FILE."),
     heartbeat: z.boolean().default(false).describe("Accepted for attic compatibility; larder's pool checks connections itself."),
   }).default({ heartbeat: false }).describe("The metadata database."),
   storage: z.discriminatedUnion("type", [localStorage, s3Storage]).describe("Where NARs are stored."),
@@ -95,8 +115,11 @@ export const configSchema = z.strictObject({
     "token-bound-audiences": z.array(z.string()).optional().describe("Accepted `aud` values; the first is set on minted tokens."),
     signing: z.strictObject({
       "token-hs256-secret-base64": z.string().optional().describe("HS256 secret, base64. Env: LARDER_SERVER_TOKEN_HS256_SECRET_BASE64."),
+      "token-hs256-secret-base64-file": secretFile("token-hs256-secret-base64", "LARDER_SERVER_TOKEN_HS256_SECRET_BASE64"),
       "token-rs256-secret-base64": z.string().optional().describe("RS256 private key (PEM), base64. Env: LARDER_SERVER_TOKEN_RS256_SECRET_BASE64."),
+      "token-rs256-secret-base64-file": secretFile("token-rs256-secret-base64", "LARDER_SERVER_TOKEN_RS256_SECRET_BASE64"),
       "token-rs256-pubkey-base64": z.string().optional().describe("RS256 public key (PEM), base64: verify only. Env: LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64."),
+      "token-rs256-pubkey-base64-file": secretFile("token-rs256-pubkey-base64", "LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64"),
     }).default({}).describe("Token signing key: exactly one of the three, here or in the environment."),
   }).default({ signing: {} }).describe("Token verification."),
   log: z.strictObject({

@@ -10,6 +10,7 @@ import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from
 import { Migrator } from "kysely/migration";
 import pg from "pg";
 import { sqlitePath } from "../config/load.ts";
+import { redactUrl } from "../config/database-url.ts";
 import { migrationProvider, type Dialect } from "./migrations.ts";
 import type { Database } from "./schema.ts";
 
@@ -46,11 +47,6 @@ function reusingStatements(database: SQLite.Database): SqliteDatabase {
       return stmt;
     },
   };
-}
-
-/** A database URL fit for messages and logs: the password is replaced. */
-export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@/]*@/, "$1***@");
 }
 
 // int8 columns (sizes, epoch-ms times) fit in a double; strings would leak into every caller.
