@@ -1,6 +1,7 @@
 /** The route table. */
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
+import { PUSH_PREFIX } from "./push-url.ts";
 import { registerNixCacheInfo } from "./nix-cache-info.ts";
 import { registerNarInfoGet } from "./narinfo-get.ts";
 import { registerNarInfoPut } from "./narinfo-put.ts";
@@ -20,7 +21,7 @@ import { registerTokenRevoke } from "./token-revoke.ts";
 
 export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get("/", async (_req, reply) =>
-    reply.type("text/plain").send("larder: a Nix binary cache. Substituter URLs are http(s)://<this host>/<cache>.\n"),
+    reply.type("text/plain").send("larder: a Nix binary cache. Substituter URLs are http(s)://<this host>/<cache>; push with nix copy --to http(s)://<this host>/_push/<cache>.\n"),
   );
   registerHealth(app, ctx);
   registerMetrics(app, ctx);
@@ -29,11 +30,18 @@ export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
   registerCacheConfigure(app, ctx);
   registerCacheDestroy(app, ctx);
   registerPins(app, ctx);
-  registerNixCacheInfo(app, ctx);
-  registerNarInfoGet(app, ctx);
-  registerNarInfoPut(app, ctx);
-  registerNarGet(app, ctx);
-  registerNarPut(app, ctx);
+  // Nix's binary-cache protocol, at the cache's URL and again under PUSH_PREFIX: Nix files every
+  // narinfo it uploads in its local disk cache under the URL it pushed to and trusts it for 30
+  // days (narinfo-cache-positive-ttl), so pulling from the URL pushed to would use that unsigned
+  // copy naming the client's NAR file, not ours. Pushing to /_push/<cache> keeps those copies
+  // under a URL nobody pulls from.
+  for (const prefix of ["", PUSH_PREFIX]) {
+    registerNixCacheInfo(app, ctx, prefix);
+    registerNarInfoGet(app, ctx, prefix);
+    registerNarInfoPut(app, ctx, prefix);
+    registerNarGet(app, ctx, prefix);
+    registerNarPut(app, ctx, prefix);
+  }
   registerGetMissingPaths(app, ctx);
   registerUploadPath(app, ctx);
   registerPathDelete(app, ctx);

@@ -32,8 +32,8 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
-export function registerNarGet(app: FastifyInstance, ctx: AppContext): void {
-  app.get<{ Params: { cache: string; file: string } }>("/:cache/nar/:file", async (req, reply) => {
+export function registerNarGet(app: FastifyInstance, ctx: AppContext, prefix = ""): void {
+  app.get<{ Params: { cache: string; file: string } }>(`${prefix}/:cache/nar/:file`, async (req, reply) => {
     const { fileHash } = narFileName(req.params.file);
     const { cache } = await requireCache(ctx, req, req.params.cache, "pull");
     if (cache.is_public) reply.header("x-attic-cache-visibility", "public");

@@ -18,8 +18,8 @@ import { narFileName } from "./paths.ts";
 import { peekHead } from "../http/peek.ts";
 import { compressionFromMagic } from "../nix/compression.ts";
 
-export function registerNarPut(app: FastifyInstance, ctx: AppContext): void {
-  app.put<{ Params: { cache: string; file: string } }>("/:cache/nar/:file", async (req, reply) => {
+export function registerNarPut(app: FastifyInstance, ctx: AppContext, prefix = ""): void {
+  app.put<{ Params: { cache: string; file: string } }>(`${prefix}/:cache/nar/:file`, async (req, reply) => {
     const name = narFileName(req.params.file);
     const { cache } = await requireCache(ctx, req, req.params.cache, "push");
     if (!isUploadCompression(name.compression)) {

@@ -34,8 +34,8 @@ async function lookUp(ctx: AppContext, cache: CacheRow, hash: string, onSignFail
   return answer;
 }
 
-export function registerNarInfoGet(app: FastifyInstance, ctx: AppContext): void {
-  app.get<{ Params: { cache: string; file: string } }>("/:cache/:file", async (req, reply) => {
+export function registerNarInfoGet(app: FastifyInstance, ctx: AppContext, prefix = ""): void {
+  app.get<{ Params: { cache: string; file: string } }>(`${prefix}/:cache/:file`, async (req, reply) => {
     const hash = narInfoHash(req.params.file);
     const { cache } = await requireCache(ctx, req, req.params.cache, "pull");
     if (cache.is_public) reply.header("x-attic-cache-visibility", "public");

@@ -8,15 +8,15 @@ import type { AppContext } from "../context.ts";
 import { requireCache } from "../http/cache-access.ts";
 import { readSmallBody } from "../http/body.ts";
 
-export function registerNixCacheInfo(app: FastifyInstance, ctx: AppContext): void {
-  app.get<{ Params: { cache: string } }>("/:cache/nix-cache-info", async (req, reply) => {
+export function registerNixCacheInfo(app: FastifyInstance, ctx: AppContext, prefix = ""): void {
+  app.get<{ Params: { cache: string } }>(`${prefix}/:cache/nix-cache-info`, async (req, reply) => {
     const { cache } = await requireCache(ctx, req, req.params.cache, "pull");
     if (cache.is_public) reply.header("x-attic-cache-visibility", "public");
     return reply
       .type("text/x-nix-cache-info")
       .send(`WantMassQuery: 1\nStoreDir: ${cache.store_dir}\nPriority: ${cache.priority}\n`);
   });
-  app.put<{ Params: { cache: string } }>("/:cache/nix-cache-info", async (req, reply) => {
+  app.put<{ Params: { cache: string } }>(`${prefix}/:cache/nix-cache-info`, async (req, reply) => {
     await requireCache(ctx, req, req.params.cache, "push");
     await readSmallBody(req.raw, 64 * 1024, "nix-cache-info");
     return reply.code(200).type("text/plain").send("");
