@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -90,8 +91,34 @@ token-hs256-secret-base64 = "${SECRET}"
     });
     expect(c.jwt.key.alg).toBe("HS256");
     expect(c.databaseUrl).toBe("postgres://u:p@db/larder");
-    expect(() => parseConfig(minimal(), { LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64: "eA==" })).toThrow(/exactly one/);
     expect(() => parseConfig(noKey, { LARDER_SERVER_TOKEN_HS256_SECRET_BASE64: "c2hvcnQ=" })).toThrow(/at least 32 bytes/);
+  });
+
+  it("follows attic's precedence: server.toml before the environment, and pubkey, RS256, HS256 among signing keys", () => {
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 1024 });
+    const priv = Buffer.from(privateKey.export({ type: "pkcs1", format: "pem" }) as string).toString("base64");
+    const pub = Buffer.from(publicKey.export({ type: "pkcs1", format: "pem" }) as string).toString("base64");
+    // database.url in the file wins over both variables (attic's NixOS module always writes it).
+    const env = { ATTIC_SERVER_DATABASE_URL: "postgres://u:p@elsewhere/attic", LARDER_SERVER_DATABASE_URL: "postgres://u:p@elsewhere/larder" };
+    expect(parseConfig(minimal(), env).databaseUrl).toBe("sqlite:///tmp/x.db");
+    const noUrl = minimal().replace(/url = .*\n/, "");
+    expect(parseConfig(noUrl, { ATTIC_SERVER_DATABASE_URL: "postgres://u:p@db/attic" }).databaseUrl).toBe("postgres://u:p@db/attic");
+    // The same for the -file forms: a url-file in server.toml beats an environment URL.
+    const urlFile = join(mkdtempSync(join(tmpdir(), "larder-prec-")), "url");
+    writeFileSync(urlFile, "postgres://u:p@fromfile/larder\n");
+    expect(parseConfig(noUrl.replace("[database]", `[database]\nurl-file = "${urlFile}"`), env).databaseUrl).toBe("postgres://u:p@fromfile/larder");
+    // A signing key in the file beats one in the environment.
+    expect(parseConfig(minimal(), { ATTIC_SERVER_TOKEN_RS256_PUBKEY_BASE64: pub }).jwt.key.alg).toBe("HS256");
+    // Several keys in the file: the public key, then the RS256 secret, then HS256; no refusal.
+    const both = minimal().replace("[jwt.signing]", `[jwt.signing]\ntoken-rs256-secret-base64 = "${priv}"`);
+    expect(parseConfig(both).jwt.key).toMatchObject({ alg: "RS256", privatePem: expect.stringContaining("PRIVATE KEY") });
+    const all = both.replace("[jwt.signing]", `[jwt.signing]\ntoken-rs256-pubkey-base64 = "${pub}"`);
+    expect(parseConfig(all).jwt.key).toEqual({ alg: "RS256", publicPem: expect.stringContaining("PUBLIC KEY") });
+    // Only when the file sets none does the environment count, in the same order.
+    const noKey = minimal().replace(/\[jwt.signing\][^]*$/, "");
+    const envKeys = { ATTIC_SERVER_TOKEN_HS256_SECRET_BASE64: SECRET, ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64: priv };
+    expect(parseConfig(noKey, envKeys).jwt.key.alg).toBe("RS256");
+    expect(parseConfig(noKey, { ...envKeys, LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64: pub }).jwt.key).toEqual({ alg: "RS256", publicPem: expect.any(String) });
   });
 
   it("documents every key in docs/CONFIG.md, generated from the schema", () => {

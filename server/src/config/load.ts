@@ -110,18 +110,27 @@ interface SecretSpec {
 }
 
 /**
- * One secret from wherever it was given: the environment (value or _FILE) before server.toml
- * (key or key-file). Giving both forms at one level is refused rather than silently picking one.
+ * One secret from wherever it was given. server.toml (key or key-file) beats the environment
+ * (value or _FILE), as attic does: its NixOS module always writes `database.url`, so an
+ * environment left over from elsewhere must not redirect the server. The environment is still
+ * checked for contradictions, and giving both forms at one level is refused rather than
+ * silently picking one.
  */
 function resolveSecret(spec: SecretSpec, env: Env): { value: string; path?: string } | undefined {
-  const direct = spec.envNames ? firstSet(env, spec.envNames) : undefined;
-  const fileVar = spec.envFileNames ? firstSet(env, spec.envFileNames) : undefined;
-  if (direct !== undefined && fileVar !== undefined) throw new ConfigError(`set only one of the environment variables ${direct} and ${fileVar}`);
-  if (direct !== undefined) return { value: env[direct] as string };
-  if (fileVar !== undefined) return readSecret(`environment variable ${fileVar}`, env[fileVar] as string, env);
+  const fromEnv = resolveEnvSecret(spec, env);
   if (spec.inline !== undefined && spec.file !== undefined) throw new ConfigError(`set only one of ${spec.key} and ${spec.fileKey}`);
   if (spec.inline !== undefined) return { value: spec.inline };
   if (spec.file !== undefined) return readSecret(spec.fileKey, spec.file, env);
+  return fromEnv?.();
+}
+
+/** The environment's form of a secret, read only if it is used. */
+function resolveEnvSecret(spec: SecretSpec, env: Env): (() => { value: string; path?: string }) | undefined {
+  const direct = spec.envNames ? firstSet(env, spec.envNames) : undefined;
+  const fileVar = spec.envFileNames ? firstSet(env, spec.envFileNames) : undefined;
+  if (direct !== undefined && fileVar !== undefined) throw new ConfigError(`set only one of the environment variables ${direct} and ${fileVar}`);
+  if (direct !== undefined) return () => ({ value: env[direct] as string });
+  if (fileVar !== undefined) return () => readSecret(`environment variable ${fileVar}`, env[fileVar] as string, env);
   return undefined;
 }
 
@@ -143,42 +152,55 @@ function decodeBase64(name: string, value: string): Buffer {
   return bytes;
 }
 
+/** attic's order when several signing keys are given: the public key, then RS256, then HS256. */
+const SIGNING_KEYS = [
+  ["token-rs256-pubkey-base64", "rs256pub"],
+  ["token-rs256-secret-base64", "rs256"],
+  ["token-hs256-secret-base64", "hs256"],
+] as const;
+
+/**
+ * The token key, chosen as attic chooses: the first of SIGNING_KEYS set in [jwt.signing]; only
+ * if none is, the first set in the environment, in the same order.
+ */
 function resolveJwtKey(parsed: ParsedConfig, env: Record<string, string | undefined>): JwtKey {
   const signing = parsed.jwt.signing;
-  const key = (name: "token-hs256-secret-base64" | "token-rs256-secret-base64" | "token-rs256-pubkey-base64", which: "hs256" | "rs256" | "rs256pub") =>
-    resolveSecret(
-      {
-        key: `jwt.signing.${name}`,
-        fileKey: `jwt.signing.${name}-file`,
-        inline: signing[name],
-        file: signing[`${name}-file`],
-        envNames: ENV_KEYS[which],
-        envFileNames: ENV_FILE_KEYS[which],
-      },
-      env,
-    )?.value;
-  const hs = key("token-hs256-secret-base64", "hs256");
-  const rs = key("token-rs256-secret-base64", "rs256");
-  const rsPub = key("token-rs256-pubkey-base64", "rs256pub");
-  const given = [hs, rs, rsPub].filter((v) => v !== undefined).length;
-  if (given === 0) {
+  const specs = SIGNING_KEYS.map(([name, which]) => ({
+    name,
+    key: `jwt.signing.${name}`,
+    fileKey: `jwt.signing.${name}-file`,
+    inline: signing[name],
+    file: signing[`${name}-file`],
+    envNames: ENV_KEYS[which],
+    envFileNames: ENV_FILE_KEYS[which],
+  }));
+  const envForms = specs.map((spec) => resolveEnvSecret(spec, env));
+  const inFile = specs.find((spec) => spec.inline !== undefined || spec.file !== undefined);
+  let chosen: { name: (typeof SIGNING_KEYS)[number][0]; value: string } | undefined;
+  if (inFile) {
+    const { envNames: _n, envFileNames: _f, ...fileOnly } = inFile;
+    chosen = { name: inFile.name, value: (resolveSecret(fileOnly, env) as { value: string }).value };
+  } else {
+    const i = envForms.findIndex((f) => f !== undefined);
+    if (i >= 0) chosen = { name: (specs[i] as (typeof specs)[number]).name, value: (envForms[i] as () => { value: string })().value };
+  }
+  if (chosen === undefined) {
     throw new ConfigError(
       "no token signing key: set [jwt.signing] token-hs256-secret-base64 (e.g. `openssl rand -base64 64`) " +
         "(or token-hs256-secret-base64-file, a file holding it), or the environment variable LARDER_SERVER_TOKEN_HS256_SECRET_BASE64_FILE",
     );
   }
-  if (given > 1) throw new ConfigError("[jwt.signing]: set exactly one of token-hs256-secret-base64, token-rs256-secret-base64, token-rs256-pubkey-base64");
-  if (hs !== undefined) {
-    const secret = decodeBase64("token-hs256-secret-base64", hs);
+  if (chosen.name === "token-hs256-secret-base64") {
+    const secret = decodeBase64(chosen.name, chosen.value);
     if (secret.length < 32) throw new ConfigError("token-hs256-secret-base64: the secret must be at least 32 bytes");
     return { alg: "HS256", secret };
   }
-  if (rs !== undefined) {
-    const pem = decodeBase64("token-rs256-secret-base64", rs).toString("utf8");
+  if (chosen.name === "token-rs256-secret-base64") {
+    const pem = decodeBase64(chosen.name, chosen.value).toString("utf8");
     if (!pem.includes("PRIVATE KEY-----")) throw new ConfigError("token-rs256-secret-base64: not a base64-encoded PEM private key");
     return { alg: "RS256", privatePem: pem };
   }
-  const pub = decodeBase64("token-rs256-pubkey-base64", rsPub as string).toString("utf8");
+  const pub = decodeBase64(chosen.name, chosen.value).toString("utf8");
   if (!pub.includes("PUBLIC KEY-----")) throw new ConfigError("token-rs256-pubkey-base64: not a base64-encoded PEM public key");
   return { alg: "RS256", publicPem: pub };
 }
@@ -208,8 +230,14 @@ function resolveDatabase(p: ParsedConfig, env: Env): DatabaseConfig {
     throw new ConfigError("[database] url is not set (set url or url-file, or the environment variable LARDER_SERVER_DATABASE_URL_FILE)");
   }
   validateDatabaseUrl(given.value);
+  // server.toml before the environment, as for every secret.
   const passwordVar = firstSet(env, ENV_FILE_KEYS.databasePassword);
-  const passwordFile = passwordVar !== undefined ? { what: `environment variable ${passwordVar}`, path: env[passwordVar] as string } : p.database["password-file"] !== undefined ? { what: "database.password-file", path: p.database["password-file"] } : undefined;
+  const passwordFile =
+    p.database["password-file"] !== undefined
+      ? { what: "database.password-file", path: p.database["password-file"] }
+      : passwordVar !== undefined
+        ? { what: `environment variable ${passwordVar}`, path: env[passwordVar] as string }
+        : undefined;
   if (passwordFile === undefined) {
     const url = given.value.startsWith("sqlite:") ? given.value : normalizeUrl(given.value);
     return { url, ...(given.path !== undefined && { passwordSource: { kind: "url-file", path: given.path } }) };

@@ -98,10 +98,13 @@ process environment: each secret key \`X\` has a sibling \`X-file\` (\`X_file\` 
 into the URL; read again when the database refuses it, so a rotated password needs no restart).
 A relative path is looked up in \`$CREDENTIALS_DIRECTORY\`, so systemd's
 \`LoadCredential=database-url:/run/keys/…\` pairs with \`url-file = "database-url"\`. Giving a key and
-its \`-file\` sibling together is an error. Secrets may also come from the environment, which takes
-precedence over \`server.toml\`; prefer the \`_FILE\` forms, which name a file:
+its \`-file\` sibling together is an error. Secrets may also come from the environment, used only
+where \`server.toml\` sets neither the key nor its \`-file\` sibling (attic's precedence: the file
+wins); prefer the \`_FILE\` forms, which name a file. The \`ATTIC_SERVER_…\` names work as well.
+Among signing keys, the first one set wins in attic's order: RS256 public key, RS256 private key,
+HS256 secret, first in \`server.toml\`, then in the environment:
 
-| variable | replaces |
+| variable | stands in for |
 |---|---|
 | \`LARDER_SERVER_DATABASE_URL_FILE\` (or \`LARDER_SERVER_DATABASE_URL\`) | \`database.url\` |
 | \`LARDER_SERVER_DATABASE_PASSWORD_FILE\` | \`database.password-file\` |

@@ -88,7 +88,7 @@ export const configSchema = z.strictObject({
   "max-nar-info-size": z.number().int().positive().default(1_048_576)
     .describe("Largest narinfo or attic upload preamble accepted, in bytes."),
   database: z.strictObject({
-    url: z.string().optional().describe("sqlite://PATH or postgres://…; env LARDER_SERVER_DATABASE_URL overrides."),
+    url: z.string().optional().describe("sqlite://PATH or postgres://…. Env LARDER_SERVER_DATABASE_URL (or ATTIC_SERVER_DATABASE_URL) is used only when neither url nor url-file is set, as in attic."),
     "url-file": secretFile("url", "LARDER_SERVER_DATABASE_URL"),
     "password-file": z.string().min(1).optional()
       .describe("PostgreSQL only: file holding just the password (e.g. an RDS-managed secret's password), merged into the URL, which then has none. Re-read whenever the database refuses the password, so a rotated password is picked up without a restart; a relative path is looked up in $CREDENTIALS_DIRECTORY. Env: LARDER_SERVER_DATABASE_PASSWORD_FILE."),
@@ -120,7 +120,7 @@ export const configSchema = z.strictObject({
       "token-rs256-secret-base64-file": secretFile("token-rs256-secret-base64", "LARDER_SERVER_TOKEN_RS256_SECRET_BASE64"),
       "token-rs256-pubkey-base64": z.string().optional().describe("RS256 public key (PEM), base64: verify only. Env: LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64."),
       "token-rs256-pubkey-base64-file": secretFile("token-rs256-pubkey-base64", "LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64"),
-    }).default({}).describe("Token signing key: exactly one of the three, here or in the environment."),
+    }).default({}).describe("Token signing key. When several are set, attic's order picks one: the RS256 public key, then the RS256 private key, then the HS256 secret; the environment variables (same order) are used only when none is set here."),
   }).default({ signing: {} }).describe("Token verification."),
   log: z.strictObject({
     level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("Log level."),
