@@ -53,7 +53,18 @@ function want(got: string | number | undefined, expected: string): void {
   if (got !== expected) throw new NixFormatError(`expected ${JSON.stringify(expected)}, found ${show(String(got))}`);
 }
 
-function* grammar(stats: NarStats): Grammar {
+/** What a parse reports as it goes, in NAR order (which is the listing's order). */
+export interface NarVisitor {
+  /** `narOffset` is where the file's contents start in the NAR. */
+  regular(size: number, executable: boolean, narOffset: number): void;
+  symlink(target: string): void;
+  directoryStart(): void;
+  /** A directory entry named `name` (latin1: one char per byte); its node follows. */
+  entry(name: string): void;
+  directoryEnd(): void;
+}
+
+function* grammar(stats: NarStats, visit: NarVisitor | undefined, offset: () => number): Grammar {
   const magic = (yield T_MAGIC) as string;
   if (magic !== MAGIC) throw new NixFormatError(`not a NAR: expected magic ${JSON.stringify(MAGIC)}, found ${show(magic)}`);
 
@@ -67,12 +78,14 @@ function* grammar(stats: NarStats): Grammar {
     stats.entries++;
     if (type === "regular") {
       let t = yield T_FIELD;
-      if (t === "executable") {
+      const executable = t === "executable";
+      if (executable) {
         want(yield T_EMPTY, "");
         t = yield T_FIELD;
       }
       want(t, "contents");
       const size = (yield N_SIZE) as number;
+      visit?.regular(size, executable, offset());
       if (size > 0) yield { kind: SKIP, what: "file contents", n: size };
       const pad = padding(size);
       if (pad > 0) yield { kind: PAD, what: "file contents", n: pad };
@@ -82,10 +95,12 @@ function* grammar(stats: NarStats): Grammar {
       want(yield T_TARGET_KW, "target");
       const target = (yield T_TARGET) as string;
       if (target === "" || target.includes("\0")) throw new NixFormatError(`invalid symlink target ${show(target)}`);
+      visit?.symlink(target);
       want(yield T_CLOSE, ")");
     } else if (type === "directory") {
       if (dirs.length >= NAR_MAX_DEPTH) throw new NixFormatError(`directories nested deeper than ${NAR_MAX_DEPTH} levels`);
       dirs.push({ prev: null, inEntry: false });
+      visit?.directoryStart();
     } else {
       throw new NixFormatError(`unknown node type ${show(type)}`);
     }
@@ -101,6 +116,7 @@ function* grammar(stats: NarStats): Grammar {
       const t = yield T_DIR_FIELD;
       if (t === ")") {
         dirs.pop();
+        visit?.directoryEnd();
         continue;
       }
       if (t !== "entry") throw new NixFormatError(`expected "entry" or ")", found ${show(String(t))}`);
@@ -114,6 +130,7 @@ function* grammar(stats: NarStats): Grammar {
         throw new NixFormatError(`directory entries not in sorted order: ${show(name)} after ${show(dir.prev)}`);
       }
       dir.prev = name;
+      visit?.entry(name);
       want(yield T_NODE_KW, "node");
       dir.inEntry = true;
       break;
@@ -167,8 +184,9 @@ export class NarParser {
   #error: NixFormatError | undefined;
   #ended = false;
 
-  constructor() {
-    this.#gen = grammar(this.#stats);
+  /** `visit` hears of every node as it is parsed (e.g. to build the listing in the same pass). */
+  constructor(visit?: NarVisitor) {
+    this.#gen = grammar(this.#stats, visit, () => this.#offset);
     this.#resume(undefined);
   }
 
