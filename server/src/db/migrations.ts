@@ -102,6 +102,17 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "2026-12-03-001-nar-listings": {
+      async up(db: Kysely<any>) {
+        // One listing per NAR, made in the ingest parse; `listing` null means "too large to keep".
+        await db.schema
+          .createTable("nar_listing")
+          .addColumn("nar_id", ref, (c: any) => c.primaryKey().references("nar.id").onDelete("cascade"))
+          .addColumn("listing", dialect === "sqlite" ? "blob" : "bytea")
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -100,6 +100,13 @@ export interface StorageJournalTable {
   created_at: number;
 }
 
+export interface NarListingTable {
+  nar_id: number;
+  /** zstd-compressed `.ls` JSON; null when the listing outgrew NAR_LISTING_MAX_BYTES. */
+  listing: Buffer | null;
+  created_at: number;
+}
+
 export interface Database {
   cache: CacheTable;
   nar: NarTable;
@@ -109,4 +116,5 @@ export interface Database {
   revoked_token: RevokedTokenTable;
   object_ref: ObjectRefTable;
   storage_journal: StorageJournalTable;
+  nar_listing: NarListingTable;
 }

@@ -10,6 +10,8 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import type { Db } from "../db/connect.ts";
 import { findNarByHash, insertNar, type NarRow } from "../db/nars.ts";
+import { saveListing } from "../db/listings.ts";
+import { compressListing } from "../listing-store.ts";
 import { encodeNixBase32 } from "../nix/base32.ts";
 import { storeFile } from "../storage/file.ts";
 import type { Storage } from "../storage/types.ts";
@@ -38,12 +40,15 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, link?: 
   const inTx = <T>(fn: (tx: Db) => Promise<T>): Promise<T> => db.kysely.transaction().execute((trx) => fn({ ...db, kysely: trx }));
   try {
     const narHashHex = ing.nar.sha256.toString("hex");
+    const listing = await compressListing(ing.listing);
     const existing = await findNarByHash(db, narHashHex);
     // Refreshing the row's age keeps GC (which only takes NARs older than the grace period) off
     // it until the caller links it; if GC took it just now, store the bytes anew.
     if (existing) {
       const linked = await inTx(async (tx) => {
         if (!(await touchNar(tx, existing.id, now))) return false;
+        // A NAR stored before listings existed gets its listing now, at no extra read.
+        await saveListing(tx, existing.id, listing, now);
         await link?.(tx, existing);
         return true;
       });
@@ -73,6 +78,7 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, link?: 
       if (result.inserted) await tx.kysely.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
       // A concurrent upload of the same NAR won the insert: link to its row, keep it from GC.
       else await touchNar(tx, result.row.id, now);
+      await saveListing(tx, result.row.id, listing, now);
       await link?.(tx, result.row);
       return result;
     });

@@ -17,6 +17,7 @@ import zlib from "node:zlib";
 import { badRequest, ServerError } from "../errors.ts";
 import { peekHead } from "../http/peek.ts";
 import { NarParser } from "../nix/nar.ts";
+import { NarListing } from "../nix/nar-listing.ts";
 import { NixFormatError } from "../nix/errors.ts";
 import type { StoredCompression } from "../config/load.ts";
 import { compressor, decompressor, type UploadCompression } from "./codecs.ts";
@@ -45,6 +46,8 @@ export interface Ingested {
   /** Where the bytes to store are: a spool file, or memory for a small upload. */
   content: { spoolPath: string } | { bytes: Buffer };
   compression: StoredCompression;
+  /** The NAR's `.ls` listing, made in the same parse; null when too large to keep. */
+  listing: Buffer | null;
 }
 
 /** Drops what an ingest left behind (its spool file), for an upload that will not be committed. */
@@ -164,7 +167,8 @@ async function ingestSmall(upload: Buffer, opts: IngestOptions): Promise<Ingeste
     if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") return undefined;
     throw badRequest(`the upload does not decompress: ${(e as Error).message}`);
   }
-  const parser = new NarParser();
+  const listing = new NarListing();
+  const parser = new NarParser(listing);
   try {
     parser.push(nar);
     parser.end();
@@ -181,6 +185,7 @@ async function ingestSmall(upload: Buffer, opts: IngestOptions): Promise<Ingeste
     file: bytes === upload ? uploaded : digest(bytes),
     content: { bytes },
     compression: opts.stored.type,
+    listing: listing.result(),
   };
 }
 
@@ -200,7 +205,8 @@ export async function ingest(opts: IngestOptions): Promise<Ingested> {
 
 async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
   const spoolPath = join(opts.spoolDir, `ingest-${randomBytes(12).toString("hex")}.tmp`);
-  const parser = new NarParser();
+  const listing = new NarListing();
+  const parser = new NarParser(listing);
   const uploadTap = new Tap(opts.maxUploadBytes);
   const narTap = new Tap(undefined, (c) => parser.push(c));
   const keepAsSent = opts.input === opts.stored.type;
@@ -228,7 +234,7 @@ async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
       await Promise.all([spooling, proving]);
       parser.end();
       const upload = uploadTap.digest();
-      return { upload, nar: narTap.digest(), file: upload, content: { spoolPath }, compression: opts.stored.type };
+      return { upload, nar: narTap.digest(), file: upload, content: { spoolPath }, compression: opts.stored.type, listing: listing.result() };
     }
     const fileTap = new Tap();
     await pipeline(
@@ -241,7 +247,7 @@ async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
       createWriteStream(spoolPath, { highWaterMark: 1 << 20 }),
     );
     parser.end();
-    return { upload: uploadTap.digest(), nar: narTap.digest(), file: fileTap.digest(), content: { spoolPath }, compression: opts.stored.type };
+    return { upload: uploadTap.digest(), nar: narTap.digest(), file: fileTap.digest(), content: { spoolPath }, compression: opts.stored.type, listing: listing.result() };
   } catch (e) {
     await removeSpool(spoolPath);
     throw narError(e, decodeErrors);

@@ -7,6 +7,7 @@ import { registerNarInfoGet } from "./narinfo-get.ts";
 import { registerNarInfoPut } from "./narinfo-put.ts";
 import { registerNarGet } from "./nar-get.ts";
 import { registerNarPut } from "./nar-put.ts";
+import { registerNarListingGet } from "./nar-listing-get.ts";
 import { registerCacheConfigGet } from "./cache-config-get.ts";
 import { registerCacheCreate } from "./cache-create.ts";
 import { registerCacheConfigure } from "./cache-configure.ts";
@@ -41,6 +42,7 @@ export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
     registerNarInfoPut(app, ctx, prefix);
     registerNarGet(app, ctx, prefix);
     registerNarPut(app, ctx, prefix);
+    registerNarListingGet(app, ctx, prefix);
   }
   registerGetMissingPaths(app, ctx);
   registerUploadPath(app, ctx);
