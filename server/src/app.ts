@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import type { AppContext } from "./context.ts";
 import { errorBody, ServerError, type ErrorKind } from "./errors.ts";
 import { registerRoutes } from "./routes/index.ts";
+import { DatabaseUnavailableError } from "./db/errors.ts";
 
 // Request ids: a random prefix per process and a counter, unique across api-servers without
 // a random UUID per request (the hot path's requests are tens of microseconds).
@@ -86,6 +87,7 @@ export function buildApp(ctx: AppContext): FastifyInstance {
     if (err instanceof ServerError) {
       kind = err.kind;
       message = err.message;
+      if (err instanceof DatabaseUnavailableError) ctx.metrics.backendErrors.inc({ backend: "database" });
     } else if ("statusCode" in err && typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 500) {
       kind = err.statusCode === 413 ? "PayloadTooLarge" : err.statusCode === 404 ? "NotFound" : "RequestError";
       message = `General request error: ${err.message}`;

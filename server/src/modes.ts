@@ -23,7 +23,7 @@ export async function runMode(mode: Mode, config: Config, hooks: ModeHooks): Pro
       process.stdout.write("configuration is valid\n");
       return 0;
     case "db-migrations": {
-      const db = await openDb(config.databaseUrl);
+      const db = await openDb(config.database);
       try {
         const applied = await db.migrate();
         process.stdout.write(applied.length ? `applied migrations: ${applied.join(", ")}\n` : "database schema is up to date\n");

@@ -29,7 +29,7 @@ export interface ContextOptions {
 
 export async function createContext(config: Config, opts: ContextOptions = {}): Promise<AppContext> {
   const log = opts.log ?? pino({ level: config.logLevel, base: { service: "larderd" } });
-  const db = await openDb(config.databaseUrl);
+  const db = await openDb(config.database);
   if (opts.migrate ?? true) await db.migrate();
   const storage = await createStorage(config.storage);
   await mkdir(config.spoolDir, { recursive: true, mode: 0o700 });

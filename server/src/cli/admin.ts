@@ -34,7 +34,7 @@ export interface CreateCacheOptions {
 
 export async function createCacheCommand(config: Config, o: CreateCacheOptions): Promise<string> {
   if (!isValidCacheName(o.name)) throw new Error(`invalid cache name "${o.name}": use 1–50 of A-Z a-z 0-9 - _ +, starting with a letter or digit`);
-  const db = await openDb(config.databaseUrl);
+  const db = await openDb(config.database);
   try {
     await db.migrate();
     const sk = generateSecretKey(o.name);
@@ -52,7 +52,7 @@ export async function createCacheCommand(config: Config, o: CreateCacheOptions):
 
 export async function revokeTokenCommand(config: Config, o: { jti?: string; sub?: string }): Promise<string> {
   if ((o.jti === undefined) === (o.sub === undefined)) throw new Error("give exactly one of --jti ID or --sub SUBJECT");
-  const db = await openDb(config.databaseUrl);
+  const db = await openDb(config.database);
   try {
     await db.migrate();
     const revocations = createRevocations(db);

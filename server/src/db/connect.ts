@@ -9,9 +9,11 @@ import SQLite from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from "kysely";
 import { Migrator } from "kysely/migration";
 import pg from "pg";
-import { sqlitePath } from "../config/load.ts";
-import { redactUrl } from "../config/database-url.ts";
+import { sqlitePath, type DatabaseConfig } from "../config/load.ts";
+import { joinUrl, redactUrl, splitUrl } from "../config/database-url.ts";
+import { readSecretFile } from "../config/secret-file.ts";
 import { migrationProvider, type Dialect } from "./migrations.ts";
+import { classifyingDialect } from "./errors.ts";
 import type { Database } from "./schema.ts";
 
 export interface Db {
@@ -25,6 +27,8 @@ export interface Db {
 }
 
 const STATEMENT_CACHE_SIZE = 500;
+/** How long a request waits for a new PostgreSQL connection before it gets a 503 (a failover black-holes packets). */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * Kysely prepares every query it runs, and better-sqlite3 compiles SQL on each prepare(): on
@@ -52,7 +56,38 @@ function reusingStatements(database: SQLite.Database): SqliteDatabase {
 // int8 columns (sizes, epoch-ms times) fit in a double; strings would leak into every caller.
 pg.types.setTypeParser(20, (v: string) => Number(v));
 
-export async function openDb(url: string): Promise<Db> {
+/**
+ * The password of every new connection, when it lives in a file: read again for each connection,
+ * so a rotated credential (RDS rotates weekly; the host rewrites the file) is used from the first
+ * connection after the file changes, with no restart. A file that cannot be read at that moment
+ * (mid-rewrite) leaves the last good password in use.
+ */
+function passwordFrom(source: NonNullable<DatabaseConfig["passwordSource"]>, initial: string): () => Promise<string> {
+  let last = initial;
+  return async () => {
+    try {
+      const text = readSecretFile(source.path);
+      const password = source.kind === "password-file" ? text : splitUrl(text)?.password;
+      if (password !== undefined && password !== "") last = password;
+    } catch {
+      // Keep the last good one; a wrong password is reported by the database.
+    }
+    return last;
+  };
+}
+
+function clientWithPassword(password: () => Promise<string>): typeof pg.Client {
+  return class extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      // Not enumerable, as pg keeps it, so it never shows in a logged client.
+      Object.defineProperty(this, "password", { configurable: true, enumerable: false, writable: true, value: password });
+    }
+  };
+}
+
+export async function openDb(target: string | DatabaseConfig): Promise<Db> {
+  const { url, passwordSource } = typeof target === "string" ? { url: target, passwordSource: undefined } : target;
   let kysely: Kysely<Database>;
   let dialect: Dialect;
   if (url.startsWith("sqlite:")) {
@@ -64,13 +99,27 @@ export async function openDb(url: string): Promise<Db> {
     database.pragma("foreign_keys = ON");
     database.pragma("busy_timeout = 10000");
     database.pragma("temp_store = MEMORY");
-    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: reusingStatements(database) }) });
+    kysely = new Kysely<Database>({ dialect: classifyingDialect(new SqliteDialect({ database: reusingStatements(database) })) });
     dialect = "sqlite";
   } else {
-    const pool = new pg.Pool({ connectionString: url, max: 16 });
-    // An idle client's error (server restart) must not crash the process; the next query reconnects.
+    const parts = splitUrl(url);
+    const password = passwordSource !== undefined && parts?.password !== undefined ? passwordFrom(passwordSource, parts.password) : undefined;
+    const pool = new pg.Pool({
+      // pg lets a password in the URL win over a password function, even an empty one: the URL
+      // goes without it, and each client is handed the function.
+      connectionString: password && parts ? joinUrl({ ...parts, password: undefined }) : url,
+      ...(password && { Client: clientWithPassword(password) }),
+      max: 16,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
+    // A connection the server drops (restart, failover, pg_terminate_backend) makes its client
+    // emit 'error' — while idle in the pool, and also while checked out, between the queries of
+    // a transaction or after its last one. Unheard, that event ends the process. The query in
+    // flight fails on its own (and becomes a 503); the broken client leaves the pool when it is
+    // released, and the next checkout connects afresh.
     pool.on("error", () => {});
-    kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    pool.on("connect", (client) => client.on("error", () => {}));
+    kysely = new Kysely<Database>({ dialect: classifyingDialect(new PostgresDialect({ pool })) });
     dialect = "postgres";
   }
   return {

@@ -61,7 +61,7 @@ export async function runGcMode(config: Config, once: boolean, untilSignal: () =
     { level: config.logLevel, base: { service: "larderd", mode: once ? "garbage-collector-once" : "garbage-collector" } },
     pino.destination({ dest: once ? 2 : 1, sync: true }),
   );
-  const db = await openDb(config.databaseUrl);
+  const db = await openDb(config.database);
   try {
     await db.migrate();
     const storage = await createStorage(config.storage);

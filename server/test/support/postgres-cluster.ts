@@ -2,7 +2,7 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chmod, chown, mkdir, readFile, rm } from "node:fs/promises";
+import { chmod, chown, copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
@@ -38,6 +38,26 @@ export async function startPostgres(): Promise<PostgresHandle> {
   const external = process.env.LARDER_TEST_POSTGRES_URL;
   if (external) return connectPostgres(external);
   return startCluster();
+}
+
+export interface ClusterOptions {
+  /** TCP logins need a password (scram-sha-256), as on RDS; the superuser's is in `url`. */
+  passwordAuth?: boolean;
+  /** PEM files: the server then accepts TLS (and still plain connections). */
+  tls?: { cert: string; key: string };
+  /** Keep PostgreSQL's durability defaults (fsync, synchronous commit), so a crash loses nothing committed. */
+  durable?: boolean;
+}
+
+/** A cluster of the test's own, for tests that stop, restart or reconfigure the server itself. */
+export interface PostgresCluster extends PostgresHandle {
+  port: number;
+  /** Stops the server (`fast` ends sessions cleanly, `immediate` is a crash) and starts it again on the same port. */
+  restart(mode?: "fast" | "immediate", downMs?: number): Promise<void>;
+}
+
+export function startPostgresCluster(opts: ClusterOptions = {}): Promise<PostgresCluster> {
+  return startCluster(opts);
 }
 
 /** A handle on a server someone else runs: stop() only drops what this handle created. */
@@ -76,7 +96,7 @@ function systemUser(name: string): { uid: number; gid: number } | null {
   return cachedUser;
 }
 
-async function startCluster(): Promise<PostgresHandle> {
+async function startCluster(opts: ClusterOptions = {}): Promise<PostgresCluster> {
   const reason = clusterUnavailableReason();
   if (reason !== null) throw new Error(`cannot start a test PostgreSQL: ${reason}, or set LARDER_TEST_POSTGRES_URL`);
   const initdb = findPostgresBin("initdb")!;
@@ -108,21 +128,40 @@ async function startCluster(): Promise<PostgresHandle> {
       await chmod(dir.path, 0o700);
       for (const p of [dir.path, dataDir, socketDir]) await chown(p, user.uid, user.gid);
     }
+    const superPassword = opts.passwordAuth ? randomBytes(12).toString("hex") : undefined;
+    const auth = ["--auth=trust"];
+    if (superPassword !== undefined) {
+      const pwFile = path.join(dir.path, "pw");
+      await writeFile(pwFile, superPassword, { mode: 0o600 });
+      if (asRoot) await chown(pwFile, systemUser("postgres")!.uid, systemUser("postgres")!.gid);
+      auth.splice(0, 1, "--auth-local=trust", "--auth-host=scram-sha-256", `--pwfile=${pwFile}`);
+    }
+    const tlsSettings: string[] = [];
+    if (opts.tls) {
+      // PostgreSQL refuses a key others can read, and must own it.
+      const cert = path.join(dir.path, "server.crt");
+      const key = path.join(dir.path, "server.key");
+      await copyFile(opts.tls.cert, cert);
+      await copyFile(opts.tls.key, key);
+      await chmod(key, 0o600);
+      if (asRoot) for (const f of [cert, key]) await chown(f, systemUser("postgres")!.uid, systemUser("postgres")!.gid);
+      tlsSettings.push("-c ssl=on", `-c ssl_cert_file=${cert}`, `-c ssl_key_file=${key}`);
+    }
     // --no-sync and the settings below trade durability for speed: this cluster lives for one test run.
-    await exec(initdb, ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"]);
+    await exec(initdb, ["-D", dataDir, "-U", "postgres", ...auth, "-E", "UTF8", "--no-locale", "--no-sync"]);
 
     let port = 0;
+    let settings = "";
     let lastError: unknown;
     // A free port can be taken between probing and binding; try a few.
     for (let attempt = 0; attempt < 3; attempt++) {
       port = await freePort();
-      const settings = [
+      settings = [
+        ...tlsSettings,
         `-p ${port}`,
         `-k ${socketDir}`,
         "-c listen_addresses=127.0.0.1",
-        "-c fsync=off",
-        "-c synchronous_commit=off",
-        "-c full_page_writes=off",
+        ...(opts.durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
         "-c max_connections=200",
       ].join(" ");
       try {
@@ -135,11 +174,17 @@ async function startCluster(): Promise<PostgresHandle> {
     }
     if (lastError !== undefined) throw lastError;
 
-    const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    const url = `postgres://postgres${superPassword ? `:${superPassword}` : ""}@127.0.0.1:${port}/postgres`;
     const shared = connectPostgres(url);
     let stopped: Promise<void> | undefined;
     return {
       url,
+      port,
+      async restart(mode = "fast", downMs = 0) {
+        await exec(pgCtl, ["-D", dataDir, "-m", mode, "-w", "stop"]);
+        if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+        await exec(pgCtl, ["-D", dataDir, "-l", logFile, "-w", "-t", "30", "-o", settings, "start"]);
+      },
       createDatabase: (name) => shared.createDatabase(name),
       stop() {
         stopped ??= (async () => {
