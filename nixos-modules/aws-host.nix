@@ -16,13 +16,17 @@ let
     rs256 = "LARDER_SERVER_TOKEN_RS256_SECRET_BASE64";
   }.${cfg.tokenSecretKind};
 
-  # verify-full needs the RDS CA bundle (not in Node's default roots); without it the link is
-  # still encrypted but the server certificate is not checked.
-  sslMode = if cfg.database.caFile != null then "verify-full" else "no-verify";
+  # verify-full checks the database's certificate and name against the RDS CA bundle (not in
+  # Node's default roots): a packaged caFile, or the bundle AWS publishes, fetched at boot over
+  # https (checked against the system's roots) and kept, so a later boot without network still has it.
+  verify = cfg.database.tls == "verify-full";
+  fetchedCaFile = "/var/lib/larder-aws/rds-ca-bundle.pem";
+  caPath = if cfg.database.caFile != null then "${cfg.database.caFile}" else fetchedCaFile;
+  sslParameters = if verify then "sslmode=verify-full&sslrootcert=${caPath}" else "sslmode=no-verify";
 
   fetchSecrets = pkgs.writeShellApplication {
     name = "larder-aws-secrets";
-    runtimeInputs = [ pkgs.awscli2 pkgs.jq pkgs.coreutils config.systemd.package ];
+    runtimeInputs = [ pkgs.awscli2 pkgs.jq pkgs.coreutils pkgs.curl pkgs.gnugrep config.systemd.package ];
     text = ''
       # Never trace: the values below are secrets.
       set +x
@@ -43,6 +47,23 @@ let
         printf '%s' "$value"
       }
 
+      ${lib.optionalString (verify && cfg.database.caFile == null) ''
+        # Public data, but it decides whom larder trusts: only over https, only if it parses as
+        # certificates, and never replacing a good bundle with a failed download.
+        install -d -m 0755 ${dirOf fetchedCaFile}
+        if curl -fsS --retry 5 --retry-connrefused --max-time 60 -o ${fetchedCaFile}.new ${lib.escapeShellArg cfg.database.caBundleUrl} \
+            && grep -q -- '-----BEGIN CERTIFICATE-----' ${fetchedCaFile}.new; then
+          chmod 0644 ${fetchedCaFile}.new
+          mv -f ${fetchedCaFile}.new ${fetchedCaFile}
+        else
+          rm -f ${fetchedCaFile}.new
+          if [ ! -s ${fetchedCaFile} ]; then
+            echo "larder-aws-secrets: cannot fetch the RDS CA bundle from ${cfg.database.caBundleUrl}; larder cannot verify the database (database.tls = \"verify-full\")" >&2
+            exit 1
+          fi
+          echo "larder-aws-secrets: RDS CA bundle not refreshed; using the one from an earlier boot" >&2
+        fi
+      ''}
       token=$(secret ${lib.escapeShellArg cfg.tokenSecretArn})
       if ! [[ $token =~ ^[A-Za-z0-9+/=_-]+$ ]]; then
         echo "larder-aws-secrets: the token secret "${lib.escapeShellArg cfg.tokenSecretArn}" must hold a bare base64 string (openssl rand -base64 64 | tr -d '\\n')" >&2
@@ -55,8 +76,8 @@ let
         --arg host ${lib.escapeShellArg cfg.database.host} \
         --arg port ${toString cfg.database.port} \
         --arg name ${lib.escapeShellArg cfg.database.name} \
-        --arg ssl ${sslMode} \
-        '"postgresql://\((.username // error("no username")) | @uri):\((.password // error("no password")) | @uri)@\($host):\($port)/\($name | @uri)?sslmode=\($ssl)"') || {
+        --arg ssl ${lib.escapeShellArg sslParameters} \
+        '"postgresql://\((.username // error("no username")) | @uri):\((.password // error("no password")) | @uri)@\($host):\($port)/\($name | @uri)?\($ssl)"') || {
         echo "larder-aws-secrets: the database secret "${lib.escapeShellArg cfg.database.masterUserSecretArn}" is not JSON with username and password" >&2
         exit 1
       }
@@ -79,6 +100,18 @@ let
         echo "larder-aws-secrets: secrets changed, restarting larder" >&2
         systemctl try-restart --no-block larder.service
       fi
+    '';
+  };
+
+  publishDiskUsage = pkgs.writeShellApplication {
+    name = "larder-aws-disk-metric";
+    runtimeInputs = [ pkgs.awscli2 pkgs.coreutils ];
+    text = ''
+      # The root file system holds the Nix store and larder's upload spool (its private /tmp).
+      used=$(df --output=pcent / | tail -n 1 | tr -dc '0-9')
+      aws cloudwatch put-metric-data --region ${lib.escapeShellArg cfg.region} \
+        --namespace ${lib.escapeShellArg (toString cfg.metricsNamespace)} --metric-name RootDiskUsedPercent --unit Percent \
+        --dimensions ${lib.escapeShellArg "Deployment=${cfg.deployment},Mode=${cfg.mode}"} --value "$used"
     '';
   };
 
@@ -132,11 +165,25 @@ in
         example = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0123abcd-AbCdEf";
         description = "ARN of the RDS-managed master user secret (JSON with username and password).";
       };
+      tls = mkOption {
+        type = types.enum [ "verify-full" "no-verify" ];
+        default = "verify-full";
+        description = ''
+          verify-full: larder checks the database's certificate and host name against the RDS CA
+          bundle (caFile, else fetched from caBundleUrl at boot). no-verify: encrypted but unchecked,
+          so anyone on the path can impersonate the database; only by explicit choice.
+        '';
+      };
       caFile = mkOption {
         type = types.nullOr types.path;
         default = null;
         example = lib.literalExpression ''pkgs.fetchurl { url = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"; hash = "…"; }'';
-        description = "RDS CA bundle (public). When set the server verifies the database certificate (sslmode=verify-full); otherwise the connection is encrypted but unverified (sslmode=no-verify).";
+        description = "A packaged RDS CA bundle; when null (the default) it is fetched from caBundleUrl at boot.";
+      };
+      caBundleUrl = mkOption {
+        type = types.str;
+        default = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem";
+        description = "Where the RDS CA bundle is fetched from at boot (AWS's bundle of every region's CAs; a region's own is at …/REGION/REGION-bundle.pem).";
       };
     };
     tokenSecretArn = mkOption {
@@ -173,6 +220,21 @@ in
       default = "monolithic";
       description = "services.larder.mode for this instance.";
     };
+    deployment = mkOption {
+      type = types.str;
+      default = "larder";
+      description = "Name of the deployment: the Deployment dimension of the host's metrics.";
+    };
+    metricsNamespace = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "Larder";
+      description = ''
+        CloudWatch namespace to publish the root file system's usage to every 5 minutes
+        (RootDiskUsedPercent, dimensions Deployment and Mode; the instance role needs
+        cloudwatch:PutMetricData for it). null: nothing is published.
+      '';
+    };
     secretsRefreshInterval = mkOption {
       type = types.str;
       default = "1h";
@@ -190,8 +252,7 @@ in
       enable = true;
       inherit (cfg) mode;
       environmentFile = envFile;
-      environment = { AWS_REGION = cfg.region; }
-        // lib.optionalAttrs (cfg.database.caFile != null) { NODE_EXTRA_CA_CERTS = "${cfg.database.caFile}"; };
+      environment = { AWS_REGION = cfg.region; };
       settings = {
         # The URL, with its password, comes from the environment file.
         database.url = null;
@@ -207,6 +268,44 @@ in
         enable = true;
         hostName = cfg.domain;
         enableACME = cfg.tls == "acme";
+      };
+    };
+
+    # The ALB's health checks carry the target's private address as Host, which names no virtual
+    # host: this one must be nginx's default so they reach larderd (whose health endpoints answer
+    # any Host; every other route keeps the allowed-hosts check).
+    services.nginx.virtualHosts.${cfg.domain}.default = lib.mkIf (cfg.tls == "load-balancer") true;
+
+    # The store grows with every boot's rebuild; old generations and unreferenced paths go weekly,
+    # and a build that finds less than 2 GiB free collects garbage until 6 GiB are.
+    nix.gc = {
+      automatic = lib.mkDefault true;
+      dates = lib.mkDefault "weekly";
+      options = lib.mkDefault "--delete-older-than 14d";
+    };
+    nix.settings = {
+      min-free = lib.mkDefault (2 * 1024 * 1024 * 1024);
+      max-free = lib.mkDefault (6 * 1024 * 1024 * 1024);
+    };
+
+    systemd.services.larder-aws-disk-metric = lib.mkIf (cfg.metricsNamespace != null) {
+      description = "Publish the root file system's usage to CloudWatch";
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = lib.getExe publishDiskUsage;
+        DynamicUser = true;
+        # The AWS CLI wants a home for its config and cache; DynamicUser's /tmp is private.
+        Environment = [ "HOME=/tmp" ];
+        NoNewPrivileges = true;
+      };
+    };
+    systemd.timers.larder-aws-disk-metric = lib.mkIf (cfg.metricsNamespace != null) {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnBootSec = "2m";
+        OnUnitActiveSec = "5m";
       };
     };
 

@@ -12,7 +12,7 @@ export default {
     url: "https://github.com/example/larder/archive/0123456789abcdef0123456789abcdef01234567.tar.gz",
     sha256: "0000000000000000000000000000000000000000000000000000",
   },
-  nixosRelease: "25.05",
+  nixosRelease: "26.05",
   host: { instanceType: "m7i.large", architecture: "x86_64", rootVolumeGiB: 40 },
   adminCidrs: ["203.0.113.0/24"],
   database: { instanceClass: "db.m7g.large", allocatedStorageGiB: 100, maxAllocatedStorageGiB: 1000, backupRetentionDays: 14, multiAz: true },

@@ -13,7 +13,7 @@ export default {
     url: "https://github.com/example/larder/archive/0123456789abcdef0123456789abcdef01234567.tar.gz",
     sha256: "0000000000000000000000000000000000000000000000000000",
   },
-  nixosRelease: "25.05",
+  nixosRelease: "26.05",
   host: { instanceType: "t4g.large", architecture: "arm64", rootVolumeGiB: 30 },
   // No SSH from anywhere: reach the host with `aws ssm start-session --target <instance_id>`.
   adminCidrs: [],

@@ -5,6 +5,19 @@ import { checkAnyCidr, isWholeInternet, parseIpv4Cidr } from "./cidr.ts";
 
 export type DnsProvider = "route53" | "cloudflare" | "none";
 export type Architecture = "arm64" | "x86_64";
+export type DatabaseTls = "verify-full" | "no-verify";
+
+/**
+ * A tarball of one revision and its Nix hash, or a flake reference naming a rev. `netrcSecretArn`:
+ * a Secrets Manager secret holding a netrc file (`machine … login … password …`) for a private source
+ * or a private binary cache; hosts install it as /etc/nix/netrc before they fetch anything.
+ */
+export type LarderSource =
+  | { readonly url: string; readonly sha256: string; readonly netrcSecretArn?: string }
+  | { readonly flake: string; readonly netrcSecretArn?: string };
+
+/** A release NixOS supports today (https://nixos.org/manual/nixos/stable/release-notes); see docs/AWS.md to bump it. */
+export const DEFAULT_NIXOS_RELEASE = "26.05";
 
 export interface DeploymentInput {
   /** Short name (lowercase letters, digits, dashes; ≤ 20). The stack is `larder-<name>`. */
@@ -17,18 +30,44 @@ export interface DeploymentInput {
   readonly availabilityZones: readonly string[];
   /** The VPC's IPv4 range, /16 to /24, split into two public and two private subnets. Default 10.0.0.0/16. */
   readonly vpcCidr?: string;
-  /** Where hosts fetch larder from: a tarball of one git revision and its Nix hash (a pin, never a branch). */
-  readonly larderSource: { readonly url: string; readonly sha256: string };
-  /** NixOS release whose official AMI the hosts boot, e.g. "25.05". */
-  readonly nixosRelease: string;
+  /**
+   * Where hosts fetch larder from, pinned to one revision (never a branch): a tarball and its Nix hash
+   * (this repository, a fork, or a private repository's archive URL), or a flake reference with a rev.
+   */
+  readonly larderSource: LarderSource;
+  /**
+   * NixOS release whose official AMI new hosts boot when `amiId` is not set. Default DEFAULT_NIXOS_RELEASE.
+   * Changing it affects only instances launched later; see docs/AWS.md, "Upgrading NixOS".
+   */
+  readonly nixosRelease?: string;
+  /**
+   * An explicit AMI (of this region and host.architecture) instead of the newest official image of
+   * nixosRelease. A pinned id makes plans independent of the image lookup; changing it replaces the
+   * hosts on the next deploy (a rolling refresh when scaled out).
+   */
+  readonly amiId?: string;
+  /**
+   * A binary cache that holds larder's closure (e.g. your larder cache, filled by CI): hosts substitute
+   * from it instead of building larder, so a new instance is serving in minutes.
+   */
+  readonly binaryCache?: {
+    /** Substituter URL, e.g. "https://cache.example.com/main". */
+    readonly url: string;
+    /** The cache's public key, "name:base64". */
+    readonly publicKey: string;
+  };
   readonly host?: {
     /** EC2 type of the single host (and of the garbage collector when scaled out). Default t4g.large. */
     readonly instanceType?: string;
     /** Must match the instance type's CPU. Default arm64. */
     readonly architecture?: Architecture;
-    /** gp3 root volume; it holds only the Nix store (data lives in RDS and S3). Default 30. */
+    /** gp3 root volume: the Nix store and the upload spool (data lives in RDS and S3). Default 30. */
     readonly rootVolumeGiB?: number;
+    /** The disk alarm fires when any host's root file system is fuller than this, in percent. Default 80. */
+    readonly diskAlarmPercent?: number;
   };
+  /** Where CloudWatch alarms (disk) are sent by e-mail; without it they only show in the console and on the SNS topic. */
+  readonly alarmEmail?: string;
   /** CIDRs allowed to reach port 22. Empty by default: use SSM Session Manager instead. */
   readonly adminCidrs?: readonly string[];
   readonly database?: {
@@ -46,6 +85,11 @@ export interface DeploymentInput {
     readonly deletionProtection?: boolean;
     /** PostgreSQL major (or major.minor) version. Default "16". */
     readonly engineVersion?: string;
+    /**
+     * "verify-full" (default): hosts check the database's certificate against the RDS CA bundle.
+     * "no-verify": encrypted but unchecked; an explicit opt-in for networks you trust.
+     */
+    readonly tls?: DatabaseTls;
   };
   readonly dns?: {
     /** Who serves the domain's DNS. "none": you point the name yourself (or use the bare IP). */
@@ -81,9 +125,12 @@ export interface Deployment {
   readonly region: string;
   readonly availabilityZones: readonly [string, string];
   readonly vpcCidr: string;
-  readonly larderSource: { readonly url: string; readonly sha256: string };
+  readonly larderSource: LarderSource;
   readonly nixosRelease: string;
-  readonly host: { readonly instanceType: string; readonly architecture: Architecture; readonly rootVolumeGiB: number };
+  readonly amiId: string | undefined;
+  readonly binaryCache: { readonly url: string; readonly publicKey: string } | undefined;
+  readonly host: { readonly instanceType: string; readonly architecture: Architecture; readonly rootVolumeGiB: number; readonly diskAlarmPercent: number };
+  readonly alarmEmail: string | undefined;
   readonly adminCidrs: readonly string[];
   readonly database: {
     readonly instanceClass: string;
@@ -93,6 +140,7 @@ export interface Deployment {
     readonly multiAz: boolean;
     readonly deletionProtection: boolean;
     readonly engineVersion: string;
+    readonly tls: DatabaseTls;
   };
   readonly dns: { readonly provider: DnsProvider; readonly domain: string | undefined; readonly zone: string | undefined };
   readonly acmeEmail: string | undefined;
@@ -113,6 +161,12 @@ const REGION = /^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$/;
 const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 const NIX32_SHA256 = /^[0-9abcdfghijklmnpqrsvwxyz]{52}$/;
 const SRI_SHA256 = /^sha256-[A-Za-z0-9+/]{43}=$/;
+const AMI_ID = /^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
+const PUBLIC_KEY = /^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{43}=$/;
+const EMAIL = /^[^@\s"\\]+@[^@\s"\\]+\.[^@\s"\\]+$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+$/;
+// A flake reference pinned to one commit: github:o/r/<rev>, or any URL form with rev=<40 hex>.
+const PINNED_FLAKE = /^(?:(?:github|gitlab|sourcehut):[A-Za-z0-9._~-]+\/[A-Za-z0-9._-]+\/[0-9a-f]{40}|[a-z+]+:\/\/[^\s"\\]*[?&]rev=[0-9a-f]{40})(?:[?&][^\s"\\]*)?$/;
 const INSTANCE_TYPE = /^([a-z]+)(\d+)([a-z-]*)\.([a-z0-9]+)$/;
 
 /** Graviton families carry a "g" after the generation digit (t4g, m7gd, c7gn); a1 is the one exception. */
@@ -158,9 +212,30 @@ function checkInstanceType(problems: Problems, field: string, instanceType: stri
   }
 }
 
+function checkLarderSource(problems: Problems, source: LarderSource): void {
+  const isFlake = typeof source === "object" && source !== null && "flake" in source;
+  if (!checkKeys(problems, "larderSource", source, isFlake ? ["flake", "netrcSecretArn"] : ["url", "sha256", "netrcSecretArn"])) return;
+  if ("flake" in source) {
+    if (!PINNED_FLAKE.test(String(source.flake))) {
+      problems.add("larderSource.flake", `"${String(source.flake)}" must name one commit, like github:owner/larder/<40-hex rev> or git+https://…?rev=<40-hex rev>`);
+    }
+  } else {
+    if (typeof source.url !== "string" || !/^https:\/\/[^\s"\\]+$/.test(source.url)) {
+      problems.add("larderSource.url", "must be an https:// tarball URL of one fixed revision");
+    }
+    const hash = String(source.sha256);
+    if (!NIX32_SHA256.test(hash) && !SRI_SHA256.test(hash)) {
+      problems.add("larderSource.sha256", "must be a Nix sha256 (52 base-32 characters or sha256-…=); get it with nix-prefetch-url --unpack URL");
+    }
+  }
+  if (source.netrcSecretArn !== undefined && !SECRET_ARN.test(String(source.netrcSecretArn))) {
+    problems.add("larderSource.netrcSecretArn", `"${String(source.netrcSecretArn)}" is not a Secrets Manager secret ARN`);
+  }
+}
+
 const TOP_KEYS = [
-  "name", "accountId", "region", "availabilityZones", "vpcCidr", "larderSource", "nixosRelease", "host", "adminCidrs",
-  "database", "dns", "acmeEmail", "scaleOut", "storage", "tags",
+  "name", "accountId", "region", "availabilityZones", "vpcCidr", "larderSource", "nixosRelease", "amiId", "binaryCache",
+  "host", "alarmEmail", "adminCidrs", "database", "dns", "acmeEmail", "scaleOut", "storage", "tags",
 ] as const;
 
 /** Checks a deployment and fills in defaults; throws one ConfigError listing every problem by field. */
@@ -193,21 +268,24 @@ export function parseDeployment(input: DeploymentInput): Deployment {
   if (typeof vpc === "string") problems.add("vpcCidr", vpc);
   else if (vpc.prefix < 16 || vpc.prefix > 24) problems.add("vpcCidr", `"${vpcCidr}" must be between /16 and /24 (AWS limits)`);
 
-  if (checkKeys(problems, "larderSource", input.larderSource, ["url", "sha256"])) {
-    if (typeof input.larderSource.url !== "string" || !/^https:\/\/\S+$/.test(input.larderSource.url)) {
-      problems.add("larderSource.url", "must be an https:// tarball URL of one fixed revision");
-    }
-    const hash = String(input.larderSource.sha256);
-    if (!NIX32_SHA256.test(hash) && !SRI_SHA256.test(hash)) {
-      problems.add("larderSource.sha256", "must be a Nix sha256 (52 base-32 characters or sha256-…=); get it with nix-prefetch-url --unpack URL");
+  checkLarderSource(problems, input.larderSource);
+  const nixosRelease = input.nixosRelease ?? DEFAULT_NIXOS_RELEASE;
+  if (typeof nixosRelease !== "string" || !/^\d{2}\.(?:05|11)$/.test(nixosRelease)) {
+    problems.add("nixosRelease", `"${String(nixosRelease)}" must be a NixOS release like ${DEFAULT_NIXOS_RELEASE}`);
+  }
+  if (input.amiId !== undefined && !AMI_ID.test(String(input.amiId))) {
+    problems.add("amiId", `"${String(input.amiId)}" is not an AMI id like ami-0123456789abcdef0`);
+  }
+  if (input.binaryCache !== undefined && checkKeys(problems, "binaryCache", input.binaryCache, ["url", "publicKey"])) {
+    if (!/^https:\/\/[^\s"\\]+$/.test(String(input.binaryCache.url))) problems.add("binaryCache.url", "must be an https:// substituter URL");
+    if (!PUBLIC_KEY.test(String(input.binaryCache.publicKey))) {
+      problems.add("binaryCache.publicKey", "must be the cache's public key, name:base64 (e.g. main:AbC…=)");
     }
   }
-  if (typeof input.nixosRelease !== "string" || !/^\d{2}\.\d{2}$/.test(input.nixosRelease)) {
-    problems.add("nixosRelease", `"${String(input.nixosRelease)}" must be a NixOS release like 25.05`);
-  }
+  if (input.alarmEmail !== undefined && !EMAIL.test(String(input.alarmEmail))) problems.add("alarmEmail", `"${String(input.alarmEmail)}" is not an e-mail address`);
 
   const hostIn = input.host ?? {};
-  checkKeys(problems, "host", hostIn, ["instanceType", "architecture", "rootVolumeGiB"]);
+  checkKeys(problems, "host", hostIn, ["instanceType", "architecture", "rootVolumeGiB", "diskAlarmPercent"]);
   const architecture = hostIn.architecture ?? "arm64";
   if (architecture !== "arm64" && architecture !== "x86_64") {
     problems.add("host.architecture", `"${String(architecture)}" must be arm64 or x86_64`);
@@ -216,6 +294,7 @@ export function parseDeployment(input: DeploymentInput): Deployment {
     instanceType: hostIn.instanceType ?? "t4g.large",
     architecture,
     rootVolumeGiB: integer(problems, "host.rootVolumeGiB", hostIn.rootVolumeGiB ?? 30, 20, 16384),
+    diskAlarmPercent: integer(problems, "host.diskAlarmPercent", hostIn.diskAlarmPercent ?? 80, 10, 99),
   };
   checkInstanceType(problems, "host.instanceType", host.instanceType, architecture);
 
@@ -229,7 +308,7 @@ export function parseDeployment(input: DeploymentInput): Deployment {
 
   const dbIn = input.database ?? {};
   checkKeys(problems, "database", dbIn, [
-    "instanceClass", "allocatedStorageGiB", "maxAllocatedStorageGiB", "backupRetentionDays", "multiAz", "deletionProtection", "engineVersion",
+    "instanceClass", "allocatedStorageGiB", "maxAllocatedStorageGiB", "backupRetentionDays", "multiAz", "deletionProtection", "engineVersion", "tls",
   ]);
   const database = {
     instanceClass: dbIn.instanceClass ?? "db.t4g.small",
@@ -239,7 +318,11 @@ export function parseDeployment(input: DeploymentInput): Deployment {
     multiAz: dbIn.multiAz ?? false,
     deletionProtection: dbIn.deletionProtection ?? true,
     engineVersion: dbIn.engineVersion ?? "16",
+    tls: dbIn.tls ?? "verify-full",
   };
+  if (database.tls !== "verify-full" && database.tls !== "no-verify") {
+    problems.add("database.tls", `"${String(database.tls)}" must be verify-full or no-verify`);
+  }
   if (!/^db\.[a-z0-9]+\.[a-z0-9]+$/.test(database.instanceClass)) {
     problems.add("database.instanceClass", `"${database.instanceClass}" is not an RDS class like db.t4g.small`);
   }
@@ -291,7 +374,7 @@ export function parseDeployment(input: DeploymentInput): Deployment {
       problems.add("dns.provider", "scale-out needs route53 or cloudflare so the load balancer's certificate can be validated");
     }
     scaleOut = { enabled: true, apiServers, maxApiServers, instanceType };
-  } else if (dns.domain !== undefined && (input.acmeEmail === undefined || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(input.acmeEmail))) {
+  } else if (dns.domain !== undefined && (input.acmeEmail === undefined || !EMAIL.test(input.acmeEmail))) {
     problems.add("acmeEmail", "a single host serving dns.domain gets a Let's Encrypt certificate; give a contact address like ops@example.com");
   }
 
@@ -314,9 +397,12 @@ export function parseDeployment(input: DeploymentInput): Deployment {
     region: input.region,
     availabilityZones: [zones[0] ?? "", zones[1] ?? ""] as const,
     vpcCidr,
-    larderSource: { url: input.larderSource.url, sha256: input.larderSource.sha256 },
-    nixosRelease: input.nixosRelease,
+    larderSource: { ...input.larderSource },
+    nixosRelease,
+    amiId: input.amiId,
+    binaryCache: input.binaryCache === undefined ? undefined : { ...input.binaryCache },
     host,
+    alarmEmail: input.alarmEmail,
     adminCidrs: [...adminCidrs],
     database,
     dns,

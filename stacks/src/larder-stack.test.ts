@@ -5,6 +5,9 @@ import { parseDeployment } from "./config.ts";
 import type { DeploymentInput } from "./config.ts";
 import type { TerraformJson } from "./policy.ts";
 import { all, one, validInput } from "../test/helpers.ts";
+import { HEALTH_CHECK_PATH } from "./constructs/scale-out.ts";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 
 function synth(change: (input: ReturnType<typeof validInput>) => void = () => {}): TerraformJson {
   const input = validInput();
@@ -84,5 +87,123 @@ describe("LarderStack, scaled out", () => {
   it("gives the collector no public web ports", () => {
     const collector = one(tf, "aws_instance");
     expect(collector["vpc_security_group_ids"]).toHaveLength(1);
+  });
+});
+
+describe("the AMI can never break plan or destroy", () => {
+  it("looks images up only with aws_ami_ids (empty is not an error), falling back to an empty id", () => {
+    for (const tf of [synth(), synth((c) => (c.scaleOut = { enabled: true }))]) {
+      expect(all(tf, "aws_ami", "data")).toHaveLength(0);
+      expect(all(tf, "aws_ami_ids", "data")).toHaveLength(1);
+      const images = [...all(tf, "aws_instance").map((i) => i["ami"]), ...all(tf, "aws_launch_template").map((t) => t["image_id"])];
+      for (const image of images) expect(String(image)).toMatch(/^\$\{try\(element\(data\.aws_ami_ids\.[^)]+\.ids, 0\), ""\)\}$/);
+    }
+  });
+
+  it("with amiId, looks nothing up and uses the id everywhere", () => {
+    const tf = synth((c) => {
+      c.amiId = "ami-0123456789abcdef0";
+      c.scaleOut = { enabled: true };
+    });
+    expect(tf.data?.["aws_ami_ids"]).toBeUndefined();
+    expect(one(tf, "aws_instance")["ami"]).toBe("ami-0123456789abcdef0");
+    expect(one(tf, "aws_launch_template")["image_id"]).toBe("ami-0123456789abcdef0");
+  });
+});
+
+describe("release changes", () => {
+  const hostConfigs = (tf: TerraformJson): unknown[] => [all(tf, "aws_instance").map((i) => i["user_data"]), tf.locals];
+
+  it("keep the user data, and with it system.stateVersion, byte for byte", () => {
+    for (const scaleOut of [false, true]) {
+      const before = synth((c) => {
+        c.nixosRelease = "26.05";
+        if (scaleOut) c.scaleOut = { enabled: true };
+      });
+      const after = synth((c) => {
+        c.nixosRelease = "26.11";
+        if (scaleOut) c.scaleOut = { enabled: true };
+      });
+      expect(hostConfigs(after)).toEqual(hostConfigs(before));
+      expect(JSON.stringify(all(after, "aws_ami_ids", "data"))).toContain("nixos/26.11*");
+    }
+    expect(userData(synth(), "aws_instance")).toMatch(/system\.stateVersion = if builtins\.pathExists \/var\/lib\/larder-aws\/state-version then/);
+  });
+});
+
+describe("health checks: ALB, nginx and larderd agree", () => {
+  const tf = synth((c) => (c.scaleOut = { enabled: true }));
+  const hostProfile = readFileSync(path.join(import.meta.dirname, "../../nixos-modules/aws-host.nix"), "utf8");
+
+  it("the ALB checks larderd's liveness path, which does not depend on the database", () => {
+    expect(one(tf, "aws_lb_target_group")["health_check"]).toMatchObject({ path: HEALTH_CHECK_PATH, matcher: "200" });
+    expect(HEALTH_CHECK_PATH).toBe("/_api/v1/health/live");
+  });
+
+  it("the api servers' nginx is the default server, so a check whose Host is the target's IP reaches larderd", () => {
+    expect(Object.values(tf.locals ?? {}).join()).toContain('tls = "load-balancer";');
+    expect(hostProfile).toContain('services.nginx.virtualHosts.${cfg.domain}.default = lib.mkIf (cfg.tls == "load-balancer") true;');
+  });
+
+  it("the group replaces servers only on the ALB's verdict after the first boot's grace period", () => {
+    expect(one(tf, "aws_autoscaling_group")).toMatchObject({ health_check_type: "ELB", health_check_grace_period: 1200 });
+  });
+});
+
+describe("hosts' identity and alarms", () => {
+  it("no host role carries AmazonSSMManagedInstanceCore", () => {
+    const tf = synth();
+    expect(JSON.stringify(tf)).not.toContain("AmazonSSMManagedInstanceCore");
+    expect(JSON.stringify(tf)).toContain("ssmmessages:OpenDataChannel");
+  });
+
+  it("alarms on every mode's fullest root file system, to an SNS topic that can mail the operator", () => {
+    const single = synth((c) => {
+      c.alarmEmail = "ops@example.net";
+      c.host = { diskAlarmPercent: 75 };
+    });
+    expect(one(single, "aws_cloudwatch_metric_alarm")).toMatchObject({
+      namespace: "Larder",
+      metric_name: "RootDiskUsedPercent",
+      dimensions: { Deployment: "test", Mode: "monolithic" },
+      statistic: "Maximum",
+      threshold: 75,
+      comparison_operator: "GreaterThanThreshold",
+    });
+    expect(String(one(single, "aws_cloudwatch_metric_alarm")["alarm_actions"])).toMatch(/aws_sns_topic\./);
+    expect(one(single, "aws_sns_topic_subscription")).toMatchObject({ protocol: "email", endpoint: "ops@example.net" });
+    const scaled = synth((c) => (c.scaleOut = { enabled: true }));
+    expect(all(scaled, "aws_cloudwatch_metric_alarm").map((a) => (a["dimensions"] as { Mode: string }).Mode).sort()).toEqual(["api-server", "garbage-collector"]);
+    expect(all(scaled, "aws_sns_topic_subscription")).toHaveLength(0);
+  });
+
+  it("the hosts publish what the alarm reads", () => {
+    const text = userData(synth(), "aws_instance");
+    expect(text).toContain('deployment = "test";');
+    expect(text).toContain('metricsNamespace = "Larder";');
+    const hostProfile = readFileSync(path.join(import.meta.dirname, "../../nixos-modules/aws-host.nix"), "utf8");
+    expect(hostProfile).toContain("--metric-name RootDiskUsedPercent");
+    expect(hostProfile).toContain('"Deployment=${cfg.deployment},Mode=${cfg.mode}"');
+  });
+});
+
+describe("binary cache and source", () => {
+  it("puts the substituter and its key in every host's user data", () => {
+    const tf = synth((c) => {
+      c.binaryCache = { url: "https://cache.example.net/larder", publicKey: "larder:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" };
+      c.scaleOut = { enabled: true };
+    });
+    for (const text of [userData(tf, "aws_instance"), ...Object.values(tf.locals ?? {}).map(String)]) {
+      expect(text).toContain('nix.settings.substituters = [ "https://cache.example.net/larder" ];');
+      expect(text).toContain('nix.settings.trusted-public-keys = [ "larder:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ];');
+    }
+  });
+
+  it("lets the hosts read a private source's netrc secret, and nothing more", () => {
+    const arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:larder/netrc-AbCdEf";
+    const tf = synth((c) => (c.larderSource = { ...c.larderSource, netrcSecretArn: arn }));
+    expect(userData(tf, "aws_instance")).toContain(`--secret-id "${arn}"`);
+    const reads = all(tf, "aws_iam_policy_document", "data").flatMap((d) => (d["statement"] ?? []) as { sid?: string; resources: string[] }[]).find((s) => s.sid === "ReadServerSecrets");
+    expect(reads?.resources).toContain(arn);
   });
 });

@@ -5,7 +5,7 @@ import { AwsProvider } from "@cdktf/provider-aws/lib/provider/index.js";
 import { CloudflareProvider } from "@cdktf/provider-cloudflare/lib/provider/index.js";
 import type { Deployment } from "./config.ts";
 import { useRemoteState } from "./state.ts";
-import { renderNixosConfig } from "./user-data.ts";
+import { HOST_METRICS_NAMESPACE, renderNixosConfig } from "./user-data.ts";
 import type { HostMode, HostTls } from "./user-data.ts";
 import { Network } from "./constructs/network.ts";
 import { CacheBucket } from "./constructs/cache-bucket.ts";
@@ -16,6 +16,7 @@ import { NixosImage } from "./constructs/nixos-image.ts";
 import { Host } from "./constructs/host.ts";
 import { Dns } from "./constructs/dns.ts";
 import { ScaleOut } from "./constructs/scale-out.ts";
+import { DiskAlarm } from "./constructs/disk-alarm.ts";
 
 /** Output names the ops scripts read; renaming one breaks them. */
 export const OUTPUT_NAMES = ["url", "public_ip", "instance_id", "vpc_id", "bucket", "database_endpoint", "region"] as const;
@@ -63,24 +64,29 @@ export class LarderStack extends TerraformStack {
       bucketArn: cache.bucket.arn,
       tokenSecretArn: secrets.tokenSecret.arn,
       databaseSecretArn: database.credentialsSecretArn,
+      netrcSecretArn: deployment.larderSource.netrcSecretArn,
+      metricsNamespace: HOST_METRICS_NAMESPACE,
       adminCidrs: deployment.adminCidrs,
     });
     database.allowFrom(identity.securityGroup.id);
     const image = new NixosImage(this, "image", {
       release: deployment.nixosRelease,
       architecture: deployment.host.architecture,
+      amiId: deployment.amiId,
     });
 
     const nixos = (mode: HostMode, publicName: string, tls: HostTls): string =>
       renderNixosConfig({
         mode,
-        nixosRelease: deployment.nixosRelease,
+        deployment: deployment.name,
         larderSource: deployment.larderSource,
+        binaryCache: deployment.binaryCache,
         region: deployment.region,
         bucket: cache.bucket.bucket,
         databaseHost: database.instance.address,
         databasePort: DATABASE_PORT,
         databaseName: DATABASE_NAME,
+        databaseTls: deployment.database.tls,
         databaseSecretArn: database.credentialsSecretArn,
         tokenSecretArn: secrets.tokenSecret.arn,
         domain: publicName,
@@ -91,6 +97,7 @@ export class LarderStack extends TerraformStack {
       vpcId: network.vpc.id,
       subnetId: network.publicSubnetIds[0],
       imageId: image.id,
+      imagePinned: image.pinned,
       instanceType: deployment.host.instanceType,
       rootVolumeGiB: deployment.host.rootVolumeGiB,
       instanceProfileName: identity.instanceProfile.name,
@@ -119,6 +126,7 @@ export class LarderStack extends TerraformStack {
         domain,
         dns,
         imageId: image.id,
+        imagePinned: image.pinned,
         rootDeviceName: image.rootDeviceName,
         instanceType: deployment.scaleOut.instanceType,
         rootVolumeGiB: deployment.host.rootVolumeGiB,
@@ -139,6 +147,14 @@ export class LarderStack extends TerraformStack {
       });
       url = `https://${domain}`;
     }
+
+    new DiskAlarm(this, "disk-alarm", {
+      deploymentName: deployment.name,
+      namespace: HOST_METRICS_NAMESPACE,
+      modes: deployment.scaleOut.enabled ? ["api-server", "garbage-collector"] : ["monolithic"],
+      thresholdPercent: deployment.host.diskAlarmPercent,
+      email: deployment.alarmEmail,
+    });
 
     const outputs: Record<(typeof OUTPUT_NAMES)[number], { value: string; description: string }> = {
       url: { value: url, description: "Base URL of the cache" },

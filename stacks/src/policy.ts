@@ -225,7 +225,7 @@ const rdsDeletionProtection = databaseRule("rds-deletion-protection", "every dat
 
 const amiIgnored: PolicyRule = {
   id: "ami-in-ignore-changes",
-  description: "a new NixOS image never replaces a running instance (ami / image_id ignored)",
+  description: "a looked-up NixOS image never replaces a running instance (ami / image_id ignored unless pinned to a literal id)",
   check(tf) {
     const targets: [string, Block, string][] = [
       ...entries(tf, "aws_instance").map(([n, b]): [string, Block, string] => [n, b, "ami"]),
@@ -233,10 +233,12 @@ const amiIgnored: PolicyRule = {
     ];
     const violations = targets
       .filter(([, body, attribute]) => {
+        // An id written in the deployment changes only when the operator changes it: that is an upgrade.
+        if (/^ami-[0-9a-f]+$/.test(String(body[attribute]))) return false;
         const ignored = (body["lifecycle"] as Block | undefined)?.["ignore_changes"];
         return !(ignored === "all" || strings(ignored).includes(attribute));
       })
-      .map(([name, , attribute]) => `${name}: lifecycle.ignore_changes must include "${attribute}"`);
+      .map(([name, , attribute]) => `${name}: lifecycle.ignore_changes must include "${attribute}" (or pin a literal AMI id)`);
     return result(targets.length, violations);
   },
 };
@@ -328,23 +330,52 @@ const secretsOutOfTerraform: PolicyRule = {
   },
 };
 
+/** Every IAM statement of the stack, each with where it is written. */
+function iamStatements(tf: TerraformJson): [string, Block][] {
+  const statements: [string, Block][] = [];
+  for (const [name, body] of entries(tf, "aws_iam_policy_document", "data")) {
+    list(body["statement"]).forEach((s, index) => statements.push([`data.aws_iam_policy_document.${name}.statement[${index}]`, s]));
+  }
+  for (const type of ["aws_iam_role_policy", "aws_iam_policy", "aws_iam_user_policy", "aws_iam_group_policy"]) {
+    for (const [name, body] of entries(tf, type)) {
+      if (String(body["policy"]).includes("data.aws_iam_policy_document.")) continue;
+      statementsOf(tf, body["policy"]).forEach((s, index) => statements.push([`${name}.policy[${index}]`, s]));
+    }
+  }
+  return statements;
+}
+
+// Managed policies that let an instance read every SSM parameter (and more) in the account.
+const BROAD_SSM_POLICIES = /arn:aws[a-z-]*:iam::aws:policy\/(?:AmazonSSMManagedInstanceCore|AmazonSSMFullAccess|AmazonSSMReadOnlyAccess|service-role\/AmazonEC2RoleforSSM)$/;
+
+const ssmScoped: PolicyRule = {
+  id: "ssm-scoped",
+  description: "hosts get Session Manager's own actions, never a managed SSM policy or parameter reads",
+  check(tf) {
+    const violations: string[] = [];
+    const attachments = [...entries(tf, "aws_iam_role_policy_attachment"), ...entries(tf, "aws_iam_role_policy_attachments_exclusive")];
+    for (const [name, body] of attachments) {
+      for (const arn of strings(body["policy_arn"] ?? body["policy_arns"])) {
+        if (BROAD_SSM_POLICIES.test(arn)) violations.push(`${name}: attaches ${arn}; grant the Session Manager actions instead`);
+      }
+    }
+    for (const [where, statement] of iamStatements(tf)) {
+      if ((statement["effect"] ?? "Allow") !== "Allow") continue;
+      for (const action of strings(statement["actions"])) {
+        if (/^ssm:(?:\*|Get\*|GetParameter.*|GetDocument|DescribeParameters)$/i.test(action)) violations.push(`${where}: grants ${action}`);
+      }
+    }
+    return result(entries(tf, "aws_iam_role").length, violations);
+  },
+};
+
 const iamS3Scoped: PolicyRule = {
   id: "iam-s3-names-bucket-arn",
   description: "IAM statements granting S3 name a managed bucket's ARN, never *",
   check(tf) {
-    const statements: [string, Block][] = [];
-    for (const [name, body] of entries(tf, "aws_iam_policy_document", "data")) {
-      list(body["statement"]).forEach((s, index) => statements.push([`data.aws_iam_policy_document.${name}.statement[${index}]`, s]));
-    }
-    for (const type of ["aws_iam_role_policy", "aws_iam_policy", "aws_iam_user_policy", "aws_iam_group_policy"]) {
-      for (const [name, body] of entries(tf, type)) {
-        if (String(body["policy"]).includes("data.aws_iam_policy_document.")) continue;
-        statementsOf(tf, body["policy"]).forEach((s, index) => statements.push([`${name}.policy[${index}]`, s]));
-      }
-    }
     let checked = 0;
     const violations: string[] = [];
-    for (const [where, statement] of statements) {
+    for (const [where, statement] of iamStatements(tf)) {
       if ((statement["effect"] ?? "Allow") !== "Allow") continue;
       const actions = strings(statement["actions"]);
       if (actions.includes("*")) {
@@ -394,6 +425,7 @@ export const POLICY_RULES: readonly PolicyRule[] = [
   noSecretInUserDataOrOutputs,
   secretsOutOfTerraform,
   iamS3Scoped,
+  ssmScoped,
   stateLocked,
 ];
 

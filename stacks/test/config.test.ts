@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, architectureOf, parseDeployment } from "../src/config.ts";
+import { ConfigError, DEFAULT_NIXOS_RELEASE, architectureOf, parseDeployment } from "../src/config.ts";
 import type { DeploymentInput } from "../src/config.ts";
 import { validInput } from "./helpers.ts";
 
@@ -18,12 +18,33 @@ function problemWith(change: (input: ReturnType<typeof validInput>) => void): st
 describe("parseDeployment", () => {
   it("accepts a valid deployment and fills in the defaults", () => {
     const deployment = parseDeployment(validInput() as DeploymentInput);
-    expect(deployment.host).toEqual({ instanceType: "t4g.large", architecture: "arm64", rootVolumeGiB: 30 });
+    expect(deployment.host).toEqual({ instanceType: "t4g.large", architecture: "arm64", rootVolumeGiB: 30, diskAlarmPercent: 80 });
     expect(deployment.adminCidrs).toEqual([]);
     expect(deployment.database.deletionProtection).toBe(true);
     expect(deployment.database.maxAllocatedStorageGiB).toBe(100);
     expect(deployment.scaleOut).toEqual({ enabled: false });
     expect(Object.isFrozen(deployment)).toBe(true);
+  });
+
+  it("defaults to a supported NixOS release, verified database TLS and an 80% disk alarm", () => {
+    const input = validInput();
+    delete input.nixosRelease;
+    const deployment = parseDeployment(input as DeploymentInput);
+    expect(deployment.nixosRelease).toBe(DEFAULT_NIXOS_RELEASE);
+    expect(deployment.amiId).toBeUndefined();
+    expect(deployment.database.tls).toBe("verify-full");
+    expect(deployment.host.diskAlarmPercent).toBe(80);
+  });
+
+  it("accepts a pinned AMI, a binary cache, a flake source and a private source's netrc", () => {
+    const input = validInput();
+    input.amiId = "ami-0123456789abcdef0";
+    input.binaryCache = { url: "https://cache.example.net/main", publicKey: "main:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" };
+    input.larderSource = { flake: "github:me/larder/0123456789abcdef0123456789abcdef01234567", netrcSecretArn: "arn:aws:secretsmanager:eu-west-1:111122223333:secret:netrc-AbC" };
+    const deployment = parseDeployment(input as DeploymentInput);
+    expect(deployment.amiId).toBe("ami-0123456789abcdef0");
+    expect(deployment.binaryCache?.url).toBe("https://cache.example.net/main");
+    expect(deployment.larderSource).toEqual(input.larderSource);
   });
 
   it("fills in scale-out defaults", () => {
@@ -116,6 +137,21 @@ describe("invalid configs fail with the field's name", () => {
 
   it("larder source that is not pinned", () => {
     expect(problemWith((c) => (c.larderSource = { url: "http://example.com/x.tar.gz", sha256: "abc" }))).toMatch(/larderSource\.url: .*larderSource\.sha256: must be a Nix sha256/);
+  });
+
+  it("AMI id, binary cache, source pins, database TLS and alarm settings", () => {
+    expect(problemWith((c) => (c.amiId = "ami-xyz"))).toMatch(/amiId: "ami-xyz" is not an AMI id/);
+    expect(problemWith((c) => (c.binaryCache = { url: "http://c.example.net", publicKey: "nokey" }))).toMatch(/binaryCache\.url: must be an https:\/\/ .*binaryCache\.publicKey: must be the cache's public key/);
+    expect(problemWith((c) => (c.larderSource = { flake: "github:me/larder" }))).toMatch(/larderSource\.flake: "github:me\/larder" must name one commit/);
+    expect(problemWith((c) => (c.larderSource = { flake: "github:me/larder/main" }))).toMatch(/larderSource\.flake: .*must name one commit/);
+    expect(problemWith((c) => (c.larderSource = { url: "https://x.example/a.tar.gz", sha256: "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", netrcSecretArn: "netrc" }))).toMatch(
+      /larderSource\.netrcSecretArn: "netrc" is not a Secrets Manager secret ARN/,
+    );
+    expect(problemWith((c) => (c.larderSource = { flake: "github:a/b/0123456789abcdef0123456789abcdef01234567", url: "https://x" } as never))).toMatch(/larderSource\.url: unknown key/);
+    expect(problemWith((c) => (c.database = { tls: "require" as never }))).toMatch(/database\.tls: "require" must be verify-full or no-verify/);
+    expect(problemWith((c) => (c.host = { diskAlarmPercent: 100 }))).toMatch(/host\.diskAlarmPercent: 100 must be a whole number from 10 to 99/);
+    expect(problemWith((c) => (c.alarmEmail = "ops"))).toMatch(/alarmEmail: "ops" is not an e-mail address/);
+    expect(problemWith((c) => (c.nixosRelease = "26.04"))).toMatch(/nixosRelease: "26.04" must be a NixOS release/);
   });
 
   it("name, account id, NixOS release, backups and volume size", () => {

@@ -18,7 +18,7 @@ export function validInput(): Mutable<DeploymentInput> {
       url: "https://github.com/example/larder/archive/0123456789abcdef0123456789abcdef01234567.tar.gz",
       sha256: "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     },
-    nixosRelease: "25.05",
+    nixosRelease: "26.05",
     dns: { provider: "route53", domain: "cache.example.net", zone: "example.net" },
     acmeEmail: "ops@example.net",
   } as Mutable<DeploymentInput>;

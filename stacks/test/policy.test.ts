@@ -90,7 +90,12 @@ const violating: Record<string, { fixture: TerraformJson; expected: RegExp[] }> 
   "rds-backups": { fixture: { resource: { aws_db_instance: { d: { backup_retention_period: 0 } } } }, expected: [/^d: backup_retention_period/] },
   "rds-deletion-protection": { fixture: { resource: { aws_db_instance: { d: { deletion_protection: false } } } }, expected: [/^d: deletion_protection/] },
   "ami-in-ignore-changes": {
-    fixture: { resource: { aws_instance: { i: { lifecycle: { ignore_changes: ["tags"] } } }, aws_launch_template: { lt: { lifecycle: { ignore_changes: ["ami"] } } } } },
+    fixture: {
+      resource: {
+        aws_instance: { i: { ami: "${data.aws_ami_ids.x.ids[0]}", lifecycle: { ignore_changes: ["tags"] } }, pinned: { ami: "ami-0123456789abcdef0" } },
+        aws_launch_template: { lt: { image_id: "ami-${var.x}", lifecycle: { ignore_changes: ["ami"] } }, pinned: { image_id: "ami-0123abcd" } },
+      },
+    },
     expected: [/^i: .*"ami"/, /^lt: .*"image_id"/],
   },
   "eip-separate-from-instance": {
@@ -126,6 +131,17 @@ const violating: Record<string, { fixture: TerraformJson; expected: RegExp[] }> 
       },
     },
     expected: [/grants s3:\*/, /resource \* is not/, /resource arn:aws:s3:::\* is not/],
+  },
+  "ssm-scoped": {
+    fixture: {
+      resource: {
+        aws_iam_role: { r: {} },
+        aws_iam_role_policy_attachment: { core: { role: "${aws_iam_role.r.name}", policy_arn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" } },
+        aws_iam_role_policy: { params: { policy: JSON.stringify({ Statement: [{ Effect: "Allow", Action: ["ssm:GetParametersByPath"], Resource: "*" }] }) } },
+      },
+      data: { aws_iam_policy_document: { d: { statement: [{ actions: ["ssm:*"], resources: ["*"] }, { actions: ["ssmmessages:OpenDataChannel"], resources: ["*"] }] } } },
+    },
+    expected: [/^core: attaches .*AmazonSSMManagedInstanceCore/, /statement\[0\]: grants ssm:\*/, /^params\.policy\[0\]: grants ssm:GetParametersByPath/],
   },
   "state-remote-and-locked": {
     fixture: { resource: { aws_instance: { i: {} } }, terraform: { backend: { s3: { bucket: "b", key: "k", encrypt: true } } } },

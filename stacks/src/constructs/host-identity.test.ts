@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { HostIdentity } from "./host-identity.ts";
 import { all, one, synthScope } from "../../test/helpers.ts";
 
-function build(adminCidrs: string[]) {
+function build(adminCidrs: string[], netrcSecretArn?: string) {
   return synthScope((scope) => {
     new HostIdentity(scope, "identity", {
       deploymentName: "t",
@@ -10,6 +10,8 @@ function build(adminCidrs: string[]) {
       bucketArn: "arn:aws:s3:::larder-t-bucket",
       tokenSecretArn: "arn:token",
       databaseSecretArn: "arn:database",
+      netrcSecretArn,
+      metricsNamespace: "Larder",
       adminCidrs,
     });
   });
@@ -17,7 +19,7 @@ function build(adminCidrs: string[]) {
 
 function statements(tf: ReturnType<typeof build>) {
   const access = all(tf, "aws_iam_policy_document", "data").find((d) => JSON.stringify(d).includes("s3:GetObject"));
-  return (access?.["statement"] ?? []) as { sid: string; actions: string[]; resources: string[] }[];
+  return (access?.["statement"] ?? []) as { sid: string; actions: string[]; resources: string[]; condition?: unknown }[];
 }
 
 describe("HostIdentity", () => {
@@ -40,8 +42,23 @@ describe("HostIdentity", () => {
     ]);
   });
 
-  it("attaches Session Manager instead of needing SSH", () => {
-    expect(one(build([]), "aws_iam_role_policy_attachment")["policy_arn"]).toBe("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore");
+  it("also reads the netrc secret of a private source, when there is one", () => {
+    const secrets = statements(build([], "arn:netrc")).find((s) => s.sid === "ReadServerSecrets");
+    expect(secrets?.resources).toEqual(["arn:token", "arn:database", "arn:netrc"]);
+  });
+
+  it("gives Session Manager its own actions only: no managed SSM policy, no parameter or document reads", () => {
+    const tf = build([]);
+    expect(all(tf, "aws_iam_role_policy_attachment")).toHaveLength(0);
+    const actions = statements(tf).flatMap((s) => s.actions);
+    expect(actions).toEqual(expect.arrayContaining(["ssm:UpdateInstanceInformation", "ssmmessages:OpenDataChannel", "ssmmessages:CreateControlChannel", "ec2messages:GetMessages"]));
+    expect(actions.filter((a) => a.startsWith("ssm:"))).toEqual(["ssm:UpdateInstanceInformation"]);
+  });
+
+  it("publishes metrics to the hosts' own namespace only", () => {
+    const metrics = statements(build([])).find((s) => s.actions.includes("cloudwatch:PutMetricData"));
+    expect(metrics?.actions).toEqual(["cloudwatch:PutMetricData"]);
+    expect(metrics?.condition).toEqual([{ test: "StringEquals", variable: "cloudwatch:namespace", values: ["Larder"] }]);
   });
 
   it("opens no SSH by default", () => {

@@ -4,7 +4,6 @@
 import { Construct } from "constructs";
 import { IamRole } from "@cdktf/provider-aws/lib/iam-role/index.js";
 import { IamRolePolicy } from "@cdktf/provider-aws/lib/iam-role-policy/index.js";
-import { IamRolePolicyAttachment } from "@cdktf/provider-aws/lib/iam-role-policy-attachment/index.js";
 import { IamInstanceProfile } from "@cdktf/provider-aws/lib/iam-instance-profile/index.js";
 import { DataAwsIamPolicyDocument } from "@cdktf/provider-aws/lib/data-aws-iam-policy-document/index.js";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group/index.js";
@@ -17,8 +16,35 @@ export interface HostIdentityProps {
   readonly bucketArn: string;
   readonly tokenSecretArn: string;
   readonly databaseSecretArn: string;
+  /** A netrc for a private larder source or binary cache (larderSource.netrcSecretArn). */
+  readonly netrcSecretArn: string | undefined;
+  /** Namespace the hosts publish their own metrics (disk usage) to; they may write no other. */
+  readonly metricsNamespace: string;
   readonly adminCidrs: readonly string[];
 }
+
+/**
+ * Session Manager shells and Run Command, and nothing else of SSM: AmazonSSMManagedInstanceCore would
+ * also let every host read every SSM parameter and document in the account. These actions have no
+ * resource types (ssmmessages, ec2messages) or act on the calling instance only (UpdateInstanceInformation).
+ */
+export const SESSION_MANAGER_STATEMENTS = [
+  {
+    sid: "SessionManagerAgent",
+    actions: ["ssm:UpdateInstanceInformation"],
+    resources: ["*"],
+  },
+  {
+    sid: "SessionManagerChannels",
+    actions: ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"],
+    resources: ["*"],
+  },
+  {
+    sid: "RunCommandMessages",
+    actions: ["ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply"],
+    resources: ["*"],
+  },
+];
 
 export class HostIdentity extends Construct {
   readonly role: IamRole;
@@ -48,16 +74,19 @@ export class HostIdentity extends Construct {
         {
           sid: "ReadServerSecrets",
           actions: ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-          resources: [props.tokenSecretArn, props.databaseSecretArn],
+          resources: [props.tokenSecretArn, props.databaseSecretArn, ...(props.netrcSecretArn === undefined ? [] : [props.netrcSecretArn])],
         },
+        {
+          sid: "PublishHostMetrics",
+          actions: ["cloudwatch:PutMetricData"],
+          // PutMetricData has no resource type; the namespace condition is its only scope.
+          resources: ["*"],
+          condition: [{ test: "StringEquals", variable: "cloudwatch:namespace", values: [props.metricsNamespace] }],
+        },
+        ...SESSION_MANAGER_STATEMENTS,
       ],
     });
     new IamRolePolicy(this, "access-policy", { role: this.role.id, name: "larder-host-access", policy: access.json });
-    // Session Manager: a shell without an open port or a key pair.
-    new IamRolePolicyAttachment(this, "ssm", {
-      role: this.role.name,
-      policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-    });
     this.instanceProfile = new IamInstanceProfile(this, "profile", { namePrefix: `${name}-host-`, role: this.role.name });
 
     this.securityGroup = new SecurityGroup(this, "hosts", {

@@ -2,13 +2,14 @@ import { describe, expect, it } from "vitest";
 import { Host } from "./host.ts";
 import { all, one, synthScope } from "../../test/helpers.ts";
 
-function build(servesWeb: boolean) {
+function build(servesWeb: boolean, imagePinned = false) {
   return synthScope((scope) => {
     new Host(scope, "host", {
       name: "larder-t",
       vpcId: "vpc-1",
       subnetId: "subnet-a",
-      imageId: "ami-1",
+      imageId: imagePinned ? "ami-0123456789abcdef0" : "${data.aws_ami_ids.x.ids[0]}",
+      imagePinned,
       instanceType: "t4g.large",
       rootVolumeGiB: 33,
       instanceProfileName: "profile",
@@ -27,8 +28,14 @@ describe("Host", () => {
     expect(instance["metadata_options"]).toMatchObject({ http_tokens: "required", http_endpoint: "enabled" });
   });
 
-  it("ignores AMI changes so a new image never replaces it", () => {
+  it("ignores AMI changes so a newly published image never replaces it", () => {
     expect(instance["lifecycle"]).toEqual({ ignore_changes: ["ami"] });
+  });
+
+  it("follows a pinned AMI id: changing it is an upgrade that replaces the host", () => {
+    const pinned = one(build(true, true), "aws_instance");
+    expect(pinned["ami"]).toBe("ami-0123456789abcdef0");
+    expect(pinned["lifecycle"]).toBeUndefined();
   });
 
   it("has an encrypted gp3 root volume of the configured size", () => {

@@ -14,6 +14,8 @@ export interface HostProps {
   readonly vpcId: string;
   readonly subnetId: string;
   readonly imageId: string;
+  /** A literal id from the deployment: changing it replaces the instance (an upgrade), so it is not ignored. */
+  readonly imagePinned: boolean;
   readonly instanceType: string;
   readonly rootVolumeGiB: number;
   readonly instanceProfileName: string;
@@ -85,7 +87,8 @@ export class Host extends Construct {
       // for `terraform destroy` to work at all.
       disableApiTermination: true,
       forceDestroy: true,
-      lifecycle: { ignoreChanges: ["ami"] },
+      // A looked-up image moves weekly; it must never replace a running host by itself.
+      ...(props.imagePinned ? {} : { lifecycle: { ignoreChanges: ["ami"] } }),
       tags: { Name: props.name },
     });
     new EipAssociation(this, "address-association", {

@@ -12,7 +12,8 @@ describe("ScaleOut", () => {
       publicSubnetIds: ["subnet-a", "subnet-b"],
       domain: "cache.example.net",
       dns,
-      imageId: "ami-1",
+      imageId: "${data.aws_ami_ids.x.ids[0]}",
+      imagePinned: false,
       rootDeviceName: "/dev/xvda",
       instanceType: "c7g.large",
       rootVolumeGiB: 40,
@@ -28,8 +29,8 @@ describe("ScaleOut", () => {
     expect(one(tf, "aws_autoscaling_group")).toMatchObject({ min_size: 3, desired_capacity: 3, max_size: 5, health_check_type: "ELB", vpc_zone_identifier: ["subnet-a", "subnet-b"] });
   });
 
-  it("health-checks larder's health endpoint through each server's nginx", () => {
-    expect(one(tf, "aws_lb_target_group")).toMatchObject({ port: 80, protocol: "HTTP", health_check: { path: "/_api/v1/health", matcher: "200" } });
+  it("health-checks larder's liveness endpoint (not readiness) through each server's nginx", () => {
+    expect(one(tf, "aws_lb_target_group")).toMatchObject({ port: 80, protocol: "HTTP", health_check: { path: "/_api/v1/health/live", matcher: "200" } });
   });
 
   it("terminates TLS with a DNS-validated ACM certificate and redirects HTTP", () => {
@@ -45,7 +46,7 @@ describe("ScaleOut", () => {
 
   it("launches servers with IMDSv2, the image ignored, and the configuration base64-encoded", () => {
     const template = one(tf, "aws_launch_template");
-    expect(template).toMatchObject({ image_id: "ami-1", instance_type: "c7g.large", metadata_options: { http_tokens: "required" }, lifecycle: { ignore_changes: ["image_id"] } });
+    expect(template).toMatchObject({ image_id: "${data.aws_ami_ids.x.ids[0]}", instance_type: "c7g.large", metadata_options: { http_tokens: "required" }, lifecycle: { ignore_changes: ["image_id"] } });
     expect(template["user_data"]).toMatch(/^\$\{base64encode\(local\..*\)\}$/);
     expect(Object.values(tf.locals ?? {})).toEqual(['mode = "api-server";']);
   });

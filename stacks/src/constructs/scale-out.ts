@@ -17,8 +17,13 @@ import type { Dns } from "./dns.ts";
 import { REQUIRED_METADATA_OPTIONS } from "./host.ts";
 import { SERVER_HTTP_PORT } from "../user-data.ts";
 
-/** larderd's health endpoint: 200 when the database and storage answer, 503 otherwise. */
-export const HEALTH_CHECK_PATH = "/_api/v1/health";
+/**
+ * larderd's liveness endpoint: 200 while the process serves HTTP, whatever the Host header, without
+ * touching the database. The readiness endpoint (/_api/v1/health, database writable) is the wrong
+ * check here: with health_check_type ELB, a brief RDS outage would make every server unhealthy at
+ * once and the group would replace the whole fleet, which cannot fix a shared dependency.
+ */
+export const HEALTH_CHECK_PATH = "/_api/v1/health/live";
 
 export interface ScaleOutProps {
   readonly name: string;
@@ -28,6 +33,8 @@ export interface ScaleOutProps {
   /** Where the certificate's validation records go. */
   readonly dns: Dns;
   readonly imageId: string;
+  /** A literal id from the deployment: changing it rolls the fleet (an upgrade), so it is not ignored. */
+  readonly imagePinned: boolean;
   readonly rootDeviceName: string;
   readonly instanceType: string;
   readonly rootVolumeGiB: number;
@@ -178,8 +185,8 @@ export class ScaleOut extends Construct {
       userData: Fn.base64encode(userData.asString),
       updateDefaultVersion: true,
       tagSpecifications: [{ resourceType: "instance", tags: { Name: `${name}-api` } }],
-      // Like the single host: a new NixOS image must not roll the fleet by itself.
-      lifecycle: { ignoreChanges: ["image_id"] },
+      // Like the single host: a newly published NixOS image must not roll the fleet by itself.
+      ...(props.imagePinned ? {} : { lifecycle: { ignoreChanges: ["image_id"] } }),
     });
     this.group = new AutoscalingGroup(this, "servers-group", {
       namePrefix: `${name}-api-`,
