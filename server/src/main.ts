@@ -8,6 +8,7 @@ import { writeFirstRunConfig, xdgPaths } from "./config/first-run.ts";
 import { loadConfig, readConfigText } from "./cli/load-config.ts";
 import { createCacheCommand, makeToken, revokeTokenCommand } from "./cli/admin.ts";
 import { runMode, MODES, type Mode } from "./modes.ts";
+import { invocation } from "./util/invocation.ts";
 import type { PermissionName } from "./auth/permissions.ts";
 
 const env: Record<string, string | undefined> = { ...process.env };
@@ -42,6 +43,7 @@ async function serverConfig(opts: { config?: string; listen?: string; mode: Mode
       grants: { pull: ["*"], push: ["*"], delete: ["*"], createCache: ["*"], configureCache: ["*"], configureCacheRetention: ["*"], destroyCache: ["*"] },
     });
     const port = config.listen.port;
+    const larder = invocation("larder", env);
     process.stdout.write(
       [
         "",
@@ -54,10 +56,14 @@ async function serverConfig(opts: { config?: string; listen?: string; mode: Mode
         "",
         `  ${token}`,
         "",
-        "Log the client in and create your first cache:",
+        "Log the client in, create your first cache and push to it:",
         "",
-        `  larder login local http://localhost:${port}/ ${token}`,
-        "  larder cache create hello",
+        `  ${larder} login local http://localhost:${port}/ ${token}`,
+        `  ${larder} cache create hello`,
+        `  ${larder} push hello ./result`,
+        "",
+        `or push with Nix itself: nix copy --to http://localhost:${port}/_push/hello ./result (README.md).`,
+        ...(larder.startsWith("npx ") ? ["", "npx runs the commands from this checkout; npm link -w server puts larder and larderd on PATH."] : []),
         "",
       ].join("\n") + "\n",
     );

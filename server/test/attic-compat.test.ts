@@ -122,10 +122,12 @@ describe("attic's client, byte for byte", () => {
     expect(info.status).toBe(200);
     const cfg = info.json<Record<string, unknown>>();
     expect(Object.keys(cfg).sort()).toEqual(
-      ["api_endpoint", "is_public", "priority", "public_key", "retention_period", "store_dir", "substituter_endpoint", "upstream_cache_key_names"],
+      ["api_endpoint", "is_public", "nix_push_endpoint", "priority", "public_key", "retention_period", "store_dir", "substituter_endpoint", "upstream_cache_key_names"],
     );
     expect(cfg.api_endpoint).toBe(`http://${host}/`);
     expect(cfg.substituter_endpoint).toBe(`http://${host}/team-a`);
+    // larder's addition (serde ignores fields it does not know, so attic's client is unaffected).
+    expect(cfg.nix_push_endpoint).toBe(`http://${host}/_push/team-a`);
     expect(cfg.public_key).toMatch(/^team-a:[A-Za-z0-9+/]{43}=$/);
     expect(cfg.retention_period).toBe("Global");
     expect((await get("/team-a/attic-cache-info")).json()).toEqual(cfg);

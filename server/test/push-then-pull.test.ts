@@ -11,7 +11,6 @@ import { BACKENDS, createTestCache, startLarder, type Larder } from "./support/l
 import { closureSummary, createNixEnv, type NixEnv } from "./support/nix.ts";
 import { requireTool } from "./support/requirements.ts";
 import { postgresAvailable } from "./support/postgres.ts";
-import { pushUrlOf } from "../src/routes/push-url.ts";
 
 const haveNix = requireTool("nix", "end-to-end tests drive the real Nix client");
 
@@ -38,8 +37,8 @@ describe.skipIf(!haveNix).each(BACKENDS)("push then pull on one machine with Nix
   it.skipIf(skip)("pushed to /_push/main, pulls from /main by nix copy and by substitution", async () => {
     const top = await nix.buildClosure(`same-machine-${randomBytes(4).toString("hex")}`);
     const cacheUrl = `${larder.url}/main`;
-    expect(pushUrlOf(cacheUrl)).toBe(`${larder.url}/_push/main`);
-    await nix.nix(["nix", "--store", nix.src, "copy", "--to", pushUrlOf(cacheUrl), top], { cacheDir: machine });
+    const pushUrl = `${larder.url}/_push/main`;
+    await nix.nix(["nix", "--store", nix.src, "copy", "--to", pushUrl, top], { cacheDir: machine });
 
     const dst = nix.freshStore("dst");
     await nix.nix(["nix", "copy", "--from", cacheUrl, "--to", dst, "--option", "trusted-public-keys", pub, top], { cacheDir: machine });
@@ -51,7 +50,7 @@ describe.skipIf(!haveNix).each(BACKENDS)("push then pull on one machine with Nix
     expect(closureSummary(await nix.pathInfo(subst, top))).toEqual(source);
     await nix.nix(["nix", "--store", dst, "store", "verify", "-r", "--sigs-needed", "1", "--trusted-public-keys", pub, top]);
     // A second push from the same machine finds everything there and sends nothing new.
-    await nix.nix(["nix", "--store", nix.src, "copy", "--to", pushUrlOf(cacheUrl), top], { cacheDir: machine });
+    await nix.nix(["nix", "--store", nix.src, "copy", "--to", pushUrl, top], { cacheDir: machine });
   });
 
   it.skipIf(skip)("pushed to the cache's own URL, the same machine pulls Nix's unsigned copy (why /_push exists)", async () => {

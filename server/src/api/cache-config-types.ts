@@ -25,6 +25,7 @@ export const cacheConfigPatch = z.strictObject({
   keypair: keypairConfig.optional(),
   substituter_endpoint: z.string().optional(),
   api_endpoint: z.string().optional(),
+  nix_push_endpoint: z.string().optional(),
   public_key: z.string().optional(),
   is_public: z.boolean().optional(),
   store_dir: storeDir.optional(),
@@ -37,6 +38,8 @@ export type CacheConfigPatch = z.infer<typeof cacheConfigPatch>;
 export interface CacheConfigResponse {
   substituter_endpoint: string;
   api_endpoint: string;
+  /** larder's addition: where `nix copy --to` pushes (routes/index.ts says why not the substituter URL). */
+  nix_push_endpoint: string;
   public_key: string;
   is_public: boolean;
   store_dir: string;

@@ -5,6 +5,7 @@
  * line that says what to do.
  */
 import http from "node:http";
+import { LARDER } from "../util/invocation.ts";
 import https from "node:https";
 import type { Readable } from "node:stream";
 import type { ResolvedServer } from "./config.ts";
@@ -93,7 +94,7 @@ export class Api {
 
   unreachable(e: unknown): CliError {
     const reason = networkReason(e) ?? deepestMessage(e);
-    return new CliError(`cannot reach server "${this.server.name}" at ${this.base}: ${reason}; check the URL (larder login) and that the server is running`);
+    return new CliError(`cannot reach server "${this.server.name}" at ${this.base}: ${reason}; check the URL (${LARDER} login) and that the server is running`);
   }
 
   /** Turns a non-2xx answer into what the user should know and do. */
@@ -110,10 +111,10 @@ export class Api {
     if (status >= 500 || status === 429) return new TransientError(`${what} failed: ${on} answered ${status}${said}`);
     if (status === 401) {
       const how = this.server.token ? "the token is wrong, expired or revoked, or has no rights on it" : "no token is configured";
-      return new CliError(`${what}: not authorized on ${on}${this.context ? ` for ${this.context}` : ""} (${how}${said}); log in again with: larder login ${this.server.name} ${this.server.endpoint} TOKEN`);
+      return new CliError(`${what}: not authorized on ${on}${this.context ? ` for ${this.context}` : ""} (${how}${said}); log in again with: ${LARDER} login ${this.server.name} ${this.server.endpoint} TOKEN`);
     }
     if (status === 403) return new CliError(`${what}: permission denied${said.replace(/^: Access error:/, ":")}`);
-    if (body.error === "NoSuchCache") return new CliError(`${what}: ${this.context || "the cache"} does not exist on ${on}; create it with: larder cache create ${this.context.replace(/^cache "(.*)"$/, "$1")}`);
+    if (body.error === "NoSuchCache") return new CliError(`${what}: ${this.context || "the cache"} does not exist on ${on}; create it with: ${LARDER} cache create ${this.context.replace(/^cache "(.*)"$/, "$1")}`);
     if (status === 404 && body.error === "NotFound") return new CliError(`${what}: ${on} does not know this API (${status}); is ${this.base} a larder or attic server?`);
     return new CliError(`${what}: ${on} refused the request (${status} ${body.error ?? ""})${said}`);
   }
@@ -184,6 +185,7 @@ export class Api {
 
 export interface CacheConfig {
   substituter_endpoint?: string;
+  nix_push_endpoint?: string;
   api_endpoint?: string;
   public_key?: string;
   is_public?: boolean;

@@ -8,6 +8,7 @@
  *   token = "…"            # or token-file = "/run/secrets/larder-token"
  */
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { LARDER } from "../util/invocation.ts";
 import { dirname, join } from "node:path";
 import { parse, stringify } from "smol-toml";
 import { isValidCacheName } from "../auth/permissions.ts";
@@ -116,11 +117,11 @@ export interface ResolvedServer {
 
 export async function resolveServer(cfg: ClientConfig, name: string | undefined): Promise<ResolvedServer> {
   const n = name ?? cfg.defaultServer;
-  if (n === undefined) fail("no server is configured; log in first: larder login NAME URL [TOKEN]");
+  if (n === undefined) fail(`no server is configured; log in first: ${LARDER} login NAME URL [TOKEN]`);
   const s = cfg.servers[n];
   if (!s) {
     const known = Object.keys(cfg.servers);
-    fail(`unknown server "${n}"${known.length > 0 ? ` (configured: ${known.join(", ")})` : ""}; add it with: larder login ${n} URL [TOKEN]`);
+    fail(`unknown server "${n}"${known.length > 0 ? ` (configured: ${known.join(", ")})` : ""}; add it with: ${LARDER} login ${n} URL [TOKEN]`);
   }
   let token = s.token;
   if (token === undefined && s.tokenFile !== undefined) {

@@ -4,6 +4,7 @@
  * reads argv and the environment and sets the exit status. Errors are one line, no stack trace.
  */
 import { createInterface } from "node:readline/promises";
+import { LARDER } from "../util/invocation.ts";
 import { Command, Option } from "commander";
 import { Api, getCacheConfig, type CacheConfig } from "./api.ts";
 import { checkServerName, loadClientConfig, normalizeEndpoint, parseCacheRef, resolveServer, saveClientConfig, type Env } from "./config.ts";
@@ -83,6 +84,7 @@ program
         ? `configured Nix to substitute from ${cfg.substituter_endpoint} (${r.nixConf}${r.netrc ? `, token in ${r.netrc}` : ""})`
         : `Nix already substitutes from ${cfg.substituter_endpoint}; nothing changed`,
     );
+    if (cfg.nix_push_endpoint) out(`to push with Nix itself: nix copy --to ${cfg.nix_push_endpoint} PATH (not the substituter URL)`);
   });
 
 const cacheCmd = program.command("cache").description("create, configure, inspect and destroy caches");
@@ -137,7 +139,7 @@ cacheCmd
     }
     // Unlike attic's client, retention is sent only when asked for, so configuring needs no `cq` right.
     if (o.resetRetentionPeriod) patch.retention_period = "Global";
-    if (Object.keys(patch).length === 0) fail("nothing to change; see larder cache configure --help");
+    if (Object.keys(patch).length === 0) fail(`nothing to change; see ${LARDER} cache configure --help`);
     const { api, cache } = await apiFor(ref);
     await api.json("PATCH", `_api/v1/cache-config/${cache}`, patch, `configuring cache "${cache}"`);
     out(`configured cache "${cache}"`);
@@ -159,6 +161,7 @@ cacheCmd
       ["Public Key", c.public_key ?? ""],
       ["Binary Cache Endpoint", c.substituter_endpoint ?? ""],
       ["API Endpoint", c.api_endpoint ?? ""],
+      ...(c.nix_push_endpoint ? ([["Nix Push Endpoint", c.nix_push_endpoint]] as [string, string][]) : []),
       ["Store Directory", c.store_dir ?? ""],
       ["Priority", String(c.priority ?? "")],
       ["Upstream Cache Keys", JSON.stringify(c.upstream_cache_key_names ?? [])],
@@ -300,7 +303,7 @@ tokenCmd
       delete entry.token;
       await saveClientConfig(env, cfg);
     }
-    out(`revoked ${o.all ? `every token of subject "${r?.sub}" issued up to now` : `token ${r?.jti ?? ""}`.trim()} on server "${s.name}"; log in with a new token: larder login ${s.name} ${s.endpoint} TOKEN`);
+    out(`revoked ${o.all ? `every token of subject "${r?.sub}" issued up to now` : `token ${r?.jti ?? ""}`.trim()} on server "${s.name}"; log in with a new token: ${LARDER} login ${s.name} ${s.endpoint} TOKEN`);
   });
 
 try {

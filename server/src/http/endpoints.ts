@@ -5,6 +5,7 @@
  */
 import type { FastifyRequest } from "fastify";
 import type { Config } from "../config/load.ts";
+import { PUSH_PREFIX } from "../routes/push-url.ts";
 
 export function apiEndpoint(config: Config, req: FastifyRequest): string {
   if (config.apiEndpoint !== undefined) return config.apiEndpoint;
@@ -14,4 +15,9 @@ export function apiEndpoint(config: Config, req: FastifyRequest): string {
 
 export function substituterEndpoint(config: Config, req: FastifyRequest, cacheName: string): string {
   return `${config.substituterEndpoint ?? apiEndpoint(config, req)}${cacheName}`;
+}
+
+/** The URL for `nix copy --to`: on the API endpoint (a substituter endpoint may be a read-only CDN). */
+export function nixPushEndpoint(config: Config, req: FastifyRequest, cacheName: string): string {
+  return `${apiEndpoint(config, req)}${PUSH_PREFIX.slice(1)}/${cacheName}`;
 }

@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.ts";
 import { requireCache } from "../http/cache-access.ts";
-import { apiEndpoint, substituterEndpoint } from "../http/endpoints.ts";
+import { apiEndpoint, nixPushEndpoint, substituterEndpoint } from "../http/endpoints.ts";
 import { upstreamKeyNames } from "../db/caches.ts";
 import { cachePublicKey } from "../narinfo-view.ts";
 import type { CacheConfigResponse } from "../api/cache-config-types.ts";
@@ -14,6 +14,7 @@ export function registerCacheConfigGet(app: FastifyInstance, ctx: AppContext): v
     const body: CacheConfigResponse = {
       substituter_endpoint: substituterEndpoint(ctx.config, req, cache.name),
       api_endpoint: apiEndpoint(ctx.config, req),
+      nix_push_endpoint: nixPushEndpoint(ctx.config, req, cache.name),
       public_key: cachePublicKey(cache),
       is_public: cache.is_public === 1,
       store_dir: cache.store_dir,

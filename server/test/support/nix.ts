@@ -40,7 +40,8 @@ export interface NixEnv {
 
 const NIX_CONF = ISOLATED_NIX_CONF;
 
-const CLOSURE_NIX = `{ nonce }:
+/** top → mid → dep (+ top → dep), new paths for every nonce: `nix-build closure.nix --argstr nonce N`. */
+export const CLOSURE_NIX = `{ nonce }:
 let
   mk = name: script: builtins.derivation {
     inherit name; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" script ];
