@@ -4,7 +4,8 @@
  */
 import { mkdir } from "node:fs/promises";
 import type { FastifyInstance } from "fastify";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
+import { createLogger, redacting } from "./log.ts";
 import type { Config } from "./config/load.ts";
 import type { AppContext } from "./context.ts";
 import { openDb } from "./db/connect.ts";
@@ -28,7 +29,7 @@ export interface ContextOptions {
 }
 
 export async function createContext(config: Config, opts: ContextOptions = {}): Promise<AppContext> {
-  const log = opts.log ?? pino({ level: config.logLevel, base: { service: "larderd" } });
+  const log = opts.log ? redacting(opts.log) : createLogger({ level: config.logLevel, base: { service: "larderd" } });
   const db = await openDb(config.database);
   if (opts.migrate ?? true) await db.migrate();
   const storage = await createStorage(config.storage);

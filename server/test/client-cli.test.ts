@@ -72,7 +72,20 @@ describe.skipIf(!haveNix)("larder client commands and errors", () => {
     const store = ["--store", nix.src];
     expect(oneLineError(await larder(["push", "nowhere:c", top, ...store]))).toMatch(/unknown server "nowhere" \(configured: main\).*larder login nowhere/);
     ok(await larder(["login", "wrong", l.url, "not.a.token"]));
-    expect(oneLineError(await larder(["push", "wrong:c", top, ...store]))).toMatch(/not authorized on server "wrong".*token is wrong.*larder login wrong/);
+    expect(oneLineError(await larder(["push", "wrong:c", top, ...store]))).toMatch(/server "wrong" refused the token: token is malformed; log in with a new one: larder login wrong/);
+    // Each 401 says which of the three it is (issue 14.4): expired, none sent, other caches.
+    ok(await larder(["login", "expired", l.url, await l.token({ pull: ["c"], push: ["c"] }, "dev", -60)]));
+    expect(oneLineError(await larder(["push", "expired:c", top, ...store]))).toMatch(/server "expired" refused the token: token expired; log in with a new one/);
+    ok(await larder(["login", "anon", l.url]));
+    expect(oneLineError(await larder(["push", "anon:c", top, ...store]))).toMatch(/server "anon" needs a token for cache "c" and none is configured; log in with: larder login anon/);
+    ok(await larder(["login", "scoped", l.url, await l.token({ pull: ["team-*", "main"] }, "dev")]));
+    expect(oneLineError(await larder(["cache", "info", "scoped:c"]))).toMatch(/the token of server "scoped" does not cover cache "c": it grants nothing on cache "c"; it covers "team-\*", "main"/);
+    // https:// against this plain-HTTP server: a sentence, not OpenSSL's "wrong version number".
+    const tls = l.url.replace(/^http:/, "https:");
+    ok(await larder(["login", "tls", tls, token]));
+    const tlsError = oneLineError(await larder(["cache", "info", "tls:c"]));
+    expect(tlsError).toMatch(/cannot reach server "tls" at https:\/\/127\.0\.0\.1:\d+\/: it speaks plain HTTP, not https; use http:\/\/127\.0\.0\.1:\d+\//);
+    expect(tlsError).not.toMatch(/SSL|ssl3|version number/);
     const closed = http.createServer();
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
     const port = (closed.address() as AddressInfo).port;
@@ -106,7 +119,7 @@ describe.skipIf(!haveNix)("larder client commands and errors", () => {
     expect(info).toMatch(/Public: false$/m);
     expect(info).toMatch(/Upstream Cache Keys: \[\]$/m);
     expect(/Public Key: (\S+)/.exec(info)?.[1]).not.toBe(key);
-    expect(oneLineError(await larder(["cache", "configure", "team-x", "--retention-period", "30 days"]))).toMatch(/permission denied.*"configureCacheRetention"/);
+    expect(oneLineError(await larder(["cache", "configure", "team-x", "--retention-period", "30 days"]))).toMatch(/permission denied.*"configure-cache-retention"/);
     expect(oneLineError(await larder(["cache", "configure", "team-x"]))).toMatch(/nothing to change/);
     expect(oneLineError(await larder(["cache", "destroy", "team-x"]))).toMatch(/without confirmation.*--no-confirm/);
     ok(await larder(["cache", "destroy", "team-x", "--no-confirm"]));

@@ -6,7 +6,7 @@
 import { createPrivateKey, createPublicKey, createSecretKey, randomUUID, type KeyObject } from "node:crypto";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import type { JwtKey } from "../config/load.ts";
-import { CACHE_PATTERN_RE, CLAIM_NAMESPACE, PERMISSION_KEYS, type CachePatterns, type PermissionName } from "./permissions.ts";
+import { CACHE_PATTERN_RE, claimFromGrants, CLAIM_NAMESPACE, grantsFromClaim, NO_PERMISSIONS, type Grants, type PermissionName, type Permissions } from "./permissions.ts";
 
 export interface TokenClaims {
   sub: string;
@@ -14,7 +14,7 @@ export interface TokenClaims {
   nbf?: number;
   iat?: number;
   jti?: string;
-  caches: CachePatterns;
+  caches: Grants;
 }
 
 export class TokenError extends Error {}
@@ -55,8 +55,8 @@ export async function verifyToken(keys: TokenKeys, token: string, nowSeconds = M
   }
   if (typeof payload.sub !== "string") throw new TokenError("token has no subject");
   if (typeof payload.exp !== "number") throw new TokenError("token has no expiry");
-  const ns = payload[CLAIM_NAMESPACE] as { caches?: unknown } | undefined;
-  const caches = ns && typeof ns.caches === "object" && ns.caches !== null ? (ns.caches as CachePatterns) : {};
+  const ns = Object.hasOwn(payload, CLAIM_NAMESPACE) ? payload[CLAIM_NAMESPACE] : undefined;
+  const caches = grantsFromClaim(typeof ns === "object" && ns !== null && Object.hasOwn(ns, "caches") ? (ns as { caches: unknown }).caches : undefined);
   return {
     sub: payload.sub,
     exp: payload.exp,
@@ -74,13 +74,16 @@ export interface MintRequest {
 }
 
 export function buildClaims(req: MintRequest, nowSeconds = Math.floor(Date.now() / 1000)): Record<string, unknown> {
-  const caches: CachePatterns = {};
+  const grants = new Map<string, Permissions>();
   for (const [perm, patterns] of Object.entries(req.grants) as [PermissionName, string[]][]) {
     for (const pattern of patterns) {
       if (!CACHE_PATTERN_RE.test(pattern)) throw new TokenError(`"${pattern}" is not a valid cache name pattern`);
-      (caches[pattern] ??= {})[PERMISSION_KEYS[perm]] = 1;
+      const p = grants.get(pattern) ?? { ...NO_PERMISSIONS };
+      p[perm] = true;
+      grants.set(pattern, p);
     }
   }
+  const caches = claimFromGrants(grants);
   return {
     sub: req.sub,
     exp: nowSeconds + req.validitySeconds,

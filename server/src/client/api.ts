@@ -41,7 +41,20 @@ const NETWORK_CODES: Record<string, string> = {
   UND_ERR_SOCKET: "connection closed",
 };
 
+/** Whether the failure is TLS meeting a server that answered in plain HTTP (an https:// URL for an http server). */
+function isPlainHttpBehindTls(e: unknown): boolean {
+  let cur: unknown = e;
+  for (let i = 0; i < 4 && cur; i++) {
+    const code = (cur as { code?: string }).code;
+    const message = cur instanceof Error ? cur.message : "";
+    if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || code === "ERR_SSL_PACKET_LENGTH_TOO_LONG" || /wrong version number|packet length too long/i.test(message)) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 function networkReason(e: unknown): string | undefined {
+  if (isPlainHttpBehindTls(e)) return "the server answered in plain HTTP, not TLS";
   let cur: unknown = e;
   for (let i = 0; i < 4 && cur; i++) {
     const code = (cur as { code?: string }).code;
@@ -93,8 +106,27 @@ export class Api {
   }
 
   unreachable(e: unknown): CliError {
+    if (isPlainHttpBehindTls(e) && this.base.startsWith("https:")) {
+      const plain = this.base.replace(/^https:/, "http:");
+      return new CliError(`cannot reach server "${this.server.name}" at ${this.base}: it speaks plain HTTP, not https; use ${plain} (${LARDER} login ${this.server.name} ${plain}${this.server.token ? " TOKEN" : ""}), or put TLS in front of it`);
+    }
     const reason = networkReason(e) ?? deepestMessage(e);
     return new CliError(`cannot reach server "${this.server.name}" at ${this.base}: ${reason}; check the URL (${LARDER} login) and that the server is running`);
+  }
+
+  /** A 401, explained from the server's reason (larder says which; attic only "Unauthorized."). */
+  unauthorized(message: string, what: string): CliError {
+    const on = `server "${this.server.name}"`;
+    const login = `${LARDER} login ${this.server.name} ${this.server.endpoint} TOKEN`;
+    const reason = message.replace(/^Unauthorized:?\s*/, "").replace(/\.$/, "");
+    if (!this.server.token || reason === "no token sent") {
+      return new CliError(`${what}: ${on} needs a token${this.context ? ` for ${this.context}` : ""} and none is configured; log in with: ${login}`);
+    }
+    if (/^this token grants/.test(reason)) {
+      return new CliError(`${what}: the token of ${on} does not cover ${this.context || "this cache"}: ${reason.replace(/^this token /, "it ")}; use a cache it covers, or log in with a token that covers this one: ${login}`);
+    }
+    if (reason !== "") return new CliError(`${what}: ${on} refused the token: ${reason}; log in with a new one: ${login}`);
+    return new CliError(`${what}: not authorized on ${on}${this.context ? ` for ${this.context}` : ""} (the token is wrong, expired or revoked, or has no rights on it); log in again with: ${login}`);
   }
 
   /** Turns a non-2xx answer into what the user should know and do. */
@@ -109,10 +141,7 @@ export class Api {
     const said = body.message ? `: ${body.message}` : "";
     const on = `server "${this.server.name}"`;
     if (status >= 500 || status === 429) return new TransientError(`${what} failed: ${on} answered ${status}${said}`);
-    if (status === 401) {
-      const how = this.server.token ? "the token is wrong, expired or revoked, or has no rights on it" : "no token is configured";
-      return new CliError(`${what}: not authorized on ${on}${this.context ? ` for ${this.context}` : ""} (${how}${said}); log in again with: ${LARDER} login ${this.server.name} ${this.server.endpoint} TOKEN`);
-    }
+    if (status === 401) return this.unauthorized(body.message ?? "", what);
     if (status === 403) return new CliError(`${what}: permission denied${said.replace(/^: Access error:/, ":")}`);
     if (body.error === "NoSuchCache") return new CliError(`${what}: ${this.context || "the cache"} does not exist on ${on}; create it with: ${LARDER} cache create ${this.context.replace(/^cache "(.*)"$/, "$1")}`);
     if (status === 404 && body.error === "NotFound") return new CliError(`${what}: ${on} does not know this API (${status}); is ${this.base} a larder or attic server?`);
@@ -130,7 +159,8 @@ export class Api {
           ...(body !== undefined && { body: JSON.stringify(body) }),
         });
       } catch (e) {
-        if (attempt + 1 < this.retry.attempts) {
+        // TLS against a plain-HTTP server fails the same way every time.
+        if (attempt + 1 < this.retry.attempts && !isPlainHttpBehindTls(e)) {
           await sleep(backoffMs(this.retry, attempt));
           continue;
         }

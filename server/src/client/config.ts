@@ -24,7 +24,8 @@ export interface ServerEntry {
 
 export interface ClientConfig {
   defaultServer?: string;
-  servers: Record<string, ServerEntry>;
+  /** By name; a Map, since names come from the command line (`constructor` is a valid one). */
+  servers: Map<string, ServerEntry>;
 }
 
 export function configDir(env: Env): string {
@@ -44,7 +45,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   try {
     text = await readFile(file, "utf8");
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { servers: {} };
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { servers: new Map() };
     throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
   }
   let raw: Record<string, unknown>;
@@ -55,7 +56,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   }
   const unknown = Object.keys(raw).filter((k) => k !== "default-server" && k !== "servers");
   if (unknown.length > 0) fail(`${file}: unknown key ${unknown.join(", ")} (expected default-server and [servers.NAME])`);
-  const cfg: ClientConfig = { servers: {} };
+  const cfg: ClientConfig = { servers: new Map() };
   if (raw["default-server"] !== undefined) {
     if (typeof raw["default-server"] !== "string") fail(`${file}: default-server must be a string`);
     cfg.defaultServer = raw["default-server"];
@@ -65,11 +66,11 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
     const bad = Object.keys(s).filter((k) => !["endpoint", "token", "token-file"].includes(k));
     if (bad.length > 0) fail(`${file}: [servers.${name}] has unknown key ${bad.join(", ")} (expected endpoint, token, token-file)`);
     if (typeof s.endpoint !== "string") fail(`${file}: [servers.${name}] needs endpoint = "https://…/"`);
-    cfg.servers[name] = {
+    cfg.servers.set(name, {
       endpoint: s.endpoint,
       ...(typeof s.token === "string" && { token: s.token }),
       ...(typeof s["token-file"] === "string" && { tokenFile: s["token-file"] }),
-    };
+    });
   }
   return cfg;
 }
@@ -79,11 +80,9 @@ export async function saveClientConfig(env: Env, cfg: ClientConfig): Promise<str
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const out: Record<string, unknown> = {};
   if (cfg.defaultServer !== undefined) out["default-server"] = cfg.defaultServer;
-  const servers: Record<string, Record<string, string>> = {};
-  for (const [name, s] of Object.entries(cfg.servers)) {
-    servers[name] = { endpoint: s.endpoint, ...(s.token !== undefined && { token: s.token }), ...(s.tokenFile !== undefined && { "token-file": s.tokenFile }) };
-  }
-  out.servers = servers;
+  out.servers = Object.fromEntries(
+    [...cfg.servers].map(([name, s]) => [name, { endpoint: s.endpoint, ...(s.token !== undefined && { token: s.token }), ...(s.tokenFile !== undefined && { "token-file": s.tokenFile }) }]),
+  );
   // Written to a 0600 file first, then renamed: the token is never readable by others, not even briefly.
   const tmp = `${file}.${process.pid}.tmp`;
   await writeFile(tmp, `${stringify(out)}\n`, { mode: 0o600 });
@@ -118,9 +117,9 @@ export interface ResolvedServer {
 export async function resolveServer(cfg: ClientConfig, name: string | undefined): Promise<ResolvedServer> {
   const n = name ?? cfg.defaultServer;
   if (n === undefined) fail(`no server is configured; log in first: ${LARDER} login NAME URL [TOKEN]`);
-  const s = cfg.servers[n];
+  const s = cfg.servers.get(n);
   if (!s) {
-    const known = Object.keys(cfg.servers);
+    const known = [...cfg.servers.keys()];
     fail(`unknown server "${n}"${known.length > 0 ? ` (configured: ${known.join(", ")})` : ""}; add it with: ${LARDER} login ${n} URL [TOKEN]`);
   }
   let token = s.token;

@@ -64,9 +64,9 @@ program
     checkServerName(name);
     const endpoint = normalizeEndpoint(url);
     const cfg = await loadClientConfig(env);
-    const existed = cfg.servers[name] !== undefined;
-    cfg.servers[name] = { endpoint, ...(token !== undefined && { token }), ...(o.tokenFile !== undefined && { tokenFile: o.tokenFile }) };
-    if (o.setDefault || cfg.defaultServer === undefined || cfg.servers[cfg.defaultServer] === undefined) cfg.defaultServer = name;
+    const existed = cfg.servers.has(name);
+    cfg.servers.set(name, { endpoint, ...(token !== undefined && { token }), ...(o.tokenFile !== undefined && { tokenFile: o.tokenFile }) });
+    if (o.setDefault || cfg.defaultServer === undefined || !cfg.servers.has(cfg.defaultServer)) cfg.defaultServer = name;
     const file = await saveClientConfig(env, cfg);
     out(`${existed ? "updated" : "added"} server "${name}" (${endpoint})${cfg.defaultServer === name ? ", the default" : ""}; config in ${file}`);
   });
@@ -298,7 +298,7 @@ tokenCmd
     if (!s.token) fail(`server "${s.name}" has no token to revoke`);
     const api = new Api(s);
     const r = await api.json<{ sub: string; jti?: string }>("POST", "_api/v1/revoke-token", { scope: o.all ? "subject" : "token" }, "revoking the token");
-    const entry = cfg.servers[s.name];
+    const entry = cfg.servers.get(s.name);
     if (entry?.token !== undefined) {
       delete entry.token;
       await saveClientConfig(env, cfg);

@@ -1,5 +1,6 @@
 /** Scheduling of garbage collection: periodic inside a server or GC node, or one run and exit. */
 import { pino } from "pino";
+import { createLogger } from "../log.ts";
 import type { AppContext } from "../context.ts";
 import type { Config } from "../config/load.ts";
 import { openDb } from "../db/connect.ts";
@@ -57,7 +58,7 @@ export function startGcLoop(ctx: AppContext): GcLoop {
 export async function runGcMode(config: Config, once: boolean, untilSignal: () => Promise<void>, checkpoint?: GcDeps["checkpoint"]): Promise<number> {
   // A one-shot run's result is its stdout (the counts, for scripts); its log goes to stderr so the
   // two can never interleave.
-  const log = pino(
+  const log = createLogger(
     { level: config.logLevel, base: { service: "larderd", mode: once ? "garbage-collector-once" : "garbage-collector" } },
     pino.destination({ dest: once ? 2 : 1, sync: true }),
   );

@@ -17,8 +17,32 @@ export interface CacheAccess {
   permissions: Permissions;
 }
 
-export function unauthorized(c: Caller): ServerError {
-  return new ServerError("Unauthorized", c.tokenProblem ? `Unauthorized: ${c.tokenProblem}.` : "Unauthorized.");
+/**
+ * Why a caller gets 401, in words that point the right way: the token's problem (expired,
+ * invalid, revoked), no token at all, or a valid token whose patterns do not cover the cache
+ * (named, so the user sees which token they hold). The same text whether or not the cache exists.
+ */
+export function unauthorized(c: Caller, cacheName?: string): ServerError {
+  if (c.tokenProblem) return new ServerError("Unauthorized", `Unauthorized: ${c.tokenProblem}.`);
+  if (!c.claims) return new ServerError("Unauthorized", "Unauthorized: no token sent.");
+  const patterns = [...c.claims.caches.keys()];
+  const listed = patterns.slice(0, 10).map((p) => `"${p}"`).join(", ") + (patterns.length > 10 ? ", …" : "");
+  const what = cacheName === undefined ? "this request" : `cache "${cacheName}"`;
+  return new ServerError(
+    "Unauthorized",
+    patterns.length === 0
+      ? `Unauthorized: this token grants no permission on any cache.`
+      : `Unauthorized: this token grants nothing on ${what}; it covers ${listed}.`,
+  );
+}
+
+/** A permission as make-token's flag names it ("createCache" → "create-cache"). */
+export function permissionFlag(p: PermissionName): string {
+  return p.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+export function accessError(need: PermissionName, cacheName: string): ServerError {
+  return new ServerError("AccessError", `Access error: this token lacks the "${permissionFlag(need)}" permission on cache "${cacheName}".`);
 }
 
 export function assertCacheName(name: string): void {
@@ -33,9 +57,12 @@ export async function requireCache(ctx: AppContext, req: FastifyRequest, name: s
   const permissions = c.permissionsFor(name);
   const cache = await ctx.caches.get(name);
   if (cache?.is_public) permissions.pull = true;
-  if (!cache) throw canDiscover(permissions) ? new ServerError("NoSuchCache") : unauthorized(c);
+  if (!cache) throw canDiscover(permissions) ? new ServerError("NoSuchCache") : unauthorized(c, name);
   if (!permissions[need]) {
-    throw canDiscover(permissions) ? new ServerError("AccessError", `Access error: this token lacks the "${need}" permission on cache "${name}".`) : unauthorized(c);
+    // A public cache's implicit pull must not make the answer blame a missing permission when
+    // the token (or its absence, or its scope) is the problem.
+    if (!c.claims || !canDiscover(c.permissionsFor(name))) throw unauthorized(c, name);
+    throw accessError(need, name);
   }
   return { cache, caller: c, permissions };
 }

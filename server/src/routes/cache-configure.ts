@@ -5,8 +5,8 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
-import { badRequest, ServerError } from "../errors.ts";
-import { requireCache } from "../http/cache-access.ts";
+import { badRequest } from "../errors.ts";
+import { accessError, requireCache } from "../http/cache-access.ts";
 import { updateCache, type CachePatch } from "../db/caches.ts";
 import { cacheConfigPatch, describeZodError } from "../api/cache-config-types.ts";
 import { cacheKeypair } from "./cache-create.ts";
@@ -27,7 +27,7 @@ export function registerCacheConfigure(app: FastifyInstance, ctx: AppContext): v
       const next = b.retention_period === "Global" ? null : b.retention_period.Period;
       if (next !== cache.retention_period) {
         if (!permissions.configureCacheRetention) {
-          throw new ServerError("AccessError", `Access error: this token lacks the "configureCacheRetention" permission on cache "${cache.name}".`);
+          throw accessError("configureCacheRetention", cache.name);
         }
         patch.retentionPeriod = next;
       }

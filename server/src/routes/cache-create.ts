@@ -1,8 +1,8 @@
 /** POST /_api/v1/cache-config/{cache} — attic's CreateCacheRequest; permission `cc`. */
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
-import { badRequest, ServerError } from "../errors.ts";
-import { assertCacheName, unauthorized } from "../http/cache-access.ts";
+import { badRequest } from "../errors.ts";
+import { accessError, assertCacheName, unauthorized } from "../http/cache-access.ts";
 import { caller } from "../http/caller.ts";
 import { canDiscover } from "../auth/permissions.ts";
 import { createCache } from "../db/caches.ts";
@@ -25,7 +25,7 @@ export function registerCacheCreate(app: FastifyInstance, ctx: AppContext): void
     const c = await caller(ctx, req);
     const permissions = c.permissionsFor(name);
     if (!permissions.createCache) {
-      throw canDiscover(permissions) ? new ServerError("AccessError", `Access error: this token lacks the "createCache" permission on cache "${name}".`) : unauthorized(c);
+      throw canDiscover(permissions) ? accessError("createCache", name) : unauthorized(c, name);
     }
     const parsed = createCacheRequest.safeParse(req.body);
     if (!parsed.success) throw badRequest(`invalid CreateCacheRequest: ${describeZodError(parsed.error)}`);

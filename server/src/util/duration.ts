@@ -3,7 +3,8 @@
  * ("12 hours", "3 months", "2y", "1h 30m", "0s"). Months and years use the same lengths as the
  * Rust `humantime` crate (30.44 and 365.25 days) so an attic config means the same here.
  */
-const UNIT_SECONDS: Record<string, number> = {
+// A Map: unit names come from user input, and an object would also answer "constructor".
+const UNIT_SECONDS = new Map<string, number>(Object.entries({
   s: 1, sec: 1, secs: 1, second: 1, seconds: 1,
   m: 60, min: 60, mins: 60, minute: 60, minutes: 60,
   h: 3600, hr: 3600, hrs: 3600, hour: 3600, hours: 3600,
@@ -11,7 +12,7 @@ const UNIT_SECONDS: Record<string, number> = {
   w: 604800, week: 604800, weeks: 604800,
   M: 2_630_016, month: 2_630_016, months: 2_630_016,
   y: 31_557_600, year: 31_557_600, years: 31_557_600,
-};
+}));
 
 export class DurationError extends Error {}
 
@@ -28,7 +29,7 @@ export function parseDuration(text: string): number {
     if (!m) throw new DurationError(`cannot parse duration "${text}" (expected e.g. "12 hours", "3 months", "2y")`);
     const n = Number(m[1]);
     const unitName = m[2] as string;
-    const unit = UNIT_SECONDS[unitName] ?? UNIT_SECONDS[unitName.toLowerCase()];
+    const unit = UNIT_SECONDS.get(unitName) ?? UNIT_SECONDS.get(unitName.toLowerCase());
     if (unit === undefined) throw new DurationError(`unknown unit "${unitName}" in duration "${text}"`);
     total += n * unit;
     rest = rest.slice(m[0].length);
