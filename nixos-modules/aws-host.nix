@@ -94,6 +94,11 @@ let
       changed=false
       if [ -e ${envFile} ]; then changed=true; fi
       mv -f "$tmp" ${envFile}
+      # The first success may come from a retry, long after larder's own start failed for want of
+      # this file (e.g. the token secret got its value after the instance booted): start it now.
+      if [ "$changed" = false ]; then
+        systemctl start --no-block larder.service
+      fi
       # A rotated secret (RDS rotates the master password, 7 days by default) only reaches the
       # server on restart; --no-block because larder.service is ordered after this unit.
       if [ "$changed" = true ]; then
@@ -320,8 +325,13 @@ in
       after = [ "network-online.target" ];
       before = secretConsumers;
       requiredBy = secretConsumers;
+      # Until the secrets can be read (the token secret is filled in after the first deploy), try
+      # again every 30 s instead of giving up: no reboot is needed, so none can cut a first boot short.
+      unitConfig.StartLimitIntervalSec = 0;
       serviceConfig = {
         Type = "oneshot";
+        Restart = "on-failure";
+        RestartSec = "30s";
         ExecStart = lib.getExe fetchSecrets;
         RuntimeDirectory = "larder-aws";
         RuntimeDirectoryMode = "0700";

@@ -194,8 +194,8 @@ describe("binary cache and source", () => {
       c.scaleOut = { enabled: true };
     });
     for (const text of [userData(tf, "aws_instance"), ...Object.values(tf.locals ?? {}).map(String)]) {
-      expect(text).toContain('nix.settings.substituters = [ "https://cache.example.net/larder" ];');
-      expect(text).toContain('nix.settings.trusted-public-keys = [ "larder:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ];');
+      expect(text).toContain('nix.settings.extra-substituters = [ "https://cache.example.net/larder" ];');
+      expect(text).toContain('nix.settings.extra-trusted-public-keys = [ "larder:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ];');
     }
   });
 

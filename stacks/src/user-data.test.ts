@@ -112,8 +112,8 @@ describe("renderNixosConfig", () => {
     const cached = renderNixosConfig({ ...config, binaryCache: CACHE });
 
     it("sets the substituter and its key, and imports larder only once nix.conf names the cache", () => {
-      expect(cached).toContain('nix.settings.substituters = [ "https://cache.example.com/main" ];');
-      expect(cached).toContain('nix.settings.trusted-public-keys = [ "main:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ];');
+      expect(cached).toContain('nix.settings.extra-substituters = [ "https://cache.example.com/main" ];');
+      expect(cached).toContain('nix.settings.extra-trusted-public-keys = [ "main:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ];');
       expect(cached).toContain('ready = lib.hasInfix "https://cache.example.com/main" nixConf;');
       expect(cached).toContain("imports = [ (if ready then larder else firstPass) ];");
     });
@@ -154,7 +154,7 @@ describe("renderNixosConfig", () => {
       const cached = renderNixosConfig({ ...config, binaryCache: CACHE, larderSource: { ...config.larderSource, netrcSecretArn: NETRC } });
       expect(nixEval(cached, "builtins.isFunction (builtins.head m.imports)")).toBe(true);
       expect(nixEval(cached, `((builtins.head m.imports) { config = { systemd.package = null; }; }).systemd.services.larder-aws-second-pass.after`)).toEqual(["larder-aws-netrc.service"]);
-      expect(nixEval(cached, "m.nix.settings.substituters")).toEqual(["https://cache.example.com/main"]);
+      expect(nixEval(cached, "m.nix.settings.extra-substituters")).toEqual(["https://cache.example.com/main"]);
       expect(nixEval(cached, "m.systemd.services.larder-aws-netrc.before")).toEqual(["amazon-init.service"]);
     });
   });

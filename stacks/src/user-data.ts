@@ -82,8 +82,8 @@ function hostModule(source: LarderSource): string {
 function nixSettings(config: HostNixosConfig): string | undefined {
   const lines: string[] = [];
   if (config.binaryCache !== undefined) {
-    lines.push(`nix.settings.substituters = [ ${nixString(config.binaryCache.url)} ];`);
-    lines.push(`nix.settings.trusted-public-keys = [ ${nixString(config.binaryCache.publicKey)} ];`);
+    lines.push(`nix.settings.extra-substituters = [ ${nixString(config.binaryCache.url)} ];`);
+    lines.push(`nix.settings.extra-trusted-public-keys = [ ${nixString(config.binaryCache.publicKey)} ];`);
   }
   if ("flake" in config.larderSource) lines.push(`nix.settings.experimental-features = [ "nix-command" "flakes" ];`);
   const netrc = config.larderSource.netrcSecretArn;
