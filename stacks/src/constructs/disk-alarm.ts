@@ -26,7 +26,9 @@ export class DiskAlarm extends Construct {
   constructor(scope: Construct, id: string, props: DiskAlarmProps) {
     super(scope, id);
     const name = `larder-${props.deploymentName}`;
-    this.topic = new SnsTopic(this, "topic", { namePrefix: `${name}-alarms-`, kmsMasterKeyId: "alias/aws/sns" });
+    // Not encrypted with the AWS-managed SNS key: CloudWatch cannot publish to a topic under it (it
+    // would need a customer key whose policy admits cloudwatch.amazonaws.com). Alarms carry no secret.
+    this.topic = new SnsTopic(this, "topic", { namePrefix: `${name}-alarms-` });
     if (props.email !== undefined) {
       // AWS mails a confirmation link first; nothing is delivered until it is clicked.
       new SnsTopicSubscription(this, "email", { topicArn: this.topic.arn, protocol: "email", endpoint: props.email });

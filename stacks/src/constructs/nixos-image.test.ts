@@ -1,5 +1,10 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { TerraformOutput } from "cdktf";
+import { requireTool } from "../../../server/test/support/requirements.ts";
 import { NixosImage } from "./nixos-image.ts";
 import { all, one, synthScope } from "../../test/helpers.ts";
 
@@ -48,4 +53,44 @@ describe("NixosImage", () => {
     expect(tf.data).toBeUndefined();
     expect((tf as { check?: unknown }).check).toBeUndefined();
   });
+});
+
+// Real Terraform evaluates the synthesized expressions and check block. Only the data source is
+// swapped for a local list, since aws_ami_ids needs AWS; its contract (an empty list, never an
+// error, when nothing matches) is what the construct relies on, unlike aws_ami's "no results" error.
+const haveTerraform = requireTool("terraform", "the image expression and its check are evaluated by real Terraform");
+
+function applyWith(ids: string[]): { status: number | null; output: string; imageId: unknown } {
+  const { tf } = build();
+  const [address] = Object.keys(tf.data?.["aws_ami_ids"] ?? {});
+  const text = JSON.stringify({ ...tf, data: undefined, terraform: undefined, provider: undefined }).replaceAll(`data.aws_ami_ids.${address}.ids`, "local.ids");
+  const config = { ...(JSON.parse(text) as Record<string, unknown>), locals: { ids } };
+  const dir = mkdtempSync(path.join(tmpdir(), "larder-image-tf-"));
+  writeFileSync(path.join(dir, "main.tf.json"), JSON.stringify(config));
+  writeFileSync(path.join(dir, "cli.tfrc"), "");
+  const env = { PATH: process.env.PATH, HOME: dir, CHECKPOINT_DISABLE: "1", TF_IN_AUTOMATION: "1", TF_CLI_CONFIG_FILE: path.join(dir, "cli.tfrc") };
+  const run = (args: string[]) => spawnSync("terraform", args, { cwd: dir, env, encoding: "utf8" });
+  const init = run(["init", "-input=false", "-no-color"]);
+  if (init.status !== 0) throw new Error(`terraform init: ${init.stderr}`);
+  const apply = run(["apply", "-auto-approve", "-input=false", "-no-color"]);
+  const outputs = run(["output", "-json"]);
+  const imageId = apply.status === 0 ? (JSON.parse(outputs.stdout) as Record<string, { value: unknown }>)["image-id"]?.value : undefined;
+  return { status: apply.status, output: apply.stdout + apply.stderr, imageId };
+}
+
+describe.skipIf(!haveTerraform)("NixosImage, evaluated by real Terraform", () => {
+  it("with no image left, the run still succeeds: an empty id and a warning naming the release", () => {
+    const { status, output, imageId } = applyWith([]);
+    expect(status).toBe(0);
+    expect(imageId).toBe("");
+    expect(output).toContain("Warning: Check block assertion failed");
+    expect(output).toContain("No official NixOS 26.05 image for arm64");
+  }, 60_000);
+
+  it("with images, takes the first (aws_ami_ids lists the newest first) and warns about nothing", () => {
+    const { status, output, imageId } = applyWith(["ami-0000000000000000b", "ami-0000000000000000a"]);
+    expect(status).toBe(0);
+    expect(imageId).toBe("ami-0000000000000000b");
+    expect(output).not.toContain("Warning");
+  }, 60_000);
 });
