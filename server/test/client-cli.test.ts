@@ -153,6 +153,11 @@ describe.skipIf(!haveNix)("larder client commands and errors", () => {
     expect(r.out).toMatch(/\x1b\[\d+A\x1b\[J/);
     expect(r.out).toMatch(/\[[#-]{30}\] \d\/3 paths, [\d.]+ \w+\/[\d.]+ \w+, [\d.]+ \w+\/s/);
     expect(r.out).toMatch(/pushed 3 of 3 paths to "c"/);
+    // What stays on the screen once the bars are gone: attic's line per path, with its speed.
+    const kept = r.out.replace(/\x1b\[\d+A\x1b\[J/g, "\n").split(/\r?\n/).filter((x) => x.startsWith("✅ "));
+    expect(kept).toHaveLength(3);
+    for (const line of kept) expect(line).toMatch(/^✅ \/nix\/store\/\S+ \(\d+\.\d\d (B|KiB|MiB|GiB)\/s\)$/);
+    expect(kept.some((x) => x.startsWith(`✅ ${top} (`))).toBe(true);
   });
 
   it("watch-store pushes paths as they are built, until interrupted", async () => {

@@ -64,8 +64,11 @@ describe.skipIf(!haveNix).each(BACKENDS)("larder client against larderd on %s", 
     const top = await nix.buildClosure(`push-${randomBytes(4).toString("hex")}`);
     const r = ok(await larder(["push", "main", top, "--store", nix.src]));
     expect(r.stdout).toMatch(/^pushed 3 of 3 paths to "main"/m);
-    // Not a terminal: one plain line per path, no control characters.
-    expect(r.stderr.split("\n").filter((x) => x.startsWith("pushed /nix/store/"))).toHaveLength(3);
+    // Not a terminal: one plain line per path with its size and speed, no control characters.
+    const lines = r.stderr.split("\n").filter((x) => x.startsWith("pushed /nix/store/"));
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).toMatch(/^pushed \/nix\/store\/\S+ \([\d.]+ (B|KiB|MiB), (uploaded|deduplicated), \d+\.\d\d (B|KiB|MiB|GiB)\/s\)$/);
+    expect(lines.some((x) => x.startsWith(`pushed ${top} (`))).toBe(true);
     expect(r.stdout + r.stderr).not.toMatch(/\x1b/);
 
     await nix.setToken(l.url, token);
@@ -99,6 +102,7 @@ describe.skipIf(!haveNix).each(BACKENDS)("larder client against larderd on %s", 
     await nix.nix(["nix", "--store", nix.src, "store", "sign", "--key-file", key.secretFile, dep]);
     const r = ok(await larder(["push", "up", top, "--store", nix.src]));
     expect(r.stdout).toMatch(/pushed 2 of 3 paths to "up".*1 skipped as signed by upstream key upstream-1/);
+    expect(r.stderr.split("\n")).toContain(`skipped ${dep} (signed by upstream key upstream-1)`);
     const depHash = dep.slice("/nix/store/".length, "/nix/store/".length + 32);
     const narinfo = (t: string) => fetch(`${l.url}/up/${depHash}.narinfo`, { headers: { authorization: `Bearer ${t}` } });
     expect((await narinfo(token)).status).toBe(404);
@@ -171,7 +175,7 @@ describe.skipIf(!haveNix).each(BACKENDS)("larder client against larderd on %s", 
     const narinfo = (p: string) => fetch(`${l.url}/main/${hashOf(p)}.narinfo`, { headers: { authorization: `Bearer ${token}` } });
 
     const refused = oneLineError(await larder(["delete", "main", dep]));
-    expect(refused).toMatch(/is referenced by .*lt-(mid|top)-/);
+    expect(refused).toMatch(/is referenced by .*lt-(mid|top)-.*delete those first, or delete it anyway with larder delete --force/);
     expect((await narinfo(dep)).status).toBe(200);
 
     ok(await larder(["delete", "main", top]));

@@ -1,7 +1,8 @@
 /**
  * Push progress: on a terminal, a bar per active upload and an overall bar with bytes/s,
- * redrawn in place on stderr; anywhere else (CI logs), one plain line per path and no control
- * characters.
+ * redrawn in place on stderr, and above them a line that stays for every path done (attic's
+ * `✅ /nix/store/… (52.89 MiB/s)`); anywhere else (CI logs), one plain line per path with its
+ * size and speed, and no control characters.
  */
 import type { Writable } from "node:stream";
 
@@ -10,7 +11,9 @@ export interface Progress {
   start(path: string, size: number): void;
   bytes(path: string, n: number): void;
   restart(path: string, attempt: number, reason: string): void;
-  finish(path: string, how: string): void;
+  finish(path: string, how: "uploaded" | "deduplicated"): void;
+  /** A path not pushed because `why` (e.g. signed by an upstream key). */
+  skip(path: string, why: string): void;
   fail(path: string, message: string): void;
   end(): void;
 }
@@ -26,6 +29,37 @@ export function formatBytes(n: number): string {
   return i === 0 ? `${Math.round(n)} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
+/** A transfer rate as attic prints it: two decimals, e.g. "52.89 MiB/s". */
+export function formatRate(bytesPerSecond: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytesPerSecond;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(2)} ${units[i]}/s`;
+}
+
+/** Upload time of one path, from start() to finish(). */
+class Clock {
+  readonly #started = new Map<string, { at: number; size: number }>();
+  start(path: string, size: number): void {
+    this.#started.set(path, { at: performance.now(), size });
+  }
+  /** The path's size and rate; forgets it. */
+  stop(path: string): { size: number; rate: string } {
+    const s = this.#started.get(path);
+    this.#started.delete(path);
+    if (!s) return { size: 0, rate: formatRate(0) };
+    return { size: s.size, rate: formatRate(s.size / Math.max(0.001, (performance.now() - s.at) / 1000)) };
+  }
+  restart(path: string): void {
+    const s = this.#started.get(path);
+    if (s) s.at = performance.now();
+  }
+}
+
 function bar(frac: number, width: number): string {
   const f = Math.max(0, Math.min(1, frac));
   const full = Math.round(f * width);
@@ -39,25 +73,29 @@ function shortName(path: string): string {
 
 export class LineProgress implements Progress {
   readonly #out: Writable;
-  #sizes = new Map<string, number>();
+  readonly #clock = new Clock();
   constructor(out: Writable) {
     this.#out = out;
   }
   begin(): void {}
   start(path: string, size: number): void {
-    this.#sizes.set(path, size);
+    this.#clock.start(path, size);
   }
   bytes(): void {}
   restart(path: string, attempt: number, reason: string): void {
+    this.#clock.restart(path);
     this.#out.write(`retrying ${path} (attempt ${attempt}): ${reason}\n`);
   }
-  finish(path: string, how: string): void {
-    this.#out.write(`pushed ${path} (${formatBytes(this.#sizes.get(path) ?? 0)}, ${how})\n`);
-    this.#sizes.delete(path);
+  finish(path: string, how: "uploaded" | "deduplicated"): void {
+    const { size, rate } = this.#clock.stop(path);
+    this.#out.write(`pushed ${path} (${formatBytes(size)}, ${how}, ${rate})\n`);
+  }
+  skip(path: string, why: string): void {
+    this.#out.write(`skipped ${path} (${why})\n`);
   }
   fail(path: string, message: string): void {
+    this.#clock.stop(path);
     this.#out.write(`failed ${path}: ${message}\n`);
-    this.#sizes.delete(path);
   }
   end(): void {}
 }
@@ -77,6 +115,7 @@ export class BarProgress implements Progress {
   #drawn = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #started = Date.now();
+  readonly #clock = new Clock();
 
   constructor(out: NodeJS.WriteStream) {
     this.#out = out;
@@ -91,6 +130,7 @@ export class BarProgress implements Progress {
   }
   start(path: string, size: number): void {
     this.#active.set(path, { size, sent: 0 });
+    this.#clock.start(path, size);
   }
   bytes(path: string, n: number): void {
     const a = this.#active.get(path);
@@ -103,18 +143,25 @@ export class BarProgress implements Progress {
       this.#sentBytes -= a.sent;
       a.sent = 0;
     }
+    this.#clock.restart(path);
     this.#above(`retrying ${path} (attempt ${attempt}): ${reason}`);
   }
-  finish(path: string): void {
+  finish(path: string, how: "uploaded" | "deduplicated"): void {
     this.#active.delete(path);
     this.#donePaths++;
+    const { rate } = this.#clock.stop(path);
+    this.#above(`✅ ${path} (${how === "deduplicated" ? "deduplicated" : rate})`);
+  }
+  skip(path: string): void {
+    this.#above(`✅ ${path} (skipped (upstream))`);
   }
   fail(path: string, message: string): void {
     const a = this.#active.get(path);
     if (a) this.#sentBytes -= a.sent;
     this.#active.delete(path);
     this.#donePaths++;
-    this.#above(`failed ${path}: ${message}`);
+    this.#clock.stop(path);
+    this.#above(`❌ ${path}: ${message}`);
   }
   end(): void {
     if (this.#timer) clearInterval(this.#timer);

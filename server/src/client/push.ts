@@ -29,6 +29,8 @@ export interface PushPlan {
   alreadyCached: number;
   upstreamSkipped: number;
   upstreamKeysSeen: Set<string>;
+  /** Each path left out as signed by an upstream key, with that key's name. */
+  upstreamSkippedPaths: { path: string; key: string }[];
 }
 
 export interface PushSummary {
@@ -84,9 +86,13 @@ export async function planPush(api: Api, cache: string, cfg: CacheConfig, infos:
   }
   const upstream = new Set(opts.ignoreUpstreamFilter ? [] : (cfg.upstream_cache_key_names ?? []));
   const upstreamKeysSeen = new Set<string>();
+  const upstreamSkippedPaths: { path: string; key: string }[] = [];
   const candidates = infos.filter((i) => {
     const key = i.signatures.map((s) => s.slice(0, s.indexOf(":"))).find((k) => upstream.has(k));
-    if (key !== undefined) upstreamKeysSeen.add(key);
+    if (key !== undefined) {
+      upstreamKeysSeen.add(key);
+      upstreamSkippedPaths.push({ path: i.path, key });
+    }
     return key === undefined;
   });
   let missing = new Set<string>();
@@ -106,6 +112,7 @@ export async function planPush(api: Api, cache: string, cfg: CacheConfig, infos:
     alreadyCached: candidates.length - upload.length,
     upstreamSkipped: infos.length - candidates.length,
     upstreamKeysSeen,
+    upstreamSkippedPaths,
   };
 }
 
@@ -176,6 +183,7 @@ export async function runUploads(api: Api, cache: string, plan: PushPlan, opts: 
   const started = Date.now();
   const summary: PushSummary = { uploaded: 0, deduplicated: 0, failed: 0, bytes: 0, seconds: 0 };
   progress.begin(plan.upload.length, plan.upload.reduce((n, p) => n + p.narSize, 0));
+  for (const s of plan.upstreamSkippedPaths) progress.skip(s.path, `signed by upstream key ${s.key}`);
   let next = 0;
   const worker = async () => {
     for (;;) {

@@ -34,7 +34,7 @@ export function registerPathDelete(app: FastifyInstance, ctx: AppContext): void 
         if (by.length > 0) {
           throw new ServerError(
             "Conflict",
-            `${found.object.store_path} is referenced by ${by.join(", ")}${by.length === 10 ? " (and maybe more)" : ""} in cache "${cache.name}"; delete those first or pass force=true`,
+            `${found.object.store_path} is referenced by ${by.join(", ")}${by.length === 10 ? " (and maybe more)" : ""} in cache "${cache.name}"; delete those first, or delete it anyway with larder delete --force (force=true in the API)`,
           );
         }
       }
