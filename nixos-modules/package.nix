@@ -11,6 +11,8 @@
 , nodejs_24
 , makeWrapper
 , autoPatchelfHook
+, xz
+, bzip2
 }:
 let
   root = ../.;
@@ -87,8 +89,10 @@ buildNpmPackage {
     done
 
     for bin in larderd larder; do
+      # larderd decodes xz and bzip2 uploads with these programs (server/src/ingest/process-codec.ts).
       makeWrapper ${nodejs_24}/bin/node "$out/bin/$bin" \
         --add-flags "$app/bin/$bin.js" \
+        --prefix PATH : ${lib.makeBinPath [ xz bzip2 ]} \
         --set-default NODE_ENV production
     done
 

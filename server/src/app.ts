@@ -3,11 +3,16 @@
  * and the route table. No environment, files or process state are read here.
  */
 import { randomBytes } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type onResponseHookHandler } from "fastify";
 import type { AppContext } from "./context.ts";
 import { errorBody, ServerError, type ErrorKind } from "./errors.ts";
 import { registerRoutes } from "./routes/index.ts";
 import { DatabaseUnavailableError } from "./db/errors.ts";
+import { caller } from "./http/caller.ts";
+import { unauthorized } from "./http/cache-access.ts";
+import { bodyIdleTimeout, hasBody } from "./http/timeouts.ts";
+import { settleUnreadBody } from "./http/unread-body.ts";
 
 // Request ids: a random prefix per process and a counter, unique across api-servers without
 // a random UUID per request (the hot path's requests are tens of microseconds).
@@ -28,12 +33,19 @@ function responseRecorder(ctx: AppContext, route: string) {
   };
 }
 
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** The handler checks the caller's permission before it reads a byte of the body. */
+    authorizesBeforeBody?: boolean;
+  }
+}
+
 export function buildApp(ctx: AppContext): FastifyInstance {
   // The pino instance's type is wider than Fastify's base logger; the app only uses the base.
   const app = Fastify({
     loggerInstance: ctx.log,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "reqId" }),
-    genReqId: (req) => {
+    genReqId: (req: IncomingMessage) => {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && /^[\w.-]{1,64}$/.test(given) ? given : `${ID_PREFIX}-${(++requestCount).toString(36)}`;
     },
@@ -41,9 +53,13 @@ export function buildApp(ctx: AppContext): FastifyInstance {
     // Nix sends encoded-looking characters (":" "!" in realisations); keep params raw.
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 512 },
     forceCloseConnections: true,
-    keepAliveTimeout: 75_000,
+    keepAliveTimeout: ctx.config.timeouts.keepAliveMs,
+    // No limit on a whole request: a big NAR upload may take hours. Slow or stalled clients are
+    // cut off by the header timeout and the body idle timeout (bodyIdleTimeout below) instead.
     requestTimeout: 0,
-  }) as unknown as FastifyInstance;
+    // headersTimeout is enforced by a sweep every connectionsCheckingInterval.
+    http: { headersTimeout: ctx.config.timeouts.headersMs, connectionsCheckingInterval: Math.min(5000, ctx.config.timeouts.headersMs || 5000) },
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
   app.decorateRequest("larderCaller", null);
 
@@ -65,6 +81,28 @@ export function buildApp(ctx: AppContext): FastifyInstance {
     if (host === undefined || host === "") return done(new ServerError("RequestError", "General request error: Missing Host header."));
     if (allowedHosts.length > 0 && !allowedHosts.includes(host)) return done(new ServerError("RequestError", "General request error: Bad Host."));
     done();
+  });
+
+  // Nobody may make the server read a body before showing a valid token: every route that takes a
+  // body writes something, and anonymous callers can write nothing. Checked before parsing, so an
+  // anonymous JSON body is never buffered and an anonymous attic preamble never read. Routes that
+  // check the caller's permission on the cache before reading (`authorizesBeforeBody`) answer
+  // for themselves, with attic's and Nix's statuses.
+  app.addHook("preParsing", (req, _reply, payload, done) => {
+    if (!hasBody(req.raw) || req.routeOptions.config.authorizesBeforeBody === true) return done(null, payload);
+    caller(ctx, req).then(
+      (c) => (c.claims === undefined ? done(unauthorized(c)) : done(null, payload)),
+      (e: unknown) => done(e as Error),
+    );
+  });
+  app.addHook("onRequest", (req, reply, done) => {
+    if (hasBody(req.raw)) bodyIdleTimeout(req.raw, reply.raw, ctx.config.timeouts.bodyIdleMs);
+    done();
+  });
+  // A body left unread must not leave its connection stuck (http/unread-body.ts).
+  app.addHook("onSend", (req, reply, payload, done) => {
+    if (!req.raw.complete && settleUnreadBody(req.raw, reply.raw)) reply.header("connection", "close");
+    done(null, payload);
   });
 
   // Each route gets its own recorder with its URL pattern bound, instead of a global hook asking
@@ -97,15 +135,11 @@ export function buildApp(ctx: AppContext): FastifyInstance {
       ctx.metrics.backendErrors.inc({ backend: /storage|s3|bucket|ENOSPC|EIO/i.test(String(err.message)) ? "storage" : "database" });
     }
     const body = errorBody(kind, message);
-    if (body.code >= 500) req.log.error({ err }, "request failed");
+    if (err instanceof ServerError && err.backend !== undefined) ctx.metrics.backendErrors.inc({ backend: err.backend });
+    if (err instanceof ServerError && err.clientGone) req.log.info({ url: req.url }, "client closed the connection during the request");
+    else if (body.code >= 500) req.log.error({ err: err instanceof ServerError && err.cause !== undefined ? err.cause : err, reason: err.message }, "request failed");
     else if (kind === "Unauthorized" || kind === "AccessError") req.log.info({ reason: message, url: req.url }, "access denied");
     if (reply.sent) return;
-    // An error answered before the body was read: discard the rest and do not reuse the
-    // connection, so the next request on it is never parsed out of leftover body bytes.
-    if (!req.raw.complete && !req.raw.destroyed) {
-      req.raw.resume();
-      reply.header("connection", "close");
-    }
     if (req.is404) reply.raw.once("finish", () => recordUnmatched(req, reply));
     void reply.code(body.code).header("content-type", "application/json; charset=utf-8").send(body);
   });

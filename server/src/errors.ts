@@ -18,7 +18,8 @@ export type ErrorKind =
   | "Conflict"
   | "MethodNotAllowed"
   | "InternalServerError"
-  | "ServiceUnavailable";
+  | "ServiceUnavailable"
+  | "InsufficientStorage";
 
 export function httpStatus(kind: ErrorKind): number {
   switch (kind) {
@@ -46,6 +47,8 @@ export function httpStatus(kind: ErrorKind): number {
       return 500;
     case "ServiceUnavailable":
       return 503;
+    case "InsufficientStorage":
+      return 507;
     default: {
       const unreachable: never = kind;
       return unreachable;
@@ -69,13 +72,26 @@ const DEFAULT_MESSAGES: Record<ErrorKind, string> = {
   MethodNotAllowed: "Method not allowed.",
   InternalServerError: "The server encountered an internal error or misconfiguration.",
   ServiceUnavailable: "The service is temporarily unavailable.",
+  InsufficientStorage: "The server has no room to store the upload right now; retry later.",
 };
+
+export interface ServerErrorOptions {
+  /** A failure of this backend: counted in larder_backend_errors_total and logged with `cause`. */
+  backend?: "storage" | "database";
+  /** The request ended because the client went away: nobody reads the answer, nothing failed here. */
+  clientGone?: boolean;
+  cause?: unknown;
+}
 
 export class ServerError extends Error {
   readonly kind: ErrorKind;
-  constructor(kind: ErrorKind, message?: string) {
-    super(message ?? DEFAULT_MESSAGES[kind]);
+  readonly backend: ServerErrorOptions["backend"];
+  readonly clientGone: boolean;
+  constructor(kind: ErrorKind, message?: string, opts: ServerErrorOptions = {}) {
+    super(message ?? DEFAULT_MESSAGES[kind], opts.cause === undefined ? undefined : { cause: opts.cause });
     this.kind = kind;
+    this.backend = opts.backend;
+    this.clientGone = opts.clientGone ?? false;
   }
   get status(): number {
     return httpStatus(this.kind);

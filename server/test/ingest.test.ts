@@ -206,10 +206,13 @@ describe("commitNar", () => {
       const first = await ingestNar(nar);
       expect("bytes" in first.content).toBe(size < SMALL_UPLOAD_BYTES);
       const linked: number[] = [];
-      const committed = await commitNar(db, storage, first, async (tx, row) => {
-        expect(tx.kysely.isTransaction).toBe(true);
-        await stageNar(tx, cacheId, "upload-1", first.upload.size, row.id);
-        linked.push(row.id);
+      const committed = await commitNar(db, storage, first, {
+        cacheId,
+        link: async (tx, row) => {
+          expect(tx.kysely.isTransaction).toBe(true);
+          await stageNar(tx, cacheId, "upload-1", first.upload.size, row.id);
+          linked.push(row.id);
+        },
       });
       expect(committed.deduplicated).toBe(false);
       expect(linked).toEqual([committed.nar.id]);
@@ -220,7 +223,7 @@ describe("commitNar", () => {
       expect(await db.kysely.selectFrom("storage_journal").selectAll().execute()).toEqual([]);
 
       // The same NAR again: nothing stored, the existing row linked.
-      const again = await commitNar(db, storage, await ingestNar(nar), (tx, row) => stageNar(tx, cacheId, "upload-2", 1, row.id));
+      const again = await commitNar(db, storage, await ingestNar(nar), { cacheId, link: (tx, row) => stageNar(tx, cacheId, "upload-2", 1, row.id) });
       expect(again).toMatchObject({ deduplicated: true, nar: { id: committed.nar.id } });
       const staged = await db.kysely.selectFrom("staged_nar").select(["upload_file_hash", "nar_id"]).where("cache_id", "=", cacheId).orderBy("upload_file_hash").execute();
       expect(staged).toEqual([
@@ -231,15 +234,28 @@ describe("commitNar", () => {
     });
   }
 
-  it("a link that fails rolls back the NAR row and leaves the stored bytes to the journal (for GC)", async () => {
+  it("a link that fails rolls back the NAR row and removes the stored bytes and their journal entry", async () => {
+    const cacheId = await cache("linkfails");
     const nar = narOfFile(letters(3000));
     const ing = await ingestNar(nar);
-    await expect(commitNar(db, storage, ing, () => Promise.reject(new Error("link failed")))).rejects.toThrow("link failed");
+    await expect(commitNar(db, storage, ing, { cacheId, link: () => Promise.reject(new Error("link failed")) })).rejects.toThrow("link failed");
     expect(await db.kysely.selectFrom("nar").selectAll().where("nar_hash", "=", sha256(nar)).execute()).toEqual([]);
-    const journal = await db.kysely.selectFrom("storage_journal").selectAll().execute();
-    expect(journal).toHaveLength(1);
-    expect(journal[0]).toMatchObject({ kind: "upload" });
-    expect(await storage.head(journal[0]!.storage_key)).not.toBeNull();
-    await db.kysely.deleteFrom("storage_journal").execute();
+    expect(await db.kysely.selectFrom("storage_journal").selectAll().execute()).toEqual([]);
+    let stored = 0;
+    for await (const _ of storage.list("nar/")) stored++;
+    // Every stored object is one a NAR row names.
+    expect(stored).toBe((await db.kysely.selectFrom("nar").select("id").execute()).length);
+  });
+
+  it("a cache destroyed before the link answers NoSuchCache and stores nothing", async () => {
+    const cacheId = await cache("destroyed");
+    await db.kysely.deleteFrom("cache").where("id", "=", cacheId).execute();
+    const nar = narOfFile(letters(SMALL_UPLOAD_BYTES + 4000));
+    const err = await commitNar(db, storage, await ingestNar(nar), { cacheId, link: (tx, row) => stageNar(tx, cacheId, "x", 1, row.id) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ServerError);
+    expect((err as ServerError).kind).toBe("NoSuchCache");
+    expect(await db.kysely.selectFrom("nar").selectAll().where("nar_hash", "=", sha256(nar)).execute()).toEqual([]);
+    expect(await db.kysely.selectFrom("storage_journal").selectAll().execute()).toEqual([]);
+    expect(await readdir(spoolDir)).toEqual([]);
   });
 });

@@ -33,6 +33,9 @@ export interface Config {
   substituterEndpoint?: string;
   softDeleteCaches: boolean;
   maxNarInfoSize: number;
+  /** Largest uncompressed NAR accepted on upload. */
+  maxNarSize: number;
+  timeouts: { headersMs: number; bodyIdleMs: number; keepAliveMs: number };
   /** Milliseconds a rendered narinfo answer may be served from memory. */
   narInfoCacheTtlMs: number;
   spoolDir: string;
@@ -305,6 +308,12 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
     ...(p["substituter-endpoint"] !== undefined && { substituterEndpoint: p["substituter-endpoint"] }),
     softDeleteCaches: p["soft-delete-caches"],
     maxNarInfoSize: p["max-nar-info-size"],
+    maxNarSize: p["max-nar-size"],
+    timeouts: {
+      headersMs: p.timeouts.headers * 1000,
+      bodyIdleMs: p.timeouts["body-idle"] * 1000,
+      keepAliveMs: p.timeouts["keep-alive"] * 1000,
+    },
     narInfoCacheTtlMs: p["narinfo-cache-ttl"] * 1000,
     spoolDir: p["spool-dir"] ?? (storage.type === "local" ? join(dirname(storage.path), "spool") : join(tmpdir(), "larder-spool")),
     databaseUrl: database.url,

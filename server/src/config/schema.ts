@@ -87,6 +87,13 @@ export const configSchema = z.strictObject({
   "narinfo-cache-ttl": duration("How long a rendered narinfo answer (hit or miss) is served from memory; writes through the same process are seen at once, other processes' within this time; \"0s\" turns the cache off.", "1s"),
   "max-nar-info-size": z.number().int().positive().default(1_048_576)
     .describe("Largest narinfo or attic upload preamble accepted, in bytes."),
+  "max-nar-size": z.number().int().positive().default(64 * 1024 ** 3)
+    .describe("Largest NAR (uncompressed) accepted on upload, in bytes; bigger ones get 413 and decompression stops at the limit. Default 64 GiB."),
+  timeouts: z.strictObject({
+    headers: duration("Time a client has to send a request's line and headers; slower connections are closed.", "30s"),
+    "body-idle": duration("Longest pause while a request body is arriving; a connection that sends nothing for this long is closed.", "60s"),
+    "keep-alive": duration("How long an idle keep-alive connection stays open between requests.", "75s"),
+  }).prefault({}).describe("Connection timeouts, so clients that stop sending cannot hold connections and memory."),
   database: z.strictObject({
     url: z.string().optional().describe("sqlite://PATH or postgres://…. Env LARDER_SERVER_DATABASE_URL (or ATTIC_SERVER_DATABASE_URL) is used only when neither url nor url-file is set, as in attic."),
     "url-file": secretFile("url", "LARDER_SERVER_DATABASE_URL"),

@@ -20,6 +20,16 @@ export async function getCache(db: Db, name: string): Promise<CacheRow | undefin
   return db.kysely.selectFrom("cache").selectAll().where("name", "=", name).where("deleted_at", "is", null).executeTakeFirst();
 }
 
+/**
+ * Inside a transaction that writes to cache `id`: true if the cache still exists, and it stays
+ * so until the transaction ends (on PostgreSQL a destroy waits for it; SQLite has one writer).
+ */
+export async function holdLiveCache(tx: Db, id: number): Promise<boolean> {
+  let q = tx.kysely.selectFrom("cache").select("id").where("id", "=", id).where("deleted_at", "is", null);
+  if (tx.dialect === "postgres") q = q.forShare();
+  return (await q.executeTakeFirst()) !== undefined;
+}
+
 export async function listCaches(db: Db): Promise<CacheRow[]> {
   return db.kysely.selectFrom("cache").selectAll().where("deleted_at", "is", null).orderBy("name").execute();
 }

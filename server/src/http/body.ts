@@ -1,6 +1,15 @@
 /** Small request bodies (narinfos, JSON preambles), read with a hard limit. */
+import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import { ServerError } from "../errors.ts";
+
+/** A 413 before reading a byte when the request's Content-Length already exceeds `limit`. */
+export function refuseDeclaredLength(req: IncomingMessage, limit: number, what: string): void {
+  const declared = req.headers["content-length"];
+  if (declared !== undefined && Number(declared) > limit) {
+    throw new ServerError("PayloadTooLarge", `The ${what} (Content-Length ${declared}) is larger than the limit of ${limit} bytes.`);
+  }
+}
 
 /**
  * Reads the whole body if it fits in `limit` bytes. Uses events rather than `for await`: leaving

@@ -1,14 +1,22 @@
 /**
- * Stream codecs for NAR compression. zstd and brotli come from node:zlib (Node ≥ 22.15), xz from
- * lzma-native (prebuilt inside the npm package), bzip2 decoding from unbzip2-stream (Nix's
- * default before xz, still accepted on upload).
+ * Stream codecs for NAR compression. zstd, brotli and gzip come from node:zlib (Node ≥ 22.15),
+ * whose streams decode on the thread pool and stop at backpressure. Uploads in xz (Nix's
+ * default) and bzip2 (Nix's default before xz) are decoded by the `xz` and `bzip2` programs
+ * (process-codec.ts: lzma-native and unbzip2-stream buffer whole NARs); compressing to a stored
+ * xz uses lzma-native, whose output is never larger than the chunk it was given.
  */
 import { PassThrough, type Duplex } from "node:stream";
 import zlib from "node:zlib";
 import lzma from "lzma-native";
-import unbzip2 from "unbzip2-stream";
 import { ServerError } from "../errors.ts";
 import type { StoredCompression } from "../config/load.ts";
+import { ProcessDecompressor } from "./process-codec.ts";
+
+/**
+ * xz's dictionary is allocated by the decoder at the size the stream's header asks for; `xz -9`
+ * needs 65 MiB, so twice that admits every preset and refuses a header that asks for gigabytes.
+ */
+export const XZ_MEMLIMIT = "128MiB";
 
 /** Compressions a client may upload in, by Nix's narinfo name. */
 export type UploadCompression = "none" | "xz" | "zstd" | "br" | "bzip2" | "gzip";
@@ -30,9 +38,9 @@ export function decompressor(c: UploadCompression): Duplex {
     case "gzip":
       return zlib.createGunzip();
     case "xz":
-      return lzma.createDecompressor() as unknown as Duplex;
+      return new ProcessDecompressor("xz", ["--decompress", "--stdout", "--quiet", `--memlimit-decompress=${XZ_MEMLIMIT}`]);
     case "bzip2":
-      return unbzip2() as unknown as Duplex;
+      return new ProcessDecompressor("bzip2", ["--decompress", "--stdout", "--quiet"]);
     default: {
       const never: never = c;
       throw new ServerError("InvalidCompressionType", `Unsupported compression "${String(never)}"`);

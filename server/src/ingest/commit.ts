@@ -12,6 +12,9 @@ import type { Db } from "../db/connect.ts";
 import { findNarByHash, insertNar, type NarRow } from "../db/nars.ts";
 import { saveListing } from "../db/listings.ts";
 import { compressListing } from "../listing-store.ts";
+import { holdLiveCache } from "../db/caches.ts";
+import { ServerError } from "../errors.ts";
+import { storageFailure } from "./failures.ts";
 import { encodeNixBase32 } from "../nix/base32.ts";
 import { storeFile } from "../storage/file.ts";
 import type { Storage } from "../storage/types.ts";
@@ -33,11 +36,28 @@ export function narStorageKey(narHash: Buffer, ext: string): string {
   return `nar/${h.slice(0, 2)}/${h}-${randomBytes(4).toString("hex")}${ext}`;
 }
 
-/** Writes what refers to the NAR, inside the transaction `tx` that makes or refreshes its row. */
-export type LinkNar = (tx: Db, nar: NarRow) => Promise<void>;
+/**
+ * Writes what refers to the NAR, inside the transaction `tx` that makes or refreshes its row;
+ * `existing` says the NAR was stored before this upload.
+ */
+export type LinkNar = (tx: Db, nar: NarRow, existing: boolean) => Promise<void>;
 
-export async function commitNar(db: Db, storage: Storage, ing: Ingested, link?: LinkNar, now = Date.now()): Promise<Committed> {
+/** What the NAR is committed for: the cache it is linked into (which may be destroyed meanwhile) and how. */
+export interface CommitTarget {
+  cacheId: number;
+  link: LinkNar;
+}
+
+export const cacheGone = () => new ServerError("NoSuchCache", "The cache was destroyed during the upload; nothing was stored.");
+
+export async function commitNar(db: Db, storage: Storage, ing: Ingested, target?: CommitTarget, now = Date.now()): Promise<Committed> {
   const inTx = <T>(fn: (tx: Db) => Promise<T>): Promise<T> => db.kysely.transaction().execute((trx) => fn({ ...db, kysely: trx }));
+  const link: LinkNar | undefined = target
+    ? async (tx, nar, existing) => {
+        if (!(await holdLiveCache(tx, target.cacheId))) throw cacheGone();
+        await target.link(tx, nar, existing);
+      }
+    : undefined;
   try {
     const narHashHex = ing.nar.sha256.toString("hex");
     const listing = await compressListing(ing.listing);
@@ -49,7 +69,7 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, link?: 
         if (!(await touchNar(tx, existing.id, now))) return false;
         // A NAR stored before listings existed gets its listing now, at no extra read.
         await saveListing(tx, existing.id, listing, now);
-        await link?.(tx, existing);
+        await link?.(tx, existing, true);
         return true;
       });
       if (linked) return { nar: existing, deduplicated: true };
@@ -57,13 +77,19 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, link?: 
     const key = narStorageKey(ing.nar.sha256, storedExtension(ing.compression));
     // Journal first: bytes that reach storage but never get a row (a crash) are found and removed by GC.
     await db.kysely.insertInto("storage_journal").values({ storage_key: key, kind: "upload", created_at: now }).execute();
-    const stored =
-      "bytes" in ing.content
-        ? await storage.put(key, Readable.from([ing.content.bytes], { objectMode: false }))
-        : await storeFile(storage, key, ing.content.spoolPath);
+    let stored;
+    try {
+      stored =
+        "bytes" in ing.content
+          ? await storage.put(key, Readable.from([ing.content.bytes], { objectMode: false }))
+          : await storeFile(storage, key, ing.content.spoolPath);
+    } catch (e) {
+      await forget(db, storage, key);
+      throw storageFailure(e, "storage");
+    }
     if (stored.size !== ing.file.size) {
-      await storage.delete(key);
-      throw new Error(`storage wrote ${stored.size} bytes for ${key}, expected ${ing.file.size}`);
+      await forget(db, storage, key);
+      throw storageFailure(new Error(`storage wrote ${stored.size} bytes for ${key}, expected ${ing.file.size}`), "storage");
     }
     const { row, inserted } = await inTx(async (tx) => {
       const result = await insertNar(tx, {
@@ -79,8 +105,12 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, link?: 
       // A concurrent upload of the same NAR won the insert: link to its row, keep it from GC.
       else await touchNar(tx, result.row.id, now);
       await saveListing(tx, result.row.id, listing, now);
-      await link?.(tx, result.row);
+      await link?.(tx, result.row, !result.inserted);
       return result;
+    }).catch(async (e: unknown) => {
+      // Nothing refers to the stored bytes: remove them now rather than leave them to GC.
+      await forget(db, storage, key);
+      throw e;
     });
     if (!inserted) {
       // Ours is a redundant copy; its journal entry goes with it.
@@ -90,6 +120,16 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, link?: 
     return { nar: row, deduplicated: !inserted };
   } finally {
     await discardIngested(ing);
+  }
+}
+
+/** Best effort: a failure here leaves the journal entry, and GC removes the object later. */
+async function forget(db: Db, storage: Storage, key: string): Promise<void> {
+  try {
+    await storage.delete(key);
+    await db.kysely.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
+  } catch {
+    // GC's journal sweep finishes the job.
   }
 }
 

@@ -10,7 +10,7 @@ import { createHash, randomBytes, type Hash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform, Writable, type Duplex, type Readable, type TransformCallback } from "node:stream";
+import { Transform, Writable, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
@@ -21,6 +21,8 @@ import { NarListing } from "../nix/nar-listing.ts";
 import { NixFormatError } from "../nix/errors.ts";
 import type { StoredCompression } from "../config/load.ts";
 import { compressor, decompressor, type UploadCompression } from "./codecs.ts";
+import { DecodeError } from "./process-codec.ts";
+import { clientGone, isStorageFailure, storageFailure } from "./failures.ts";
 
 /**
  * Uploads up to this size (as sent) whose NAR is at most SMALL_NAR_BYTES are handled in memory:
@@ -30,6 +32,14 @@ import { compressor, decompressor, type UploadCompression } from "./codecs.ts";
  */
 export const SMALL_UPLOAD_BYTES = 256 * 1024;
 export const SMALL_NAR_BYTES = 1024 * 1024;
+
+/**
+ * The most compressed bytes a NAR of `maxNarBytes` can arrive as: incompressible data grows a
+ * little in every format (block headers), never by more than this.
+ */
+export function maxUploadFor(maxNarBytes: number): number {
+  return maxNarBytes + Math.ceil(maxNarBytes / 64) + 65536;
+}
 
 export interface Digest {
   sha256: Buffer;
@@ -68,6 +78,8 @@ export interface IngestOptions {
   spoolDir: string;
   /** Stop reading an upload larger than this (compressed) many bytes. */
   maxUploadBytes?: number;
+  /** Stop decompressing a NAR larger than this many bytes (max-nar-size). */
+  maxNarBytes?: number;
   /** Largest upload handled in memory (default SMALL_UPLOAD_BYTES; 0 streams everything). */
   inMemoryBelow?: number;
 }
@@ -78,15 +90,17 @@ class Tap extends Transform {
   size = 0;
   readonly #limit: number;
   readonly #onChunk: ((c: Buffer) => void) | undefined;
-  constructor(limit = Number.POSITIVE_INFINITY, onChunk?: (c: Buffer) => void) {
+  readonly #tooLarge: (limit: number) => ServerError;
+  constructor(limit = Number.POSITIVE_INFINITY, onChunk?: (c: Buffer) => void, over = tooLarge) {
     super({ highWaterMark: 1 << 20 });
     this.#limit = limit;
     this.#onChunk = onChunk;
+    this.#tooLarge = over;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.size += chunk.length;
     if (this.size > this.#limit) {
-      cb(tooLarge(this.#limit));
+      cb(this.#tooLarge(this.#limit));
       return;
     }
     this.hash.update(chunk);
@@ -110,22 +124,38 @@ class Sink extends Writable {
   }
 }
 
-function narError(e: unknown, decodeErrors: WeakSet<object>): unknown {
+/**
+ * Which part of an ingest failed first. A failing stream in a pipeline destroys the others with
+ * the same error object, so only the first stream to emit an error is where it came from: a full
+ * spool disk must not read as bytes that do not decompress.
+ */
+class FailureOrigin {
+  readonly #origin = new WeakMap<object, "body" | "decode" | "spool">();
+  watch<S extends NodeJS.EventEmitter>(stream: S, origin: "body" | "decode" | "spool"): S {
+    stream.on("error", (e: unknown) => {
+      if (typeof e === "object" && e !== null && !this.#origin.has(e)) this.#origin.set(e, origin);
+    });
+    return stream;
+  }
+  of(e: unknown): "body" | "decode" | "spool" | undefined {
+    return typeof e === "object" && e !== null ? this.#origin.get(e) : undefined;
+  }
+}
+
+function ingestError(e: unknown, origin: FailureOrigin): unknown {
   if (e instanceof NixFormatError) return badRequest(`the upload is not a valid NAR: ${e.message}`);
   if (e instanceof ServerError) return e;
+  const from = origin.of(e);
+  if (from === "spool" || isStorageFailure(e)) return storageFailure(e, "spool");
+  if (from === "body") return clientGone();
   // Whatever the decompressor rejects is bytes that are not in the compression the client named.
-  if (typeof e === "object" && e !== null && decodeErrors.has(e)) {
-    return badRequest(`the upload does not decompress: ${(e as Error).message}`);
-  }
+  if (from === "decode" || e instanceof DecodeError) return badRequest(`the upload does not decompress: ${(e as Error).message}`);
   return e;
 }
 
-function decoding(d: Duplex, decodeErrors: WeakSet<object>): Duplex {
-  d.on("error", (e) => decodeErrors.add(e));
-  return d;
-}
-
 const tooLarge = (limit: number) => new ServerError("PayloadTooLarge", `The upload exceeds the limit of ${limit} bytes.`);
+const narTooLarge = (limit: number) =>
+  new ServerError("PayloadTooLarge", `The NAR exceeds the server's max-nar-size of ${limit} bytes (uncompressed).`);
 
 // Decompressors with a one-shot form; the others (xz, bzip2) always stream.
 const decompressSync: Partial<Record<UploadCompression, (b: Buffer, o: zlib.ZlibOptions & zlib.ZstdOptions) => Buffer>> = {
@@ -162,7 +192,7 @@ async function ingestSmall(upload: Buffer, opts: IngestOptions): Promise<Ingeste
   if (opts.maxUploadBytes !== undefined && upload.length > opts.maxUploadBytes) throw tooLarge(opts.maxUploadBytes);
   let nar: Buffer;
   try {
-    nar = decompress(upload, { maxOutputLength: SMALL_NAR_BYTES });
+    nar = decompress(upload, { maxOutputLength: Math.min(SMALL_NAR_BYTES, opts.maxNarBytes ?? SMALL_NAR_BYTES) });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") return undefined;
     throw badRequest(`the upload does not decompress: ${(e as Error).message}`);
@@ -173,7 +203,7 @@ async function ingestSmall(upload: Buffer, opts: IngestOptions): Promise<Ingeste
     parser.push(nar);
     parser.end();
   } catch (e) {
-    throw narError(e, new WeakSet());
+    throw ingestError(e, new FailureOrigin());
   }
   const bytes = keepAsSent ? upload : await compressSmall(nar, opts.stored);
   if (bytes === undefined) return undefined;
@@ -208,13 +238,15 @@ async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
   const listing = new NarListing();
   const parser = new NarParser(listing);
   const uploadTap = new Tap(opts.maxUploadBytes);
-  const narTap = new Tap(undefined, (c) => parser.push(c));
+  const narTap = new Tap(opts.maxNarBytes, (c) => parser.push(c), narTooLarge);
   const keepAsSent = opts.input === opts.stored.type;
-  const decodeErrors = new WeakSet<object>();
+  const origin = new FailureOrigin();
+  origin.watch(opts.body, "body");
+  const spool = origin.watch(createWriteStream(spoolPath, { highWaterMark: 1 << 20 }), "spool");
   try {
     if (keepAsSent) {
       // Two branches read the same upload: the spool gets the bytes, the decompressor proves them.
-      const decomp = decoding(decompressor(opts.input), decodeErrors);
+      const decomp = origin.watch(decompressor(opts.input), "decode");
       const proving = pipeline(decomp, narTap, new Sink());
       const forward = new Transform({
         highWaterMark: 1 << 20,
@@ -227,7 +259,7 @@ async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
           cb();
         },
       });
-      const spooling = pipeline(opts.body, uploadTap, forward, createWriteStream(spoolPath, { highWaterMark: 1 << 20 }));
+      const spooling = pipeline(opts.body, uploadTap, forward, spool);
       // If either branch fails the other must not wait for data that never comes.
       spooling.catch((e) => decomp.destroy(e as Error));
       proving.catch((e) => forward.destroy(e as Error));
@@ -240,16 +272,16 @@ async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
     await pipeline(
       opts.body,
       uploadTap,
-      decoding(decompressor(opts.input), decodeErrors),
+      origin.watch(decompressor(opts.input), "decode"),
       narTap,
       compressor(opts.stored.type, opts.stored.level),
       fileTap,
-      createWriteStream(spoolPath, { highWaterMark: 1 << 20 }),
+      spool,
     );
     parser.end();
     return { upload: uploadTap.digest(), nar: narTap.digest(), file: fileTap.digest(), content: { spoolPath }, compression: opts.stored.type, listing: listing.result() };
   } catch (e) {
-    await removeSpool(spoolPath);
-    throw narError(e, decodeErrors);
+    await removeSpool(spoolPath).catch(() => {});
+    throw ingestError(e, origin);
   }
 }

@@ -11,20 +11,23 @@ import { badRequest, ServerError } from "../errors.ts";
 import { requireCache } from "../http/cache-access.ts";
 import { encodeNixBase32 } from "../nix/base32.ts";
 import { isUploadCompression } from "../ingest/codecs.ts";
-import { discardIngested, ingest } from "../ingest/pipeline.ts";
+import { discardIngested, ingest, maxUploadFor } from "../ingest/pipeline.ts";
 import { commitNar } from "../ingest/commit.ts";
+import { refuseDeclaredLength } from "../http/body.ts";
 import { stageNar } from "../db/nars.ts";
 import { narFileName } from "./paths.ts";
 import { peekHead } from "../http/peek.ts";
 import { compressionFromMagic } from "../nix/compression.ts";
 
 export function registerNarPut(app: FastifyInstance, ctx: AppContext, prefix = ""): void {
-  app.put<{ Params: { cache: string; file: string } }>(`${prefix}/:cache/nar/:file`, async (req, reply) => {
+  app.put<{ Params: { cache: string; file: string } }>(`${prefix}/:cache/nar/:file`, { config: { authorizesBeforeBody: true } }, async (req, reply) => {
     const name = narFileName(req.params.file);
     const { cache } = await requireCache(ctx, req, req.params.cache, "push");
     if (!isUploadCompression(name.compression)) {
       throw new ServerError("InvalidCompressionType", `Uploads in ${name.compression} are not supported; use compression=zstd, xz, br or none.`);
     }
+    const maxUploadBytes = maxUploadFor(ctx.config.maxNarSize);
+    refuseDeclaredLength(req.raw, maxUploadBytes, "upload");
     ctx.metrics.uploadsInFlight.inc();
     try {
       // Nix 2.8 names gzip NARs plain ".nar", like uncompressed ones: tell them apart by their bytes.
@@ -40,6 +43,8 @@ export function registerNarPut(app: FastifyInstance, ctx: AppContext, prefix = "
         input,
         stored: ctx.config.compression,
         spoolDir: ctx.spoolDir,
+        maxUploadBytes,
+        maxNarBytes: ctx.config.maxNarSize,
       });
       const received = encodeNixBase32(ingested.upload.sha256);
       if (received !== name.fileHash) {
@@ -48,7 +53,10 @@ export function registerNarPut(app: FastifyInstance, ctx: AppContext, prefix = "
           `the body's SHA-256 is ${received} but the URL names ${name.fileHash} (${ingested.upload.size} bytes received; a truncated upload?)`,
         );
       }
-      await commitNar(ctx.db, ctx.storage, ingested, (tx, nar) => stageNar(tx, cache.id, name.fileHash, ingested.upload.size, nar.id));
+      await commitNar(ctx.db, ctx.storage, ingested, {
+        cacheId: cache.id,
+        link: (tx, nar) => stageNar(tx, cache.id, name.fileHash, ingested.upload.size, nar.id),
+      });
       ctx.metrics.bytesIngested.inc({ protocol: "nix" }, ingested.nar.size);
       return reply.code(200).type("text/plain").send("");
     } finally {

@@ -52,7 +52,7 @@ function checkAgainstNar(info: NarInfo, nar: NarRow, fileHash: string, uploadSiz
 }
 
 export function registerNarInfoPut(app: FastifyInstance, ctx: AppContext, prefix = ""): void {
-  app.put<{ Params: { cache: string; file: string } }>(`${prefix}/:cache/:file`, async (req, reply) => {
+  app.put<{ Params: { cache: string; file: string } }>(`${prefix}/:cache/:file`, { config: { authorizesBeforeBody: true } }, async (req, reply) => {
     const hash = narInfoHash(req.params.file);
     const { cache, caller } = await requireCache(ctx, req, req.params.cache, "push");
     const text = (await readSmallBody(req.raw, ctx.config.maxNarInfoSize, "narinfo")).toString("utf8");

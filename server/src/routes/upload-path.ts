@@ -10,6 +10,8 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.ts";
 import { badRequest, ServerError } from "../errors.ts";
 import { requireCache } from "../http/cache-access.ts";
+import type { Caller } from "../http/caller.ts";
+import type { Db } from "../db/connect.ts";
 import { readPreamble } from "../http/preamble.ts";
 import { discardIngested, ingest, type Ingested } from "../ingest/pipeline.ts";
 import { commitNar } from "../ingest/commit.ts";
@@ -92,11 +94,28 @@ function checkInfo(info: UploadPathNarInfo, storeDir: string): CheckedInfo {
   return { narHash, references, deriver };
 }
 
+/** Whether `who` may pull from a cache that holds the NAR. */
+async function canReadNar(db: Db, who: Caller, narId: number): Promise<boolean> {
+  const holders = await db.kysely
+    .selectFrom("object")
+    .innerJoin("cache", "cache.id", "object.cache_id")
+    .select(["cache.name", "cache.is_public"])
+    .where("object.nar_id", "=", narId)
+    .where("cache.deleted_at", "is", null)
+    .distinct()
+    .limit(100)
+    .execute();
+  return holders.some((h) => Boolean(h.is_public) || who.permissionsFor(h.name).pull);
+}
+
 export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void {
   app.put("/_api/v1/upload-path", async (req, reply) => {
     const info = await readNarInfo(ctx, req);
     const { cache, caller } = await requireCache(ctx, req, info.cache, "push");
     const checked = checkInfo(info, cache.store_dir);
+    if (info.nar_size > ctx.config.maxNarSize) {
+      throw new ServerError("PayloadTooLarge", `nar_size ${info.nar_size} exceeds the server's max-nar-size of ${ctx.config.maxNarSize} bytes`);
+    }
     ctx.metrics.uploadsInFlight.inc();
     try {
       let ingested: Ingested;
@@ -134,14 +153,25 @@ export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void 
         uploadFileHash: null,
         createdBy: caller.claims?.sub ?? null,
       };
-      const { nar, deduplicated } = await commitNar(ctx.db, ctx.storage, ingested, (tx, stored) => upsertObject(tx, { ...object, narId: stored.id }));
+      const fileSize = ingested.file.size;
+      // Saying "Deduplicated" tells the pusher that these exact bytes were already stored. That
+      // is only news it may hear if it could already read a cache that held them (invariant 4);
+      // otherwise it gets the answer of a first upload, sizes included. Judged before this
+      // upload's own link, inside its transaction.
+      let visible = false;
+      const { nar, deduplicated } = await commitNar(ctx.db, ctx.storage, ingested, {
+        cacheId: cache.id,
+        link: async (tx, stored, existing) => {
+          if (existing) visible = await canReadNar(tx, caller, stored.id);
+          await upsertObject(tx, { ...object, narId: stored.id });
+        },
+      });
       ctx.narInfos.invalidate(cache.id, info.store_path_hash);
       ctx.metrics.bytesIngested.inc({ protocol: "attic" }, ingested.nar.size);
-      const body: UploadPathResult = {
-        kind: deduplicated ? "Deduplicated" : "Uploaded",
-        file_size: nar.file_size,
-        frac_deduplicated: deduplicated ? 1 : 0,
-      };
+      const body: UploadPathResult =
+        deduplicated && visible
+          ? { kind: "Deduplicated", file_size: nar.file_size, frac_deduplicated: 1 }
+          : { kind: "Uploaded", file_size: fileSize, frac_deduplicated: 0 };
       return reply.send(body);
     } finally {
       ctx.metrics.uploadsInFlight.dec();
