@@ -110,6 +110,12 @@ export interface DeploymentInput {
     readonly maxApiServers?: number;
     /** Default host.instanceType. */
     readonly instanceType?: string;
+    /**
+     * Minutes a new api server may take to boot before failed health checks replace it. Its first
+     * boot builds larder unless binaryCache has it; too short a grace replaces servers in a loop.
+     * Default 40 (20 with binaryCache).
+     */
+    readonly bootGraceMinutes?: number;
   };
   readonly storage?: {
     /** Deleted or overwritten cache objects stay recoverable (bucket versioning) this many days. Default 14. */
@@ -146,7 +152,13 @@ export interface Deployment {
   readonly acmeEmail: string | undefined;
   readonly scaleOut:
     | { readonly enabled: false }
-    | { readonly enabled: true; readonly apiServers: number; readonly maxApiServers: number; readonly instanceType: string };
+    | {
+        readonly enabled: true;
+        readonly apiServers: number;
+        readonly maxApiServers: number;
+        readonly instanceType: string;
+        readonly bootGraceMinutes: number;
+      };
   readonly storage: { readonly deletedObjectRetentionDays: number };
   readonly tags: Readonly<Record<string, string>>;
 }
@@ -359,7 +371,7 @@ export function parseDeployment(input: DeploymentInput): Deployment {
   if (dns.provider === "none" && dns.zone !== undefined) problems.add("dns.zone", "is only used with route53 or cloudflare");
 
   const scaleIn = input.scaleOut ?? { enabled: false };
-  checkKeys(problems, "scaleOut", scaleIn, ["enabled", "apiServers", "maxApiServers", "instanceType"]);
+  checkKeys(problems, "scaleOut", scaleIn, ["enabled", "apiServers", "maxApiServers", "instanceType", "bootGraceMinutes"]);
   let scaleOut: Deployment["scaleOut"] = { enabled: false };
   if (typeof scaleIn.enabled !== "boolean") problems.add("scaleOut.enabled", "must be true or false");
   if (scaleIn.enabled === true) {
@@ -373,7 +385,8 @@ export function parseDeployment(input: DeploymentInput): Deployment {
     if (dns.provider === "none") {
       problems.add("dns.provider", "scale-out needs route53 or cloudflare so the load balancer's certificate can be validated");
     }
-    scaleOut = { enabled: true, apiServers, maxApiServers, instanceType };
+    const bootGraceMinutes = integer(problems, "scaleOut.bootGraceMinutes", scaleIn.bootGraceMinutes ?? (input.binaryCache === undefined ? 40 : 20), 5, 120);
+    scaleOut = { enabled: true, apiServers, maxApiServers, instanceType, bootGraceMinutes };
   } else if (dns.domain !== undefined && (input.acmeEmail === undefined || !EMAIL.test(input.acmeEmail))) {
     problems.add("acmeEmail", "a single host serving dns.domain gets a Let's Encrypt certificate; give a contact address like ops@example.com");
   }

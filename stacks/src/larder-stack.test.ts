@@ -145,8 +145,13 @@ describe("health checks: ALB, nginx and larderd agree", () => {
     expect(hostProfile).toContain('services.nginx.virtualHosts.${cfg.domain}.default = lib.mkIf (cfg.tls == "load-balancer") true;');
   });
 
-  it("the group replaces servers only on the ALB's verdict after the first boot's grace period", () => {
-    expect(one(tf, "aws_autoscaling_group")).toMatchObject({ health_check_type: "ELB", health_check_grace_period: 1200 });
+  it("the group replaces servers only on the ALB's verdict, after a grace long enough for a first boot that builds larder", () => {
+    expect(one(tf, "aws_autoscaling_group")).toMatchObject({ health_check_type: "ELB", health_check_grace_period: 2400 });
+    const cached = synth((c) => {
+      c.scaleOut = { enabled: true };
+      c.binaryCache = { url: "https://cache.example.net/larder", publicKey: "larder:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" };
+    });
+    expect(one(cached, "aws_autoscaling_group")["health_check_grace_period"]).toBe(1200);
   });
 });
 

@@ -135,6 +135,7 @@ export class LarderStack extends TerraformStack {
         userData: nixos("api-server", domain, "load-balancer"),
         apiServers: deployment.scaleOut.apiServers,
         maxApiServers: deployment.scaleOut.maxApiServers,
+        bootGraceMinutes: deployment.scaleOut.bootGraceMinutes,
       });
       dns.pointAt({ kind: "load-balancer", dnsName: scaleOut.loadBalancer.dnsName, zoneId: scaleOut.loadBalancer.zoneId });
       // The collector serves no clients; it keeps the Elastic IP so ops scripts have one host to reach.

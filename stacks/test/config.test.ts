@@ -50,7 +50,7 @@ describe("parseDeployment", () => {
   it("fills in scale-out defaults", () => {
     const input = validInput();
     input.scaleOut = { enabled: true };
-    expect(parseDeployment(input as DeploymentInput).scaleOut).toEqual({ enabled: true, apiServers: 2, maxApiServers: 2, instanceType: "t4g.large" });
+    expect(parseDeployment(input as DeploymentInput).scaleOut).toEqual({ enabled: true, apiServers: 2, maxApiServers: 2, instanceType: "t4g.large", bootGraceMinutes: 40 });
   });
 });
 

@@ -22,11 +22,13 @@ describe("ScaleOut", () => {
       userData: 'mode = "api-server";',
       apiServers: 3,
       maxApiServers: 5,
+      bootGraceMinutes: 40,
     });
   });
 
   it("runs the api servers in an auto-scaling group of the configured size, checked by the load balancer", () => {
     expect(one(tf, "aws_autoscaling_group")).toMatchObject({ min_size: 3, desired_capacity: 3, max_size: 5, health_check_type: "ELB", vpc_zone_identifier: ["subnet-a", "subnet-b"] });
+    expect(one(tf, "aws_autoscaling_group")["health_check_grace_period"]).toBe(2400);
   });
 
   it("health-checks larder's liveness endpoint (not readiness) through each server's nginx", () => {

@@ -44,6 +44,8 @@ export interface ScaleOutProps {
   readonly userData: string;
   readonly apiServers: number;
   readonly maxApiServers: number;
+  /** How long a new server may boot (nixos-rebuild, maybe a build of larder) before checks count. */
+  readonly bootGraceMinutes: number;
 }
 
 export class ScaleOut extends Construct {
@@ -197,7 +199,7 @@ export class ScaleOut extends Construct {
       targetGroupArns: [targets.arn],
       healthCheckType: "ELB",
       // First boot runs nixos-rebuild, which takes minutes; don't kill servers still configuring.
-      healthCheckGracePeriod: 1200,
+      healthCheckGracePeriod: props.bootGraceMinutes * 60,
       launchTemplate: { id: template.id, version: Token.asString(template.latestVersion) },
       // A new configuration (a new template version) replaces servers a few at a time.
       instanceRefresh: { strategy: "Rolling", preferences: { minHealthyPercentage: 50 } },
