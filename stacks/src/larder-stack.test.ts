@@ -4,6 +4,7 @@ import { LarderStack, OUTPUT_NAMES } from "./larder-stack.ts";
 import { parseDeployment } from "./config.ts";
 import type { DeploymentInput } from "./config.ts";
 import type { TerraformJson } from "./policy.ts";
+import { checkPolicy } from "./policy.ts";
 import { all, one, validInput } from "../test/helpers.ts";
 import { HEALTH_CHECK_PATH } from "./constructs/scale-out.ts";
 import { readFileSync } from "node:fs";
@@ -210,5 +211,21 @@ describe("binary cache and source", () => {
     expect(userData(tf, "aws_instance")).toContain(`--secret-id "${arn}"`);
     const reads = all(tf, "aws_iam_policy_document", "data").flatMap((d) => (d["statement"] ?? []) as { sid?: string; resources: string[] }[]).find((s) => s.sid === "ReadServerSecrets");
     expect(reads?.resources).toContain(arn);
+  });
+});
+
+describe("every new option keeps every policy rule", () => {
+  it("pinned AMI, binary cache, flake source with a netrc, no-verify, alarm mail, scaled out or not", () => {
+    for (const scaleOut of [false, true]) {
+      const tf = synth((c) => {
+        c.amiId = "ami-0123456789abcdef0";
+        c.binaryCache = { url: "https://cache.example.net/larder", publicKey: "larder:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" };
+        c.larderSource = { flake: "github:me/larder/0123456789abcdef0123456789abcdef01234567", netrcSecretArn: "arn:aws:secretsmanager:eu-west-1:111122223333:secret:netrc-AbC" };
+        c.database = { tls: "no-verify" };
+        c.alarmEmail = "ops@example.net";
+        if (scaleOut) c.scaleOut = { enabled: true };
+      });
+      expect(checkPolicy(tf)).toEqual([]);
+    }
   });
 });
