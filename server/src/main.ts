@@ -143,7 +143,7 @@ program
   .action(async (name: string, opts: { config?: string; public: boolean; priority: string; storeDir: string; upstreamCacheKeyName?: string[] }) => {
     const config = await loadConfig(opts.config, env);
     const priority = Number(opts.priority);
-    if (!Number.isInteger(priority) || priority < 0) fail(`--priority must be a non-negative integer (got "${opts.priority}")`);
+    if (!/^-?\d+$/.test(opts.priority) || priority < -(2 ** 31) || priority > 2 ** 31 - 1) fail(`--priority must be a whole number (32-bit, may be negative; got "${opts.priority}")`);
     const pub = await createCacheCommand(config, { name, isPublic: opts.public, priority, storeDir: opts.storeDir, upstreamCacheKeyNames: opts.upstreamCacheKeyName ?? ["cache.nixos.org-1"] });
     process.stdout.write(`created cache "${name}"; its public key:\n${pub}\n`);
   });

@@ -112,6 +112,33 @@ describe("bad input", () => {
     await expectError(await put(`/c/${EMPTY}.narinfo`, "hello"), 400, "RequestError", /invalid narinfo/);
   });
 
+  it("refuses narinfo fields a narinfo could not carry: invalid CA, System, Sig (issue 13.6)", async () => {
+    expect((await put(`/c/nar/${empty.narName}`, empty.nar)).status).toBe(200);
+    const poisoned: [string, string, RegExp][] = [
+      ["CA: fixed:sha256:notahash", "CA", /content address "fixed:sha256:notahash"/],
+      ["CA: text:sha1:0000000000000000000000000000000000000000", "CA", /text content addresses use sha256/],
+      ["CA: fixed:r:sha256:1gji5n5wr0rilzyw6a4p4x7nqyvvy7jia2g4yyy6vc669s2ir8md trailing", "CA", /content address/],
+      ["CA: nonsense", "CA", /content address "nonsense"/],
+      ["System: x86_64 linux", "System", /System "x86_64 linux"/],
+      ["System: x86_64-linux\u0001", "System", /System/],
+      ["Sig: key:not base64!", "Sig", /Sig "key:not base64!"/],
+      ["Deriver: nothash-x.drv", "Deriver", /Deriver/],
+    ];
+    for (const [line, field, message] of poisoned) {
+      const text = `${empty.narinfo}${line.replace("\\u0001", "\u0001")}\n`;
+      await expectError(await put(`/c/${EMPTY}.narinfo`, text), 400, "RequestError", message);
+      expect(field).toBeTruthy();
+    }
+    expect((await get(`/c/${EMPTY}.narinfo`, push)).status).toBe(404);
+    // Valid ones of each are kept and served.
+    const good = `${empty.narinfo}System: x86_64-linux\nCA: fixed:r:sha256:1gji5n5wr0rilzyw6a4p4x7nqyvvy7jia2g4yyy6vc669s2ir8md\n`;
+    expect((await put(`/c/${EMPTY}.narinfo`, good)).status).toBe(200);
+    const served = await (await get(`/c/${EMPTY}.narinfo`, push)).text();
+    expect(served).toContain("System: x86_64-linux\n");
+    expect(served).toContain("CA: fixed:r:sha256:1gji5n5wr0rilzyw6a4p4x7nqyvvy7jia2g4yyy6vc669s2ir8md\n");
+    expect((await fetch(`${l.url}/_api/v1/cache/c/path/${EMPTY}?force=true`, { method: "DELETE", headers: { authorization: `Bearer ${l.rootToken}` } })).status).toBe(200);
+  });
+
   it("rejects a truncated NAR body and keeps nothing", async () => {
     const before = await storedNars();
     const cut = tree.nar.subarray(0, tree.nar.length - 100);

@@ -1,6 +1,8 @@
 /**
  * attic's cache-config JSON (serde defaults: snake_case fields, externally tagged enums —
- * `"Generate"` / `{"Keypair": "…"}`, `"Global"` / `{"Period": secs}`), validated strictly.
+ * `"Generate"` / `{"Keypair": "…"}`, `"Global"` / `{"Period": secs}`). What attic accepts is
+ * accepted (any i32 priority, any upstream key name, unknown fields ignored as serde does);
+ * only what larder relies on is narrower (a store directory Nix can use).
  */
 import { z } from "zod";
 
@@ -8,10 +10,11 @@ export const keypairConfig = z.union([z.literal("Generate"), z.strictObject({ Ke
 export const retentionPeriodConfig = z.union([z.literal("Global"), z.strictObject({ Period: z.number().int().nonnegative().max(2 ** 32 - 1) })]);
 
 const storeDir = z.string().regex(/^\/[^\s]*[^/\s]$|^\/$/, "must be an absolute path without a trailing '/'");
-const priority = z.number().int().min(0).max(2 ** 31 - 1);
-const keyNames = z.array(z.string().regex(/^[^:\s]*$/, "key names contain no ':' or whitespace"));
+// attic: `priority: i32`, `upstream_cache_key_names: Vec<String>`.
+const priority = z.number().int().min(-(2 ** 31)).max(2 ** 31 - 1);
+const keyNames = z.array(z.string());
 
-export const createCacheRequest = z.strictObject({
+export const createCacheRequest = z.object({
   keypair: keypairConfig,
   is_public: z.boolean(),
   store_dir: storeDir,
@@ -21,7 +24,7 @@ export const createCacheRequest = z.strictObject({
 export type CreateCacheRequest = z.infer<typeof createCacheRequest>;
 
 /** PATCH body; the read-only fields GET returns are tolerated and ignored, as attic does. */
-export const cacheConfigPatch = z.strictObject({
+export const cacheConfigPatch = z.object({
   keypair: keypairConfig.optional(),
   substituter_endpoint: z.string().optional(),
   api_endpoint: z.string().optional(),

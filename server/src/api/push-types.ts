@@ -1,12 +1,13 @@
 /**
  * attic's push API bodies (`attic/src/api/v1/{get_missing_paths,upload_path}.rs`), validated
- * strictly at the edge: serde field names, `nar_hash` as `sha256:` + hex or nix32.
+ * at the edge: serde field names, `nar_hash` as `sha256:` + hex or nix32. Unknown fields are
+ * ignored, as serde does without `deny_unknown_fields`, so a newer attic client keeps working.
  */
 import { z } from "zod";
 
 const hash32 = z.string().regex(/^[0-9a-df-np-sv-z]{32}$/, "must be a 32-character nix-base32 store path hash");
 
-export const getMissingPathsRequest = z.strictObject({
+export const getMissingPathsRequest = z.object({
   cache: z.string(),
   store_path_hashes: z.array(hash32),
 });
@@ -16,7 +17,7 @@ export interface GetMissingPathsResponse {
   missing_paths: string[];
 }
 
-export const uploadPathNarInfo = z.strictObject({
+export const uploadPathNarInfo = z.object({
   cache: z.string(),
   store_path_hash: hash32,
   store_path: z.string(),

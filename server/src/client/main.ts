@@ -38,6 +38,13 @@ function intOption(name: string, min: number) {
   };
 }
 
+/** attic's priority: any 32-bit signed integer (lower is preferred; Nix's own default is 50). */
+function priorityOption(v: string): number {
+  const n = Number(v);
+  if (!/^-?\d+$/.test(v) || n < -(2 ** 31) || n > 2 ** 31 - 1) throw new CliError(`--priority must be a whole number (32-bit, may be negative; got "${v}")`);
+  return n;
+}
+
 function progress(): Progress {
   return process.stderr.isTTY ? new BarProgress(process.stderr) : new LineProgress(process.stderr);
 }
@@ -93,7 +100,7 @@ cacheCmd
   .command("create <cache>")
   .description("create a cache with a new signing key")
   .option("--public", "anyone may pull without a token", false)
-  .option("--priority <n>", "substituter priority (lower is preferred)", intOption("--priority", 0), 41)
+  .option("--priority <n>", "substituter priority (lower is preferred)", priorityOption, 41)
   .option("--upstream-cache-key-name <name>", 'paths signed by this key are not pushed (repeatable; default "cache.nixos.org-1")', collect)
   .option("--store-dir <dir>", "the store directory of the paths it holds", "/nix/store")
   .action(async (ref: string, o: { public: boolean; priority: number; upstreamCacheKeyName?: string[]; storeDir: string }) => {
@@ -115,7 +122,7 @@ cacheCmd
   .option("--regenerate-keypair", "make a new signing key (clients must trust the new key)")
   .option("--public", "anyone may pull without a token")
   .option("--private", "only tokens with pull rights may pull")
-  .option("--priority <n>", "substituter priority", intOption("--priority", 0))
+  .option("--priority <n>", "substituter priority", priorityOption)
   .option("--upstream-cache-key-name <name>", "replace the upstream key names (repeatable; '' for none)", collect)
   .option("--store-dir <dir>", "the store directory")
   .option("--retention-period <duration>", 'keep paths this long, e.g. "30 days" ("0s": forever)')

@@ -17,7 +17,9 @@ import { discardIngested, ingest, type Ingested } from "../ingest/pipeline.ts";
 import { commitNar } from "../ingest/commit.ts";
 import { upsertObject } from "../db/objects.ts";
 import { parseHash, type Sha256 } from "../nix/hash.ts";
-import { parseBaseName, parseStorePath } from "../nix/store-path.ts";
+import { parseStorePath } from "../nix/store-path.ts";
+import { checkPathMetadata, type PathMetadata } from "../nix/narinfo.ts";
+import { NixFormatError } from "../nix/errors.ts";
 import { describeZodError } from "../api/cache-config-types.ts";
 import { uploadPathNarInfo, type UploadPathNarInfo, type UploadPathResult } from "../api/push-types.ts";
 
@@ -51,38 +53,33 @@ async function readNarInfo(ctx: AppContext, req: FastifyRequest): Promise<Upload
 
 interface CheckedInfo {
   narHash: Sha256;
-  references: string[];
-  deriver: string | null;
+  metadata: PathMetadata;
 }
 
+/** attic sends null for what it does not know; an empty string means the same. */
+const orNull = (v: string | null | undefined): string | null => (v === undefined || v === null || v === "" ? null : v);
+
+/** The upload info, checked field by field by the narinfo parser's own rules (nix/narinfo.ts). */
 function checkInfo(info: UploadPathNarInfo, storeDir: string): CheckedInfo {
-  let hash: string;
+  const deriver = orNull(info.deriver);
+  const metadata: PathMetadata = {
+    storePath: info.store_path,
+    // Sorted and de-duplicated as the narinfo parser keeps them: Nix signs the set in that order.
+    references: [...new Set(info.references)].sort(),
+    // attic's client may send the deriver as a full path; a narinfo carries its base name.
+    deriver: deriver === null ? null : deriver.slice(deriver.lastIndexOf("/") + 1),
+    system: orNull(info.system),
+    sigs: info.sigs,
+    ca: orNull(info.ca),
+  };
   try {
-    hash = parseStorePath(info.store_path, storeDir).hash;
+    checkPathMetadata(metadata, storeDir);
   } catch (e) {
-    throw badRequest(`store_path: ${(e as Error).message}`);
+    if (e instanceof NixFormatError) throw badRequest(`invalid upload info: ${e.message}`);
+    throw e;
   }
-  if (hash !== info.store_path_hash) throw badRequest(`store_path ${info.store_path} does not have the hash ${info.store_path_hash}`);
-  const references = info.references.map((r) => {
-    try {
-      parseBaseName(r);
-      return r;
-    } catch (e) {
-      throw badRequest(`references: ${(e as Error).message}`);
-    }
-  });
-  let deriver: string | null = null;
-  if (info.deriver) {
-    const base = info.deriver.slice(info.deriver.lastIndexOf("/") + 1);
-    try {
-      parseBaseName(base);
-    } catch (e) {
-      throw badRequest(`deriver: ${(e as Error).message}`);
-    }
-    deriver = base;
-  }
-  for (const s of info.sigs) {
-    if (!/^[^:\s]+:[A-Za-z0-9+/=]+$/.test(s)) throw badRequest(`sigs: "${s.slice(0, 80)}" is not "<key name>:<base64 signature>"`);
+  if (parseStorePath(info.store_path, storeDir).hash !== info.store_path_hash) {
+    throw badRequest(`store_path ${info.store_path} does not have the hash ${info.store_path_hash}`);
   }
   if (!/^sha256:/.test(info.nar_hash)) throw badRequest(`nar_hash "${info.nar_hash.slice(0, 80)}" must be "sha256:" followed by hex or nix-base32`);
   let narHash: Sha256;
@@ -91,7 +88,7 @@ function checkInfo(info: UploadPathNarInfo, storeDir: string): CheckedInfo {
   } catch (e) {
     throw badRequest(`nar_hash: ${(e as Error).message}`);
   }
-  return { narHash, references, deriver };
+  return { narHash, metadata };
 }
 
 /** Whether `who` may pull from a cache that holds the NAR. */
@@ -145,11 +142,11 @@ export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void 
         cacheId: cache.id,
         storePathHash: info.store_path_hash,
         storePath: info.store_path,
-        references: checked.references,
-        deriver: checked.deriver,
-        ca: info.ca ?? null,
-        system: info.system ?? null,
-        sigs: info.sigs,
+        references: checked.metadata.references as string[],
+        deriver: checked.metadata.deriver,
+        ca: checked.metadata.ca,
+        system: checked.metadata.system,
+        sigs: checked.metadata.sigs as string[],
         uploadFileHash: null,
         createdBy: caller.claims?.sub ?? null,
       };
