@@ -20,11 +20,19 @@
         larder = final.callPackage ./nixos-modules/package.nix { };
       };
 
+      # Modules, not paths: `nix flake check` wants functions or attribute sets here. Each
+      # brings this flake's package as the default, so importers need no overlay.
       nixosModules = {
-        larder = ./nixos-modules/larder.nix;
+        larder = { pkgs, lib, ... }: {
+          imports = [ ./nixos-modules/larder.nix ];
+          services.larder.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
         default = self.nixosModules.larder;
         # The EC2 host profile (imports the amazon image and the module).
-        aws-host = ./nixos-modules/aws-host.nix;
+        aws-host = { pkgs, lib, ... }: {
+          imports = [ ./nixos-modules/aws-host.nix ];
+          services.larder.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
       };
 
       devShells = forAllSystems (pkgs: {
@@ -35,7 +43,7 @@
             pkgs.just
             pkgs.age
             pkgs.jq
-            pkgs.prefetch-npm-deps
+            pkgs.shellcheck
           ];
         };
       });

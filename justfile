@@ -60,6 +60,10 @@ token *args:
 cache-create *args:
     @{{node}} scripts/src/cache-create.ts "$@"
 
+# Evaluate the NixOS module with a nixpkgs tree (NIXPKGS=path or <nixpkgs>); skips without one
+nixos-eval:
+    @bash nixos-modules/eval-check.sh
+
 # Run every workspace's tests (CI)
 test *args:
     @npm test -- "$@"

@@ -1,19 +1,18 @@
 # The EC2 host profile: what the AWS stack's user data imports. It runs services.larder on
 # RDS PostgreSQL and S3. The stack hands over only non-secret values (ARNs, names, endpoints);
-# the secrets are fetched from Secrets Manager at boot with the instance role and written to a
-# root-only environment file under /run, so they never enter the Nix store, the user data or
-# Terraform outputs. See docs/NIXOS_MODULES.md, "EC2 host profile".
+# the secrets are fetched from Secrets Manager at boot with the instance role and written to
+# root-only files under /run that larder loads as systemd credentials, so they never enter the
+# Nix store, the user data, Terraform outputs or a process environment. See
+# docs/NIXOS_MODULES.md, "EC2 host profile".
 { config, lib, pkgs, modulesPath, ... }:
 let
   inherit (lib) mkOption types;
 
   cfg = config.services.larder.aws;
-  envDir = "/run/larder-aws";
-  envFile = "${envDir}/env";
-
-  tokenVariable = {
-    hs256 = "LARDER_SERVER_TOKEN_HS256_SECRET_BASE64";
-    rs256 = "LARDER_SERVER_TOKEN_RS256_SECRET_BASE64";
+  secretsDir = "/run/larder-aws";
+  tokenCredential = {
+    hs256 = "token-hs256-secret-base64";
+    rs256 = "token-rs256-secret-base64";
   }.${cfg.tokenSecretKind};
 
   # verify-full checks the database's certificate and name against the RDS CA bundle (not in
@@ -27,97 +26,27 @@ let
   fetchSecrets = pkgs.writeShellApplication {
     name = "larder-aws-secrets";
     runtimeInputs = [ pkgs.awscli2 pkgs.jq pkgs.coreutils pkgs.curl pkgs.gnugrep config.systemd.package ];
-    text = ''
-      # Never trace: the values below are secrets.
-      set +x
-      umask 077
-
-      secret() {
-        local tries=0 value
-        # The instance role's credentials may lag the network at boot: retry for a minute.
-        until value=$(aws secretsmanager get-secret-value --region ${lib.escapeShellArg cfg.region} \
-                        --secret-id "$1" --query SecretString --output text); do
-          tries=$((tries + 1))
-          if [ "$tries" -ge 12 ]; then
-            echo "larder-aws-secrets: cannot read secret $1 with the instance role (check its IAM policy allows secretsmanager:GetSecretValue)" >&2
-            return 1
-          fi
-          sleep 5
-        done
-        printf '%s' "$value"
-      }
-
-      ${lib.optionalString (verify && cfg.database.caFile == null) ''
-        # Public data, but it decides whom larder trusts: only over https, only if it parses as
-        # certificates, and never replacing a good bundle with a failed download.
-        install -d -m 0755 ${dirOf fetchedCaFile}
-        if curl -fsS --retry 5 --retry-connrefused --max-time 60 -o ${fetchedCaFile}.new ${lib.escapeShellArg cfg.database.caBundleUrl} \
-            && grep -q -- '-----BEGIN CERTIFICATE-----' ${fetchedCaFile}.new; then
-          chmod 0644 ${fetchedCaFile}.new
-          mv -f ${fetchedCaFile}.new ${fetchedCaFile}
-        else
-          rm -f ${fetchedCaFile}.new
-          if [ ! -s ${fetchedCaFile} ]; then
-            echo "larder-aws-secrets: cannot fetch the RDS CA bundle from ${cfg.database.caBundleUrl}; larder cannot verify the database (database.tls = \"verify-full\")" >&2
-            exit 1
-          fi
-          echo "larder-aws-secrets: RDS CA bundle not refreshed; using the one from an earlier boot" >&2
-        fi
-      ''}
-      token=$(secret ${lib.escapeShellArg cfg.tokenSecretArn})
-      if ! [[ $token =~ ^[A-Za-z0-9+/=_-]+$ ]]; then
-        echo "larder-aws-secrets: the token secret "${lib.escapeShellArg cfg.tokenSecretArn}" must hold a bare base64 string (openssl rand -base64 64 | tr -d '\\n')" >&2
-        exit 1
-      fi
-
-      # RDS-managed master user secret: {"username": …, "password": …}. Both are URL-encoded
-      # so any character RDS generates is safe in the URL and in the environment file.
-      url=$(secret ${lib.escapeShellArg cfg.database.masterUserSecretArn} | jq -er \
-        --arg host ${lib.escapeShellArg cfg.database.host} \
-        --arg port ${toString cfg.database.port} \
-        --arg name ${lib.escapeShellArg cfg.database.name} \
-        --arg ssl ${lib.escapeShellArg sslParameters} \
-        '"postgresql://\((.username // error("no username")) | @uri):\((.password // error("no password")) | @uri)@\($host):\($port)/\($name | @uri)?\($ssl)"') || {
-        echo "larder-aws-secrets: the database secret "${lib.escapeShellArg cfg.database.masterUserSecretArn}" is not JSON with username and password" >&2
-        exit 1
-      }
-
-      mkdir -p ${envDir}
-      tmp=$(mktemp ${envDir}/env.XXXXXX)
-      printf '%s=%s\nLARDER_SERVER_DATABASE_URL=%s\n' ${tokenVariable} "$token" "$url" > "$tmp"
-      chmod 0400 "$tmp"
-
-      if [ -e ${envFile} ] && cmp -s "$tmp" ${envFile}; then
-        rm -f "$tmp"
-        exit 0
-      fi
-      changed=false
-      if [ -e ${envFile} ]; then changed=true; fi
-      mv -f "$tmp" ${envFile}
-      # The first success may come from a retry, long after larder's own start failed for want of
-      # this file (e.g. the token secret got its value after the instance booted): start it now.
-      if [ "$changed" = false ]; then
-        systemctl start --no-block larder.service
-      fi
-      # A rotated secret (RDS rotates the master password, 7 days by default) only reaches the
-      # server on restart; --no-block because larder.service is ordered after this unit.
-      if [ "$changed" = true ]; then
-        echo "larder-aws-secrets: secrets changed, restarting larder" >&2
-        systemctl try-restart --no-block larder.service
-      fi
-    '';
+    text = (import ./scripts.nix).awsSecrets {
+      inherit (cfg) region tokenSecretArn;
+      databaseSecretArn = cfg.database.masterUserSecretArn;
+      inherit (cfg.database) host name;
+      port = toString cfg.database.port;
+      inherit sslParameters;
+      caFetch = if verify && cfg.database.caFile == null then { url = cfg.database.caBundleUrl; file = fetchedCaFile; } else null;
+      dir = secretsDir;
+      tokenFile = "token";
+      databaseUrlFile = "database-url";
+    };
   };
 
   publishDiskUsage = pkgs.writeShellApplication {
     name = "larder-aws-disk-metric";
     runtimeInputs = [ pkgs.awscli2 pkgs.coreutils ];
-    text = ''
-      # The root file system holds the Nix store and larder's upload spool (its private /tmp).
-      used=$(df --output=pcent / | tail -n 1 | tr -dc '0-9')
-      aws cloudwatch put-metric-data --region ${lib.escapeShellArg cfg.region} \
-        --namespace ${lib.escapeShellArg (toString cfg.metricsNamespace)} --metric-name RootDiskUsedPercent --unit Percent \
-        --dimensions ${lib.escapeShellArg "Deployment=${cfg.deployment},Mode=${cfg.mode}"} --value "$used"
-    '';
+    text = (import ./scripts.nix).awsDiskMetric {
+      inherit (cfg) region;
+      namespace = toString cfg.metricsNamespace;
+      dimensions = "Deployment=${cfg.deployment},Mode=${cfg.mode}";
+    };
   };
 
   secretConsumers = [ "larder.service" ] ++ lib.optional config.services.larder.garbageCollection.timer.enable "larder-gc.service";
@@ -256,10 +185,13 @@ in
     services.larder = {
       enable = true;
       inherit (cfg) mode;
-      environmentFile = envFile;
+      credentials = {
+        ${tokenCredential} = "${secretsDir}/token";
+        database-url = "${secretsDir}/database-url";
+      };
       environment = { AWS_REGION = cfg.region; };
       settings = {
-        # The URL, with its password, comes from the environment file.
+        # The URL, with its password, is a credential.
         database.url = null;
         storage = {
           type = "s3";
@@ -335,7 +267,7 @@ in
         ExecStart = lib.getExe fetchSecrets;
         RuntimeDirectory = "larder-aws";
         RuntimeDirectoryMode = "0700";
-        # The file must outlive this oneshot: larder reads it on every (re)start.
+        # The files must outlive this oneshot: larder loads them on every (re)start.
         RuntimeDirectoryPreserve = true;
         PrivateTmp = true;
         ProtectHome = true;

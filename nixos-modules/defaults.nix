@@ -221,11 +221,28 @@ in
     { }
     options;
 
-  # Secrets the server reads from the environment, so they never enter the Nix store.
-  secretEnvironment = [
-    "LARDER_SERVER_TOKEN_HS256_SECRET_BASE64"
-    "LARDER_SERVER_TOKEN_RS256_SECRET_BASE64"
-    "LARDER_SERVER_TOKEN_RS256_PUBKEY_BASE64"
-    "LARDER_SERVER_DATABASE_URL"
-  ];
+  # Secrets as systemd credentials: services.larder.credentials.<name> = "/path/outside/the/store".
+  # The unit loads each (LoadCredential=<name>:<path>) and server.toml names it by the relative
+  # path <name>, which larderd looks up in $CREDENTIALS_DIRECTORY: the value is in neither the
+  # store nor the environment. `dummy` is what the build-time config check reads instead (only
+  # its shape is checked); `token` marks the signing keys (one of them is required).
+  secrets = [
+      { name = "token-hs256-secret-base64"; path = [ "jwt" "signing" "token-hs256-secret-base64-file" ]; token = true;
+        dummy = "bGFyZGVyLWJ1aWxkLXRpbWUtY2hlY2stbm90LWEtcmVhbC1zZWNyZXQtMDEyMzQ1Njc4OQ=="; }
+      # base64 of "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n" / the PUBLIC KEY equivalent
+      { name = "token-rs256-secret-base64"; path = [ "jwt" "signing" "token-rs256-secret-base64-file" ]; token = true;
+        dummy = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCi0tLS0tRU5EIFBSSVZBVEUgS0VZLS0tLS0K"; }
+      { name = "token-rs256-pubkey-base64"; path = [ "jwt" "signing" "token-rs256-pubkey-base64-file" ]; token = true;
+        dummy = "LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0KLS0tLS1FTkQgUFVCTElDIEtFWS0tLS0tCg=="; }
+      { name = "database-url"; path = [ "database" "url-file" ]; token = false;
+        dummy = "postgresql://larder@localhost/larder"; }
+      { name = "database-password"; path = [ "database" "password-file" ]; token = false;
+        dummy = "build-time-check"; }
+      { name = "s3-access-key-id"; path = [ "storage" "credentials" "access_key_id_file" ]; token = false;
+        dummy = "AKIDBUILDTIMECHECK"; }
+      { name = "s3-secret-access-key"; path = [ "storage" "credentials" "secret_access_key_file" ]; token = false;
+        dummy = "build-time-check"; }
+      { name = "s3-session-token"; path = [ "storage" "credentials" "session_token_file" ]; token = false;
+        dummy = "build-time-check"; }
+    ];
 }

@@ -3,8 +3,9 @@
 # settings follow RFC 42: a freeform TOML table (any key the server knows) with typed options
 # for the keys that matter, declared from ./defaults.nix so the test suite can prove each one is
 # a key larderd accepts. Secrets never go into settings (the rendered file is in the
-# world-readable store): they reach the service as environment variables from
-# environmentFile or systemd credentials, and an assertion refuses them in settings.
+# world-readable store) nor into the environment: they are systemd credentials
+# (LoadCredential), which server.toml names by their path relative to $CREDENTIALS_DIRECTORY,
+# and an assertion refuses them in settings.
 { config, lib, pkgs, utils, ... }:
 let
   inherit (lib) mkOption mkEnableOption mkIf mkMerge mkDefault types literalExpression;
@@ -15,6 +16,7 @@ let
 
   defaults = import ./defaults.nix { inherit stateDir; };
   helpers = import ./settings-lib.nix;
+  scripts = import ./scripts.nix;
   format = pkgs.formats.toml { };
 
   # Typed options for the entries of defaults.nix, nested by key path.
@@ -56,36 +58,24 @@ let
 
   configFile = format.generate "larder-server.toml" renderedSettings;
 
-  # The config is checked at build time by the server itself. The dummy secret only satisfies
-  # "a signing key is configured"; the database URL is a throwaway one only when the real one
-  # comes from the environment at runtime.
-  checkedConfig = pkgs.runCommand "larder-server-checked.toml" { } ''
-    export HOME=$TMPDIR
-    export LARDER_SERVER_TOKEN_HS256_SECRET_BASE64=bGFyZGVyLWJ1aWxkLXRpbWUtY2hlY2stbm90LWEtcmVhbC1zZWNyZXQtMDEyMzQ1Njc4OQ==
-    ${lib.optionalString (renderedSettings.database.url or null == null)
-      "export LARDER_SERVER_DATABASE_URL=sqlite://$TMPDIR/check.db"}
-    ${lib.getExe' cfg.package "larderd"} --config ${configFile} --mode check-config
-    cp ${configFile} $out
-  '';
+  secretsByName = lib.listToAttrs (map (c: lib.nameValuePair c.name c) defaults.secrets);
+  credentialNames = builtins.filter (name: cfg.credentials.${name} != null) (builtins.attrNames secretsByName);
+  hasTokenCredential = lib.any (name: secretsByName.${name}.token) credentialNames;
 
-  credentialNames = builtins.attrNames cfg.credentials;
-
-  # systemd credentials are files under $CREDENTIALS_DIRECTORY; the server reads environment
-  # variables, so a tiny launcher exports each one (file contents never touch argv or the store).
-  launcher = pkgs.writeShellScript "larder-launch" ''
-    set -eu
-    ${lib.concatMapStrings (name: ''
-      ${name}=$(cat "$CREDENTIALS_DIRECTORY/${name}")
-      export ${name}
-    '') credentialNames}
-    exec "$@"
-  '';
+  # The config is checked at build time by the server itself (scripts.nix, configCheck).
+  checkedConfig = pkgs.runCommand "larder-server-checked.toml" { } (scripts.configCheck {
+    larderd = lib.getExe' cfg.package "larderd";
+    inherit configFile;
+    credentials = map (name: { inherit name; inherit (secretsByName.${name}) dummy; }) credentialNames;
+    needsToken = !hasTokenCredential;
+    needsDatabaseUrl = renderedSettings.database.url or null == null && cfg.credentials.database-url == null;
+  });
 
   serviceEnvironment = { NODE_ENV = "production"; } // cfg.environment;
 
   # What every unit running larderd shares: identity, secrets, sandbox.
   commonServiceConfig = {
-    DynamicUser = true;
+    DynamicUser = cfg.dynamicUser;
     User = user;
     Group = user;
     StateDirectory = "larder";
@@ -149,30 +139,28 @@ let
   postgresRequires = lib.optional localPostgres "postgresql.service";
 
   larderd = lib.getExe' cfg.package "larderd";
-  runLarderd = args: utils.escapeSystemdExecArgs ([ launcher larderd "--config" checkedConfig ] ++ args);
+  runLarderd = args: utils.escapeSystemdExecArgs ([ larderd "--config" checkedConfig ] ++ args);
 
-  # larderd-admin: an admin subcommand as the service would run it, with its user, state
-  # directory, environment file and credentials.
-  adminWrapper = pkgs.writeShellScriptBin "larderd-admin" ''
-    set -eu
-    if [ $# -eq 0 ]; then
-      echo "usage: larderd-admin SUBCOMMAND [ARGS...]   e.g. larderd-admin make-token --sub alice --validity 1y --pull '*' --push '*'" >&2
-      exit 64
-    fi
-    sub=$1; shift
-    tty=
-    if [ -t 0 ] && [ -t 1 ]; then tty=--pty; fi
-    exec ${config.systemd.package}/bin/systemd-run --quiet --pipe $tty --wait --collect \
-      --service-type=exec --working-directory=${stateDir} \
-      --property=DynamicUser=yes --property=User=${user} --property=Group=${user} \
-      --property=StateDirectory=larder \
-      ${lib.optionalString (cfg.environmentFile != null) "--property=EnvironmentFile=${lib.escapeShellArg cfg.environmentFile}"} \
-      ${lib.concatMapStringsSep " " (name: "--property=LoadCredential=${lib.escapeShellArg "${name}:${cfg.credentials.${name}}"}") credentialNames} \
-      ${lib.concatStringsSep " " (lib.mapAttrsToList (k: v: lib.escapeShellArg "--setenv=${k}=${v}") serviceEnvironment)} \
-      -- ${launcher} ${larderd} "$sub" --config ${checkedConfig} "$@"
-  '';
+  # What larderd-admin's transient unit shares with the service: identity, writable paths,
+  # credentials, environment file, file-system view.
+  adminProperties = lib.concatLists (lib.mapAttrsToList
+    (key: value:
+      let render = v: if v == true then "yes" else if v == false then "no" else toString v;
+      in map (v: "${key}=${render v}") (lib.toList value))
+    (lib.filterAttrs (key: _: lib.elem key [
+      "DynamicUser" "User" "Group" "StateDirectory" "StateDirectoryMode" "ReadWritePaths"
+      "EnvironmentFile" "LoadCredential" "UMask" "ProtectSystem" "ProtectHome" "PrivateTmp"
+      "PrivateDevices" "NoNewPrivileges"
+    ]) commonServiceConfig));
 
-  tokenVariables = lib.filter (lib.hasPrefix "LARDER_SERVER_TOKEN_") defaults.secretEnvironment;
+  adminWrapper = pkgs.writeShellScriptBin "larderd-admin" (scripts.adminWrapper {
+    systemdRun = "${config.systemd.package}/bin/systemd-run";
+    inherit larderd stateDir;
+    configFile = checkedConfig;
+    properties = adminProperties;
+    environment = serviceEnvironment;
+  });
+
 in
 {
   options.services.larder = {
@@ -215,27 +203,38 @@ in
       description = "Non-secret environment variables for larderd in every unit and in larderd-admin (the values are in the Nix store).";
     };
 
+    credentials = lib.genAttrs (map (c: c.name) defaults.secrets) (name: mkOption {
+      type = types.nullOr (types.strMatching "/.*");
+      default = null;
+      example = "/run/agenix/larder-${name}";
+      description = ''
+        Absolute path of a file outside the Nix store holding the secret `${name}` (it may be
+        root-only). The units load it as a systemd credential (LoadCredential) and server.toml
+        sets `${lib.concatStringsSep "." secretsByName.${name}.path} = "${name}"`, a path relative
+        to $CREDENTIALS_DIRECTORY: the value is never in the store or the environment.
+      '';
+    });
+
     environmentFile = mkOption {
       type = types.nullOr (types.strMatching "/.*");
       default = null;
       example = "/run/agenix/larder.env";
       description = ''
         Absolute path of an environment file read by systemd (as root, before the service starts),
-        outside the Nix store, e.g.:
-          LARDER_SERVER_TOKEN_HS256_SECRET_BASE64=<openssl rand -base64 64>
-          LARDER_SERVER_DATABASE_URL=postgresql://larder:<password>@db.internal/larder
-          AWS_ACCESS_KEY_ID=… / AWS_SECRET_ACCESS_KEY=… (S3 without an instance role)
+        outside the Nix store, for what is not a credential, e.g. AWS_PROFILE. Secrets belong in
+        `credentials`: values in an environment file end up in the process environment.
       '';
     };
 
-    credentials = mkOption {
-      type = types.attrsOf (types.strMatching "/.*");
-      default = { };
-      example = literalExpression ''{ LARDER_SERVER_TOKEN_HS256_SECRET_BASE64 = "/run/keys/larder-token"; }'';
+    dynamicUser = mkOption {
+      type = types.bool;
+      default = extraWritablePaths == [ ];
+      defaultText = literalExpression "true unless storage.path or a SQLite file is outside /var/lib/larder";
       description = ''
-        Secrets as systemd credentials: environment variable name → absolute path of a file holding
-        the value (LoadCredential). The service reads it from $CREDENTIALS_DIRECTORY; the file may be
-        root-only. Allowed names: ${lib.concatStringsSep ", " defaults.secretEnvironment}.
+        Run as a transient DynamicUser `larder` (true), or as a static system user and group
+        `larder` that the module creates (false). Directories outside /var/lib/larder (local
+        storage, a SQLite file) need the static user: a dynamic user does not exist yet when
+        systemd-tmpfiles creates them. The module creates those directories, owned by `larder`.
       '';
     };
 
@@ -290,13 +289,12 @@ in
     {
       assertions = [
         {
-          assertion = cfg.environmentFile != null || lib.any (v: cfg.credentials ? ${v}) tokenVariables;
+          assertion = cfg.environmentFile != null || hasTokenCredential || helpers.hasSigningKeyFile renderedSettings;
           message = ''
             services.larder needs a token signing key outside the Nix store. Generate one with
-              openssl rand -base64 64
-            and either write LARDER_SERVER_TOKEN_HS256_SECRET_BASE64=<value> into a root-only file set as
-            services.larder.environmentFile, or point services.larder.credentials.LARDER_SERVER_TOKEN_HS256_SECRET_BASE64
-            at a file holding the value.
+              (umask 077; openssl rand -base64 64 | tr -d '\n' > /run/keys/larder-token)
+            (or with agenix / sops-nix) and set
+              services.larder.credentials.token-hs256-secret-base64 = "/run/keys/larder-token";
           '';
         }
         {
@@ -304,12 +302,12 @@ in
           message = "services.larder.environmentFile is in the Nix store, which every user can read; keep it outside (e.g. agenix or sops-nix, or a root-only file under /var/lib or /run).";
         }
         {
-          assertion = lib.all (p: !(helpers.isStorePath builtins.storeDir p)) (builtins.attrValues cfg.credentials);
-          message = "services.larder.credentials: a credential file is in the Nix store, which every user can read; keep it outside (e.g. agenix or sops-nix, or a root-only file).";
+          assertion = lib.all (name: !(helpers.isStorePath builtins.storeDir cfg.credentials.${name})) credentialNames;
+          message = "services.larder.credentials: ${lib.concatStringsSep ", " (lib.filter (name: helpers.isStorePath builtins.storeDir cfg.credentials.${name}) credentialNames)} is a file in the Nix store, which every user can read; keep it outside (e.g. agenix or sops-nix, or a root-only file under /run or /var/lib).";
         }
         {
-          assertion = lib.all (n: lib.elem n defaults.secretEnvironment) credentialNames;
-          message = "services.larder.credentials: unknown name(s) ${lib.concatStringsSep ", " (lib.subtractLists defaults.secretEnvironment credentialNames)}; allowed: ${lib.concatStringsSep ", " defaults.secretEnvironment}.";
+          assertion = !cfg.dynamicUser || extraWritablePaths == [ ];
+          message = "services.larder: ${lib.concatStringsSep " and " extraWritablePaths} is outside /var/lib/larder, which a DynamicUser cannot own; leave services.larder.dynamicUser at its default (false here: a static `larder` user) or keep the data under /var/lib/larder.";
         }
         {
           assertion = !cfg.nginx.enable || cfg.nginx.hostName != null;
@@ -319,7 +317,9 @@ in
           assertion = !(cfg.garbageCollection.timer.enable && cfg.mode == "garbage-collector");
           message = "services.larder: garbageCollection.timer replaces mode = \"garbage-collector\"; use one of them.";
         }
-      ] ++ map (message: { assertion = false; inherit message; }) (helpers.secretsInSettings renderedSettings);
+      ] ++ map (message: { assertion = false; inherit message; })
+        (helpers.secretsInSettings renderedSettings
+          ++ helpers.secretFilesInStore builtins.storeDir (map (c: c.path) defaults.secrets) renderedSettings);
 
       # The defaults of the typed keys; the active storage backend's keys get theirs here.
       services.larder.settings.storage = lib.listToAttrs (lib.concatMap
@@ -348,7 +348,31 @@ in
       };
 
       environment.systemPackages = [ (lib.hiPrio adminWrapper) cfg.package ];
+
+      users = mkIf (!cfg.dynamicUser) {
+        users.${user} = {
+          isSystemUser = true;
+          group = user;
+          home = stateDir;
+          description = "larder Nix binary cache";
+        };
+        groups.${user} = { };
+      };
+
+      # Data directories outside the state directory, owned by the static user.
+      systemd.tmpfiles.rules = mkIf (!cfg.dynamicUser) (map (dir: "d ${dir} 0700 ${user} ${user} - -") extraWritablePaths);
     }
+
+    {
+      # Each credential is named in server.toml by its path relative to $CREDENTIALS_DIRECTORY.
+      services.larder.settings = mkMerge (map (name: lib.setAttrByPath secretsByName.${name}.path name) credentialNames);
+    }
+
+    (mkIf (cfg.credentials.database-url != null) {
+      # A URL from a credential replaces the default SQLite URL; one set by hand as well is
+      # refused by the build-time check (set only one).
+      services.larder.settings.database.url = lib.mkOverride 1400 null;
+    })
 
     (mkIf cfg.database.createLocally {
       services.postgresql = {
@@ -383,7 +407,8 @@ in
       };
     })
 
-    (mkIf cfg.nginx.enable {
+    # Without a hostName only the assertion above speaks: nothing here may touch the null.
+    (mkIf (cfg.nginx.enable && cfg.nginx.hostName != null) {
       services.larder.settings = {
         api-endpoint = mkDefault "${if cfg.nginx.enableACME then "https" else "http"}://${cfg.nginx.hostName}/";
         allowed-hosts = mkDefault [ cfg.nginx.hostName ];

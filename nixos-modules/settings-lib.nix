@@ -29,17 +29,31 @@ in
       (builtins.concatMap
         (k:
           if get [ "jwt" "signing" k ] settings == null then [ ]
-          else [ "settings.jwt.signing.${k}: token keys must not be in the Nix store; put the environment variable LARDER_SERVER_TOKEN_${if k == "token-hs256-secret-base64" then "HS256_SECRET" else if k == "token-rs256-secret-base64" then "RS256_SECRET" else "RS256_PUBKEY"}_BASE64 in services.larder.environmentFile or services.larder.credentials instead (generate an HS256 secret with `openssl rand -base64 64`)" ])
+          else [ "settings.jwt.signing.${k}: token keys must not be in the Nix store; write the value to a root-only file and set services.larder.credentials.${k} to its path instead (generate an HS256 secret with `openssl rand -base64 64`)" ])
         signingKeys)
       (if urlHasPassword (get [ "database" "url" ] settings)
-       then [ "settings.database.url contains a password: set it to null and put LARDER_SERVER_DATABASE_URL=<url> in services.larder.environmentFile or services.larder.credentials instead" ]
+       then [ "settings.database.url contains a password: keep the URL without it and set services.larder.credentials.database-password to a root-only file holding the password (or services.larder.credentials.database-url to a file holding the whole URL)" ]
        else [ ])
       (builtins.concatMap
         (k:
           if get [ "storage" "credentials" k ] settings == null then [ ]
-          else [ "settings.storage.credentials.${k}: S3 credentials must not be in the Nix store; use the instance role, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in services.larder.environmentFile" ])
+          else [ "settings.storage.credentials.${k}: S3 credentials must not be in the Nix store; use the instance role, or set services.larder.credentials.s3-${builtins.replaceStrings [ "_" ] [ "-" ] k} to a root-only file holding it" ])
         [ "secret_access_key" "session_token" ])
     ];
+
+  # A signing key given by file in settings directly (not through services.larder.credentials).
+  hasSigningKeyFile = settings:
+    builtins.any (k: get [ "jwt" "signing" "${k}-file" ] settings != null) signingKeys;
+
+  # `*-file` keys (paths: their key paths) whose file is in the world-readable store.
+  secretFilesInStore = storeDir: paths: settings:
+    builtins.concatMap
+      (path:
+        let v = get path settings; in
+        if builtins.isString v && builtins.substring 0 (builtins.stringLength storeDir + 1) v == "${storeDir}/"
+        then [ "settings.${builtins.concatStringsSep "." path} is a file in the Nix store, which every user can read; keep the secret outside (a root-only file, agenix or sops-nix) and set services.larder.credentials instead" ]
+        else [ ])
+      paths;
 
   # Where nginx reaches larderd: a wildcard listen address means "this host".
   proxyTarget = listen:

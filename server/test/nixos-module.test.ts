@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "smol-toml";
-import { ENV_KEYS, parseConfig } from "../src/config/load.ts";
+import { parseConfig } from "../src/config/load.ts";
 import { requireTool } from "./support/requirements.ts";
 import { makeTempDir, type TempDir } from "./support/tmp.ts";
 
@@ -36,7 +36,7 @@ interface OptionEntry {
 interface Defaults {
   options: OptionEntry[];
   settings: Table;
-  secretEnvironment: string[];
+  secrets: { name: string; path: string[]; token: boolean; dummy: string }[];
 }
 
 // 48 random-looking bytes: only the length and the alphabet matter to the parser.
@@ -217,8 +217,13 @@ describe.skipIf(!haveNix)("NixOS module (real nix-instantiate)", () => {
     }
   });
 
-  it("passes through exactly the secret environment variables the server reads", () => {
-    expect([...defaults.secretEnvironment].sort()).toEqual(Object.values(ENV_KEYS).map((names) => names[0]).sort());
+  it("offers a credential for every secret key the server reads by file (jwt.signing, database, storage.credentials)", () => {
+    const schemaFileKeys = (docs: string) =>
+      [...docs.matchAll(/^\| `((?:jwt\.signing|database|storage\.credentials)\.[\w-]+[-_]file)` /gm)].map((m) => m[1] as string);
+    const documented = schemaFileKeys(readFileSync(path.join(repo, "docs", "CONFIG.md"), "utf8"));
+    expect(documented.length).toBeGreaterThanOrEqual(8);
+    expect(defaults.secrets.map((s) => s.path.join(".")).sort()).toEqual([...documented].sort());
+    expect(new Set(defaults.secrets.map((s) => s.name)).size).toBe(defaults.secrets.length);
   });
 
   describe("secret assertion helper (settings-lib.nix)", () => {
@@ -242,10 +247,21 @@ describe.skipIf(!haveNix)("NixOS module (real nix-instantiate)", () => {
         storage: { type: "s3", region: "r", bucket: "b", credentials: { access_key_id: "AKIA", secret_access_key: "x" } },
       });
       expect(found).toHaveLength(3);
-      expect(found.join("\n")).toMatch(/settings\.jwt\.signing\.token-hs256-secret-base64: .*LARDER_SERVER_TOKEN_HS256_SECRET_BASE64 in services\.larder\.environmentFile/);
-      expect(found.join("\n")).toMatch(/settings\.database\.url contains a password: .*LARDER_SERVER_DATABASE_URL/);
-      expect(found.join("\n")).toMatch(/settings\.storage\.credentials\.secret_access_key/);
+      expect(found.join("\n")).toMatch(/settings\.jwt\.signing\.token-hs256-secret-base64: .*services\.larder\.credentials\.token-hs256-secret-base64 to its path/);
+      expect(found.join("\n")).toMatch(/settings\.database\.url contains a password: .*services\.larder\.credentials\.database-password/);
+      expect(found.join("\n")).toMatch(/settings\.storage\.credentials\.secret_access_key: .*services\.larder\.credentials\.s3-secret-access-key/);
       expect(await secrets(setAt(defaults.settings, ["database", "url"], "postgres://db/larder?user=u&password=p"))).toHaveLength(1);
+    });
+
+    it("names secret files in the store (any *-file key of a secret), and only those", async () => {
+      const inStore = (settings: Table) =>
+        evalJson<string[]>(
+          `{ settingsJson }: (import ${modules}/settings-lib.nix).secretFilesInStore "/nix/store" (map (c: c.path) (import ${modules}/defaults.nix { }).secrets) (builtins.fromJSON settingsJson)`,
+          ["--argstr", "settingsJson", JSON.stringify(settings)],
+        );
+      const settings = setAt(setAt(defaults.settings, ["jwt", "signing", "token-hs256-secret-base64-file"], "/nix/store/0000-key"), ["database", "password-file"], "/run/keys/db");
+      expect(await inStore(settings)).toEqual([expect.stringMatching(/^settings\.jwt\.signing\.token-hs256-secret-base64-file is a file in the Nix store/)]);
+      expect(await inStore(setAt(settings, ["jwt", "signing", "token-hs256-secret-base64-file"], "token-hs256-secret-base64"))).toEqual([]);
     });
 
     it("maps listen addresses to the proxy target and recognises local PostgreSQL", async () => {

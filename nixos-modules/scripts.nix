@@ -1,0 +1,164 @@
+# Every shell script the module and the EC2 host profile generate, as text (builtins only).
+# The modules pass real store paths; server/test/nixos-scripts.test.ts passes stand-ins,
+# runs ShellCheck on each text and runs larderd-admin's with the exact command lines the ops
+# scripts send. A script belongs here, not inline in a module, so that test sees all of them.
+let
+  escape = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString s) + "'";
+  concatMap = f: list: builtins.concatStringsSep "" (map f list);
+  optional = cond: s: if cond then s else "";
+in
+{
+  inherit escape;
+
+  # The build step that checks the rendered server.toml with larderd itself. Secrets given as
+  # credentials are read from $CREDENTIALS_DIRECTORY at config-parse time, so each gets a
+  # stand-in of the right shape; a signing key or database URL that only the environment file
+  # provides at runtime gets a throwaway one.
+  #   credentials: [ { name, dummy } ]
+  configCheck = { larderd, configFile, credentials, needsToken, needsDatabaseUrl }: ''
+    set -eu
+    : "''${out:?set by the Nix builder}"
+    export HOME="$TMPDIR"
+    mkdir -p "$TMPDIR/credentials"
+    ${concatMap (c: ''
+      printf '%s' ${escape c.dummy} > "$TMPDIR/credentials/"${escape c.name}
+    '') credentials}
+    export CREDENTIALS_DIRECTORY="$TMPDIR/credentials"
+    ${optional needsToken ''
+      export LARDER_SERVER_TOKEN_HS256_SECRET_BASE64=bGFyZGVyLWJ1aWxkLXRpbWUtY2hlY2stbm90LWEtcmVhbC1zZWNyZXQtMDEyMzQ1Njc4OQ==
+    ''}
+    ${optional needsDatabaseUrl ''
+      export LARDER_SERVER_DATABASE_URL="sqlite://$TMPDIR/check.db"
+    ''}
+    ${escape larderd} --config ${escape configFile} --mode check-config
+    cp ${escape configFile} "$out"
+  '';
+
+  # larderd-admin: a larderd subcommand (make-token, create-cache, …) or a one-shot mode
+  # (--mode garbage-collector-once, as `just gc-once` sends it), run by systemd-run in a
+  # transient unit with the service's identity, paths, credentials and environment.
+  #   properties: unit properties as "Key=value" strings; environment: { NAME = value; }
+  adminWrapper = { systemdRun, larderd, configFile, stateDir, properties, environment }: ''
+    set -eu
+    if [ $# -eq 0 ]; then
+      echo "usage: larderd-admin SUBCOMMAND [ARGS...] | larderd-admin --mode MODE" >&2
+      echo "  e.g. larderd-admin make-token --sub alice --validity 1y --pull '*' --push '*'" >&2
+      echo "       larderd-admin --mode garbage-collector-once" >&2
+      exit 64
+    fi
+    # larderd takes its own options (--mode) before a subcommand and a subcommand's after it,
+    # so --config goes right after the subcommand name, or first when there is none.
+    case $1 in
+      -*) set -- --config ${escape configFile} "$@" ;;
+      *) sub=$1; shift; set -- "$sub" --config ${escape configFile} "$@" ;;
+    esac
+    tty=
+    if [ -t 0 ] && [ -t 1 ]; then tty=--pty; fi
+    exec ${escape systemdRun} --quiet --pipe ''${tty:+"$tty"} --wait --collect \
+      --service-type=exec --working-directory=${escape stateDir} \
+      ${builtins.concatStringsSep " \\\n  " (map (p: escape "--property=${p}") properties ++ map (n: escape "--setenv=${n}=${environment.${n}}") (builtins.attrNames environment))} \
+      -- ${escape larderd} "$@"
+  '';
+
+  # The EC2 host profile's secret fetch: each secret from Secrets Manager into a root-only file
+  # that larder.service loads as a systemd credential (never into its environment).
+  #   dir: where the files go; tokenFile/databaseUrlFile: their names in it
+  #   sslParameters: the URL's TLS query ("sslmode=…"); caFetch: null or { url, file } for the
+  #   RDS CA bundle fetched at boot
+  awsSecrets = { region, tokenSecretArn, databaseSecretArn, host, port, name, sslParameters, caFetch ? null, dir, tokenFile, databaseUrlFile }: ''
+    # Never trace: the values below are secrets.
+    set +x
+    umask 077
+
+    secret() {
+      local tries=0 value
+      # The instance role's credentials may lag the network at boot: retry for a minute.
+      until value=$(aws secretsmanager get-secret-value --region ${escape region} \
+                      --secret-id "$1" --query SecretString --output text); do
+        tries=$((tries + 1))
+        if [ "$tries" -ge 12 ]; then
+          echo "larder-aws-secrets: cannot read secret $1 with the instance role (check its IAM policy allows secretsmanager:GetSecretValue)" >&2
+          return 1
+        fi
+        sleep 5
+      done
+      printf '%s' "$value"
+    }
+
+    ${optional (caFetch != null) ''
+      # Public data, but it decides whom larder trusts: only over https, only if it parses as
+      # certificates, and never replacing a good bundle with a failed download.
+      install -d -m 0755 ${escape (dirOf caFetch.file)}
+      if curl -fsS --retry 5 --retry-connrefused --max-time 60 -o ${escape "${caFetch.file}.new"} ${escape caFetch.url} \
+          && grep -q -- '-----BEGIN CERTIFICATE-----' ${escape "${caFetch.file}.new"}; then
+        chmod 0644 ${escape "${caFetch.file}.new"}
+        mv -f ${escape "${caFetch.file}.new"} ${escape caFetch.file}
+      else
+        rm -f ${escape "${caFetch.file}.new"}
+        if [ ! -s ${escape caFetch.file} ]; then
+          printf '%s\n' "larder-aws-secrets: cannot fetch the RDS CA bundle from "${escape caFetch.url}"; larder cannot verify the database (database.tls = verify-full)" >&2
+          exit 1
+        fi
+        echo "larder-aws-secrets: RDS CA bundle not refreshed; using the one from an earlier boot" >&2
+      fi
+    ''}
+    token=$(secret ${escape tokenSecretArn})
+    if ! [[ $token =~ ^[A-Za-z0-9+/=_-]+$ ]]; then
+      printf '%s\n' "larder-aws-secrets: the token secret "${escape tokenSecretArn}" must hold a bare base64 string (openssl rand -base64 64 | tr -d '\n')" >&2
+      exit 1
+    fi
+
+    # RDS-managed master user secret: {"username": …, "password": …}. Both are URL-encoded
+    # so any character RDS generates is safe in the URL.
+    url=$(secret ${escape databaseSecretArn} | jq -er \
+      --arg host ${escape host} \
+      --arg port ${escape port} \
+      --arg name ${escape name} \
+      --arg ssl ${escape sslParameters} \
+      '"postgresql://\((.username // error("no username")) | @uri):\((.password // error("no password")) | @uri)@\($host):\($port)/\($name | @uri)?\($ssl)"') || {
+      printf '%s\n' "larder-aws-secrets: the database secret "${escape databaseSecretArn}" is not JSON with username and password" >&2
+      exit 1
+    }
+
+    mkdir -p ${escape dir}
+    created=false
+    changed=false
+    # Each file is replaced whole (write, then rename), so a reader never sees half of one.
+    put() {
+      local target=${escape dir}/$1 tmp
+      tmp=$(mktemp ${escape dir}/.new.XXXXXX)
+      printf '%s' "$2" > "$tmp"
+      chmod 0400 "$tmp"
+      if [ -e "$target" ] && cmp -s "$tmp" "$target"; then
+        rm -f "$tmp"
+        return 0
+      fi
+      if [ -e "$target" ]; then changed=true; else created=true; fi
+      mv -f "$tmp" "$target"
+    }
+    put ${escape tokenFile} "$token"
+    put ${escape databaseUrlFile} "$url"
+
+    # The first success may come from a retry, long after larder's own start failed for want of
+    # these files (e.g. the token secret got its value after the instance booted): start it now.
+    if [ "$created" = true ]; then
+      systemctl start --no-block larder.service
+    fi
+    # A credential is copied when the unit starts: a rotated secret (RDS rotates the master
+    # password, 7 days by default) reaches the server on restart; --no-block because
+    # larder.service is ordered after this unit.
+    if [ "$changed" = true ]; then
+      echo "larder-aws-secrets: secrets changed, restarting larder" >&2
+      systemctl try-restart --no-block larder.service
+    fi
+  '';
+
+  # The EC2 host profile's disk metric: root file system use, to CloudWatch.
+  awsDiskMetric = { region, namespace, dimensions }: ''
+    # The root file system holds the Nix store and larder's upload spool (its private /tmp).
+    used=$(df --output=pcent / | tail -n 1 | tr -dc '0-9')
+    aws cloudwatch put-metric-data --region ${escape region} \
+      --namespace ${escape namespace} --metric-name RootDiskUsedPercent --unit Percent \
+      --dimensions ${escape dimensions} --value "$used"
+  '';
+}
