@@ -66,8 +66,8 @@ let
       default = "sqlite://${stateDir}/server.db";
       example = "postgresql://larder@/larder?host=/run/postgresql";
       description = ''
-        sqlite://PATH or postgresql://… without a password. A URL with a password goes in
-        environmentFile or credentials as LARDER_SERVER_DATABASE_URL (then set this to null).
+        sqlite://PATH or postgresql://… without a password. The password goes in
+        credentials.database-password (or the whole URL in credentials.database-url).
       '';
     }
     {

@@ -6,9 +6,7 @@
 { pkgs, larderModule, larderPackage }:
 let
   # A fixed, test-only signing secret: this VM is thrown away after the run.
-  testEnv = pkgs.writeText "larder-test.env" ''
-    LARDER_SERVER_TOKEN_HS256_SECRET_BASE64=dGVzdC1vbmx5LXNlY3JldC1mb3ItdGhlLWxhcmRlci12bS10ZXN0LTAxMjM0NTY3ODk=
-  '';
+  testToken = pkgs.writeText "larder-test-token" "dGVzdC1vbmx5LXNlY3JldC1mb3ItdGhlLWxhcmRlci12bS10ZXN0LTAxMjM0NTY3ODk=";
   closure = pkgs.hello;
 in
 pkgs.testers.runNixOSTest {
@@ -21,12 +19,12 @@ pkgs.testers.runNixOSTest {
 
       # The module refuses store paths for secrets; a real host uses agenix or sops-nix. Here a
       # boot-time copy of the test secret stands in for that.
-      systemd.tmpfiles.rules = [ "C /run/larder-test.env 0400 root root - ${testEnv}" ];
+      systemd.tmpfiles.rules = [ "C /run/larder-test-token 0400 root root - ${testToken}" ];
 
       services.larder = {
         enable = true;
         package = larderPackage;
-        environmentFile = "/run/larder-test.env";
+        credentials.token-hs256-secret-base64 = "/run/larder-test-token";
         database.createLocally = true;
         garbageCollection.timer.enable = true;
         nginx = {
@@ -92,6 +90,10 @@ pkgs.testers.runNixOSTest {
     puller.succeed("${closure}/bin/hello")
     puller.succeed("nix store verify --sigs-needed 1 "
                    f"--option trusted-public-keys '{public_key}' ${closure}")
+
+    # What `just gc-once` sends over ssh: one GC through larderd-admin, a JSON summary last.
+    summary = server.succeed("larderd-admin --mode garbage-collector-once | tail -n1").strip()
+    assert summary.startswith("{") and '"objects"' in summary, f"unexpected GC summary: {summary!r}"
 
     # The GC timer's unit runs to completion with the service's identity and secrets.
     server.succeed("systemctl start larder-gc.service")
