@@ -10,6 +10,7 @@ import { configSchema, type ParsedConfig } from "./schema.ts";
 import type { S3Credentials, StorageConfig } from "../storage/types.ts";
 import { joinUrl, redactUrl, splitUrl, normalizeUrl } from "./database-url.ts";
 import { readSecretFile } from "./secret-file.ts";
+import { databaseTls, TlsConfigError, type DatabaseTls } from "./database-tls.ts";
 
 export class ConfigError extends Error {}
 
@@ -24,6 +25,8 @@ export interface DatabaseConfig {
   url: string;
   /** Where the password is read again when the database refuses it (a rotated credential). */
   passwordSource?: { kind: "password-file" | "url-file"; path: string };
+  /** PostgreSQL over TLS (absent: plain). The URL carries no ssl parameters; this decides. */
+  tls?: DatabaseTls;
 }
 
 export interface Config {
@@ -241,15 +244,30 @@ function resolveDatabase(p: ParsedConfig, env: Env): DatabaseConfig {
       : passwordVar !== undefined
         ? { what: `environment variable ${passwordVar}`, path: env[passwordVar] as string }
         : undefined;
-  if (passwordFile === undefined) {
-    const url = given.value.startsWith("sqlite:") ? given.value : normalizeUrl(given.value);
-    return { url, ...(given.path !== undefined && { passwordSource: { kind: "url-file", path: given.path } }) };
+  if (given.value.startsWith("sqlite:")) {
+    if (passwordFile !== undefined) throw new ConfigError(`${passwordFile.what}: only a postgres:// database takes a password`);
+    if (p.database["ca-file"] !== undefined) throw new ConfigError("database.ca-file: only a postgres:// database uses TLS");
+    return { url: given.value };
   }
-  const parts = splitUrl(given.value);
-  if (given.value.startsWith("sqlite:") || !parts) throw new ConfigError(`${passwordFile.what}: only a postgres:// database takes a password`);
-  if (parts.password !== undefined) throw new ConfigError(`${passwordFile.what}: the database URL already has a password; give it in one place`);
-  const password = readSecret(passwordFile.what, passwordFile.path, env);
-  return { url: joinUrl({ ...parts, password: password.value }), passwordSource: { kind: "password-file", path: password.path } };
+  let url = normalizeUrl(given.value);
+  let passwordSource: DatabaseConfig["passwordSource"] = given.path !== undefined ? { kind: "url-file", path: given.path } : undefined;
+  if (passwordFile !== undefined) {
+    const parts = splitUrl(given.value);
+    if (!parts) throw new ConfigError(`${passwordFile.what}: only a postgres:// database takes a password`);
+    if (parts.password !== undefined) throw new ConfigError(`${passwordFile.what}: the database URL already has a password; give it in one place`);
+    const password = readSecret(passwordFile.what, passwordFile.path, env);
+    url = joinUrl({ ...parts, password: password.value });
+    passwordSource = { kind: "password-file", path: password.path };
+  }
+  let tls: ReturnType<typeof databaseTls>;
+  try {
+    const caFile = p.database["ca-file"];
+    tls = databaseTls(url, caFile === undefined ? undefined : secretPath(caFile, env));
+  } catch (e) {
+    if (e instanceof TlsConfigError) throw new ConfigError(e.message);
+    throw e;
+  }
+  return { url: tls.url, ...(passwordSource && { passwordSource }), ...(tls.tls && { tls: tls.tls }) };
 }
 
 function resolveS3Credentials(c: NonNullable<Extract<ParsedConfig["storage"], { type: "s3" }>["credentials"]>, env: Env): S3Credentials {

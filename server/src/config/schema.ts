@@ -98,7 +98,9 @@ export const configSchema = z.strictObject({
     url: z.string().optional().describe("sqlite://PATH or postgres://…. Env LARDER_SERVER_DATABASE_URL (or ATTIC_SERVER_DATABASE_URL) is used only when neither url nor url-file is set, as in attic."),
     "url-file": secretFile("url", "LARDER_SERVER_DATABASE_URL"),
     "password-file": z.string().min(1).optional()
-      .describe("PostgreSQL only: file holding just the password (e.g. an RDS-managed secret's password), merged into the URL, which then has none. Re-read whenever the database refuses the password, so a rotated password is picked up without a restart; a relative path is looked up in $CREDENTIALS_DIRECTORY. Env: LARDER_SERVER_DATABASE_PASSWORD_FILE."),
+      .describe("PostgreSQL only: file holding just the password (e.g. an RDS-managed secret's password), merged into the URL, which then has none. Read again for every new connection, so a rotated password is picked up without a restart; a relative path is looked up in $CREDENTIALS_DIRECTORY. Env: LARDER_SERVER_DATABASE_PASSWORD_FILE."),
+    "ca-file": z.string().min(1).optional()
+      .describe("PostgreSQL only: PEM file of the certificate authorities that sign the server's certificate (for RDS, the RDS CA bundle); with it TLS is on and verified. TLS follows the URL's sslmode: disable (plain), require or verify-full (certificate chain and host name checked; libpq's require is taken as verify-full, as are prefer and allow), verify-ca (chain only), no-verify (encrypted but unchecked: only when written out). Without sslmode, TLS is on exactly when ca-file (or the URL's sslrootcert) is given. Without ca-file, Node's roots and NODE_EXTRA_CA_CERTS are trusted."),
     heartbeat: z.boolean().default(false).describe("Accepted for attic compatibility; larder's pool checks connections itself."),
   }).default({ heartbeat: false }).describe("The metadata database."),
   storage: z.discriminatedUnion("type", [localStorage, s3Storage]).describe("Where NARs are stored."),

@@ -10,10 +10,11 @@ import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from
 import { Migrator } from "kysely/migration";
 import pg from "pg";
 import { sqlitePath, type DatabaseConfig } from "../config/load.ts";
+import type { DatabaseTls } from "../config/database-tls.ts";
 import { joinUrl, redactUrl, splitUrl } from "../config/database-url.ts";
 import { readSecretFile } from "../config/secret-file.ts";
 import { migrationProvider, type Dialect } from "./migrations.ts";
-import { classifyingDialect } from "./errors.ts";
+import { classifyingDialect, DatabaseUnavailableError } from "./errors.ts";
 import type { Database } from "./schema.ts";
 
 export interface Db {
@@ -76,6 +77,30 @@ function passwordFrom(source: NonNullable<DatabaseConfig["passwordSource"]>, ini
   };
 }
 
+function sslOptions(tls: DatabaseTls | undefined): pg.ClientConfig["ssl"] {
+  if (tls === undefined) return false;
+  if (tls.mode === "no-verify") return { rejectUnauthorized: false };
+  return {
+    rejectUnauthorized: true,
+    ...(tls.ca !== undefined && { ca: tls.ca }),
+    // verify-ca: the chain, not the name (a server reached through an address its certificate does not list).
+    ...(tls.mode === "verify-ca" && { checkServerIdentity: () => undefined }),
+  };
+}
+
+/** The first error of a mode, in words an operator can act on (never the password). */
+function describeConnectError(error: unknown, tls: DatabaseTls | undefined): string {
+  const cause = error instanceof DatabaseUnavailableError ? error.cause : error;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  const code = (cause as { code?: unknown }).code;
+  if (tls !== undefined && typeof code === "string" && /CERT|SELF_SIGNED|UNABLE_TO|ALTNAME/.test(code)) {
+    const against = tls.caFile !== undefined ? `the authorities in ${tls.caFile}` : "Node's root certificates (set database.ca-file, e.g. to the RDS CA bundle)";
+    return `the server's TLS certificate could not be verified (sslmode ${tls.mode}) against ${against}: ${message}`;
+  }
+  if (tls !== undefined && /does not support SSL/i.test(message)) return `TLS is required (sslmode ${tls.mode}) but the server does not offer it`;
+  return message;
+}
+
 function clientWithPassword(password: () => Promise<string>): typeof pg.Client {
   return class extends pg.Client {
     constructor(config?: string | pg.ClientConfig) {
@@ -87,7 +112,7 @@ function clientWithPassword(password: () => Promise<string>): typeof pg.Client {
 }
 
 export async function openDb(target: string | DatabaseConfig): Promise<Db> {
-  const { url, passwordSource } = typeof target === "string" ? { url: target, passwordSource: undefined } : target;
+  const { url, passwordSource, tls } = typeof target === "string" ? ({ url: target } as DatabaseConfig) : target;
   let kysely: Kysely<Database>;
   let dialect: Dialect;
   if (url.startsWith("sqlite:")) {
@@ -109,6 +134,7 @@ export async function openDb(target: string | DatabaseConfig): Promise<Db> {
       // goes without it, and each client is handed the function.
       connectionString: password && parts ? joinUrl({ ...parts, password: undefined }) : url,
       ...(password && { Client: clientWithPassword(password) }),
+      ssl: sslOptions(tls),
       max: 16,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     });
@@ -129,7 +155,7 @@ export async function openDb(target: string | DatabaseConfig): Promise<Db> {
       const migrator = new Migrator({ db: kysely, provider: migrationProvider(dialect) });
       const { error, results } = await migrator.migrateToLatest();
       // The first query of every mode: say which database could not be reached (never its password).
-      if (error) throw new Error(`database ${redactUrl(url)}: ${error instanceof Error ? error.message : String(error)}`);
+      if (error) throw new Error(`database ${redactUrl(url)}: ${describeConnectError(error, tls)}`);
       return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
     },
     async check() {
