@@ -188,7 +188,8 @@ token-hs256-secret-base64-file = "${hsFile}"
     const u = new URL(c.database.url);
     expect(u.hostname).toBe("db.internal");
     expect(decodeURIComponent(u.password)).toBe(password);
-    expect(u.searchParams.get("sslmode")).toBe("verify-full");
+    expect(c.database.tls).toEqual({ mode: "verify-full" });
+    expect(u.search).toBe("");
     expect(c.database.passwordSource).toEqual({ kind: "password-file", path: join(dir, "pw") });
   });
 
