@@ -5,11 +5,11 @@
  * substitution from a private cache, revocation, per-path delete.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readlink, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, createTestCache, startLarder, type Larder } from "./support/larder.ts";
-import { closureSummary, createNixEnv, type NixEnv } from "./support/nix.ts";
+import { CLOSURE_NIX, closureSummary, createNixEnv, type NixEnv } from "./support/nix.ts";
 import { requireTool } from "./support/requirements.ts";
 import { postgresAvailable } from "./support/postgres.ts";
 import { larderCli, LARDERD_MAIN, oneLineError, runNode, type RunResult } from "./support/client.ts";
@@ -82,6 +82,24 @@ describe.skipIf(!haveNix).each(BACKENDS)("larder client against larderd on %s", 
     // Pushing again finds everything there and uploads nothing.
     const again = ok(await larder(["push", "main", top, "--store", nix.src]));
     expect(again.stdout).toMatch(/pushed 0 of 3 paths.*3 already in the cache/);
+  });
+
+  it.skipIf(skip)("pushes and deletes through a ./result link whose target exists only in the --store chroot", async () => {
+    const dir = join(nix.dir.path, `links-${randomBytes(4).toString("hex")}`);
+    await mkdir(dir);
+    const file = join(dir, "closure.nix");
+    await writeFile(file, CLOSURE_NIX);
+    const top = (await nix.nix(["nix-build", "--store", nix.src, file, "--argstr", "nonce", randomBytes(4).toString("hex"), "-o", join(dir, "result")])).trim();
+    // The link names /nix/store/…, which is not on this machine: only under the chroot.
+    expect(await readlink(join(dir, "result"))).toBe(top);
+    await expect(stat(top)).rejects.toThrow();
+    // A link to the link, and a file inside the store path, name the same store path.
+    await symlink("result", join(dir, "again"));
+    const r = ok(await larder(["push", "main", join(dir, "again"), "--store", nix.src]));
+    expect(r.stdout).toMatch(/^pushed 3 of 3 paths to "main"/m);
+    expect(r.stderr).toContain(`pushed ${top} (`);
+    ok(await larder(["push", "main", join(dir, "result", "mid"), "--store", nix.src]));
+    expect(ok(await larder(["delete", "main", join(dir, "result")])).stdout).toContain(`deleted ${top}`);
   });
 
   it.skipIf(skip)("forced preamble framing works too", async () => {

@@ -231,8 +231,8 @@ pushFlags(
   const { api, cache } = await apiFor(ref);
   const roots = [...paths, ...(o.stdin ? await readStdinPaths() : [])];
   if (roots.length === 0) fail("no paths to push; give store paths (or ./result links) or --stdin");
-  const resolved = await Promise.all(roots.map(resolveArg));
   const target = await pushTarget(api, cache);
+  const resolved = await Promise.all(roots.map((r) => resolveArg(r, target.cfg.store_dir)));
   const { plan, summary } = await push(target, resolved, pushOptions(o), progress());
   out(summaryLine(cache, plan, summary));
   if (summary.failed > 0) fail(`${summary.failed} of ${plan.upload.length} paths failed to push (see above)`);

@@ -4,7 +4,8 @@
  * `--store` chroot store (`nix-store --dump` reads the filesystem path and cannot see a chroot).
  */
 import { spawn } from "node:child_process";
-import { lstat, realpath } from "node:fs/promises";
+import { lstat, readlink } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { narOf, physicalPath } from "./nar-dump.ts";
@@ -63,15 +64,36 @@ function toHexHash(h: string): string {
 }
 
 /**
- * Follows symlinks such as ./result to the store path they name; anything else is passed to
- * Nix as given, which reports paths that are not in the store.
+ * The store path an argument names: a path in the store (a file inside one names that one), or
+ * one reached through links such as ./result (or ./result/bin/hi), followed a component at a time
+ * until the path is in the store. What the store holds is never looked at on this machine, where
+ * it may not exist: with `--store /chroot` it lives under /chroot. Anything else is returned
+ * absolute, for the caller to report.
  */
-export async function resolveArg(arg: string): Promise<string> {
-  try {
-    return await realpath(arg);
-  } catch {
-    return arg;
+export async function resolveArg(arg: string, storeDir = "/nix/store"): Promise<string> {
+  const storePathOf = (p: string): string | undefined => {
+    if (!p.startsWith(`${storeDir}/`) || p.length === storeDir.length + 1) return undefined;
+    const rest = p.slice(storeDir.length + 1);
+    return `${storeDir}/${rest.split("/")[0]}`;
+  };
+  let cur = "/";
+  let hops = 0;
+  for (const part of resolve(arg).split("/").filter(Boolean)) {
+    cur = join(cur, part);
+    for (;;) {
+      const found = storePathOf(cur);
+      if (found !== undefined) return found;
+      if (++hops > 64) return cur;
+      let target: string;
+      try {
+        target = await readlink(cur);
+      } catch {
+        break;
+      }
+      cur = resolve(dirname(cur), target);
+    }
   }
+  return cur;
 }
 
 /** Path info for `paths` and, with `closure`, everything they reference (the runtime closure). */
