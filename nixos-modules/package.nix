@@ -11,6 +11,7 @@
 , nodejs_24
 , makeWrapper
 , autoPatchelfHook
+, writeShellScript
 , xz
 , bzip2
 }:
@@ -96,20 +97,10 @@ buildNpmPackage {
         --set-default NODE_ENV production
     done
 
-    # larderd-admin SUBCOMMAND ARGS…: an admin subcommand against the installed config
+    # larderd-admin SUBCOMMAND ARGS… | --mode MODE: larderd against the installed config
     # (LARDER_CONFIG, default /etc/larder/server.toml). The NixOS module installs its own
     # larderd-admin that also runs with the service's identity and secrets.
-    cat > "$out/bin/larderd-admin" <<EOF
-    #!${stdenv.shell}
-    set -eu
-    if [ \$# -eq 0 ]; then
-      echo "usage: larderd-admin SUBCOMMAND [ARGS...]   e.g. larderd-admin make-token --sub alice --validity 1y --pull '*'" >&2
-      exit 64
-    fi
-    sub=\$1; shift
-    exec $out/bin/larderd "\$sub" --config "\''${LARDER_CONFIG:-/etc/larder/server.toml}" "\$@"
-    EOF
-    chmod +x "$out/bin/larderd-admin"
+    install -m 0755 ${writeShellScript "larderd-admin" (import ./scripts.nix).packageAdmin} "$out/bin/larderd-admin"
 
     runHook postInstall
   '';

@@ -7,7 +7,7 @@ let
   concatMap = f: list: builtins.concatStringsSep "" (map f list);
   optional = cond: s: if cond then s else "";
 in
-{
+rec {
   inherit escape;
 
   # The build step that checks the rendered server.toml with larderd itself. Secrets given as
@@ -34,11 +34,11 @@ in
     cp ${escape configFile} "$out"
   '';
 
-  # larderd-admin: a larderd subcommand (make-token, create-cache, …) or a one-shot mode
-  # (--mode garbage-collector-once, as `just gc-once` sends it), run by systemd-run in a
-  # transient unit with the service's identity, paths, credentials and environment.
-  #   properties: unit properties as "Key=value" strings; environment: { NAME = value; }
-  adminWrapper = { systemdRun, larderd, configFile, stateDir, properties, environment }: ''
+  # larderd-admin's arguments: a larderd subcommand (make-token, create-cache, …) or a one-shot
+  # mode (--mode garbage-collector-once, as `just gc-once` sends it). larderd takes its own
+  # options before a subcommand and a subcommand's after it, so --config goes right after the
+  # subcommand's name, or first when there is none. configWord: a shell word for the file.
+  adminArguments = configWord: ''
     set -eu
     if [ $# -eq 0 ]; then
       echo "usage: larderd-admin SUBCOMMAND [ARGS...] | larderd-admin --mode MODE" >&2
@@ -46,18 +46,28 @@ in
       echo "       larderd-admin --mode garbage-collector-once" >&2
       exit 64
     fi
-    # larderd takes its own options (--mode) before a subcommand and a subcommand's after it,
-    # so --config goes right after the subcommand name, or first when there is none.
     case $1 in
-      -*) set -- --config ${escape configFile} "$@" ;;
-      *) sub=$1; shift; set -- "$sub" --config ${escape configFile} "$@" ;;
+      -*) set -- --config ${configWord} "$@" ;;
+      *) sub=$1; shift; set -- "$sub" --config ${configWord} "$@" ;;
     esac
+  '';
+
+  # The NixOS module's larderd-admin: run by systemd-run in a transient unit with the service's
+  # identity, paths, credentials and environment.
+  #   properties: unit properties as "Key=value" strings; environment: { NAME = value; }
+  adminWrapper = { systemdRun, larderd, configFile, stateDir, properties, environment }: adminArguments (escape configFile) + ''
     tty=
     if [ -t 0 ] && [ -t 1 ]; then tty=--pty; fi
     exec ${escape systemdRun} --quiet --pipe ''${tty:+"$tty"} --wait --collect \
       --service-type=exec --working-directory=${escape stateDir} \
       ${builtins.concatStringsSep " \\\n  " (map (p: escape "--property=${p}") properties ++ map (n: escape "--setenv=${n}=${environment.${n}}") (builtins.attrNames environment))} \
       -- ${escape larderd} "$@"
+  '';
+
+  # The package's plain larderd-admin (outside NixOS): the larderd next to it, against
+  # $LARDER_CONFIG (default /etc/larder/server.toml), as the calling user.
+  packageAdmin = adminArguments ''"''${LARDER_CONFIG:-/etc/larder/server.toml}"'' + ''
+    exec "$(dirname "$(readlink -f "$0")")/larderd" "$@"
   '';
 
   # The EC2 host profile's secret fetch: each secret from Secrets Manager into a root-only file

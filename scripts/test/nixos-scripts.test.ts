@@ -93,11 +93,13 @@ describe.skipIf(tools.length > 0)("NixOS module scripts (nixos-modules/scripts.n
   };
 
   it("every module and host-profile script is in scripts.nix (so the checks below see them all)", () => {
-    for (const file of ["larder.nix", "aws-host.nix"]) {
+    for (const file of ["larder.nix", "aws-host.nix", "package.nix"]) {
       const text = readFileSync(join(REPO, "nixos-modules", file), "utf8");
       // systemd's script/preStart/… options are shell scripts the module would generate inline.
       expect(text, file).not.toMatch(/^\s*(script|preStart|postStart|reload|preStop|postStop)\s*=/m);
-      const writers = [...text.matchAll(/\b(writeShellScript|writeShellScriptBin|writeShellApplication|writeScript|writeScriptBin|writeText|runCommand\w*)\b/g)];
+      // Every call of a nixpkgs script writer or build-script runner (not the function argument lists).
+      const writers = [...text.matchAll(/\b(writeShellScript|writeShellScriptBin|writeShellApplication|writeScript|writeScriptBin|writeText|runCommand\w*)\s+["{(]/g)];
+      expect(writers.length, file).toBeGreaterThan(0);
       for (const m of writers) {
         const call = text.slice(m.index, m.index + 300);
         expect(call, `${file}: ${call.slice(0, 120)}`).toMatch(/\bscripts\.\w+|\(import \.\/scripts\.nix\)\.\w+/);
@@ -108,6 +110,7 @@ describe.skipIf(tools.length > 0)("NixOS module scripts (nixos-modules/scripts.n
   describe("ShellCheck, as writeShellApplication runs it at build time", () => {
     const cases: [string, string][] = [
       ["larderd-admin", asShellScript(script("adminWrapper", { systemdRun: "/nix/store/00000000000000000000000000000000-systemd/bin/systemd-run", ...stand, stateDir: "/var/lib/larder", properties: ["DynamicUser=yes", "LoadCredential=token-hs256-secret-base64:/run/keys/t", "ReadWritePaths=/srv/larder"], environment: { NODE_ENV: "production", AWS_REGION: "eu-west-1" } }))],
+      ["larderd-admin (package)", asShellScript(nixEval<string>(`(import ${SCRIPTS}).packageAdmin`))],
       ["larder-server-checked.toml (build step)", script("configCheck", { ...stand, credentials: secrets.map((s) => ({ name: s.name, dummy: s.dummy })), needsToken: true, needsDatabaseUrl: true })],
       ["larder-server-checked.toml (no credentials)", script("configCheck", { ...stand, credentials: [], needsToken: false, needsDatabaseUrl: false })],
       ["larder-aws-secrets", asShellApplication(script("awsSecrets", { region: "eu-west-1", tokenSecretArn: "arn:aws:secretsmanager:eu-west-1:1:secret:t", databaseSecretArn: "arn:aws:secretsmanager:eu-west-1:1:secret:rds!db-1", host: "db.example", port: "5432", name: "larder", sslParameters: "sslmode=verify-full&sslrootcert=/var/lib/larder-aws/rds-ca-bundle.pem", caFetch: { url: "https://truststore.example/global-bundle.pem", file: "/var/lib/larder-aws/rds-ca-bundle.pem" }, dir: "/run/larder-aws", tokenFile: "token", databaseUrlFile: "database-url" }))],
@@ -216,6 +219,25 @@ describe.skipIf(tools.length > 0)("NixOS module scripts (nixos-modules/scripts.n
       expect(t.commandArgs().slice(1)).toEqual(["make-token", "--config", t.configFile, "--sub", "ci", "--validity", "1y", "--pull", "*", "--push", "main"]);
       expect(t.commandEnv()).not.toContain(t.secretValue);
       expect(t.commandEnv()).toMatch(/^CREDENTIALS_DIRECTORY=/m);
+    }, 60_000);
+
+    it("the package's own larderd-admin (outside NixOS) takes the same command lines, against $LARDER_CONFIG", () => {
+      const t = setUp();
+      const bin = join(t.dir, "pkg", "bin");
+      mkdirSync(bin, { recursive: true });
+      executable(bin, "larderd", readFileSync(join(t.dir, "larderd"), "utf8"));
+      const admin = executable(bin, "larderd-admin", asShellScript(nixEval<string>(`(import ${SCRIPTS}).packageAdmin`)).replace(/^#!\S+/, "#!/usr/bin/env bash"));
+      const credentials = join(t.dir, "pkg", "credentials");
+      mkdirSync(credentials);
+      writeFileSync(join(credentials, "token-hs256-secret-base64"), t.secretValue);
+      const [, ...args] = GC_COMMAND;
+      const r = spawnSync(admin, args, { encoding: "utf8", env: { PATH: process.env.PATH, LARDER_CONFIG: t.configFile, CREDENTIALS_DIRECTORY: credentials } });
+      expect(r.status, r.stderr).toBe(0);
+      expect(parseGcSummary((r.stdout.trimEnd().split("\n").at(-1) ?? "").trim()).nars).toBe(0);
+      const [, ...tokenArgs] = makeTokenCommand({ sub: "ci", validity: "1y", patterns: { pull: ["main"] } });
+      const token = spawnSync(admin, tokenArgs, { encoding: "utf8", env: { PATH: process.env.PATH, LARDER_CONFIG: t.configFile, CREDENTIALS_DIRECTORY: credentials } });
+      expect(token.status, token.stderr).toBe(0);
+      expect(token.stdout.trimEnd().split("\n").at(-1)?.split(".")).toHaveLength(3);
     }, 60_000);
 
     it("refuses to run without arguments, with a usage line", () => {
