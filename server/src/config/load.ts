@@ -51,6 +51,7 @@ export interface Config {
   accelRedirectPrefix?: string;
   compression: { type: StoredCompression; level: number };
   gc: { intervalSeconds: number; defaultRetentionSeconds: number; graceSeconds: number };
+  buildLogs: { maxBytes: number; retentionSeconds: number };
   jwt: { issuer?: string; audiences?: string[]; key: JwtKey };
   logLevel: ParsedConfig["log"]["level"];
 }
@@ -345,6 +346,7 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
       defaultRetentionSeconds: p["garbage-collection"]["default-retention-period"],
       graceSeconds: p["garbage-collection"]["grace-period"],
     },
+    buildLogs: { maxBytes: p["build-logs"]["max-size"], retentionSeconds: p["build-logs"].retention },
     jwt: {
       ...(p.jwt["token-bound-issuer"] !== undefined && { issuer: p.jwt["token-bound-issuer"] }),
       ...(p.jwt["token-bound-audiences"] !== undefined && { audiences: p.jwt["token-bound-audiences"] }),

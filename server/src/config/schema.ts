@@ -119,6 +119,11 @@ export const configSchema = z.strictObject({
     "default-retention-period": duration("Retention of caches without their own period, from the later of push and last access; \"0s\" keeps forever.", "0s"),
     "grace-period": duration("Age below which unreferenced NARs and staged uploads are never collected (protects uploads in flight).", "6 hours"),
   }).prefault({}).describe("Garbage collection."),
+  "build-logs": z.strictObject({
+    "max-size": z.number().int().positive().default(64 * 1024 * 1024)
+      .describe("Largest build log accepted, in bytes after any Content-Encoding is undone; a larger upload is refused with 413."),
+    retention: duration("How long a build log is kept from its upload; \"0s\" keeps it as long as an output of its derivation stays in the cache. Either way a log goes when the last such output does (after the grace period).", "0s"),
+  }).prefault({}).describe("Build logs (`nix store copy-log --to`, `larder push --logs`)."),
   jwt: z.strictObject({
     "token-bound-issuer": z.string().optional().describe("Required `iss` of tokens; set on minted tokens."),
     "token-bound-audiences": z.array(z.string()).optional().describe("Accepted `aud` values; the first is set on minted tokens."),

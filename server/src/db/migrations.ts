@@ -113,6 +113,22 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "2026-12-03-002-build-logs": {
+      async up(db: Kysely<any>) {
+        // No foreign key to cache: a destroyed cache's logs must outlive its row until GC has
+        // deleted their bytes (a cascade would drop the rows and leak the storage objects).
+        await id(db.schema.createTable("build_log"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull())
+          .addColumn("drv_name", "varchar(255)", (c: any) => c.notNull())
+          .addColumn("storage_key", "text", (c: any) => c.notNull())
+          .addColumn("size", "bigint", (c: any) => c.notNull())
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addUniqueConstraint("build_log_cache_drv", ["cache_id", "drv_name"])
+          .execute();
+        // GC asks whether any output of a log's derivation is left in the cache.
+        await db.schema.createIndex("object_deriver").on("object").columns(["cache_id", "deriver"]).execute();
+      },
+    },
   };
 }
 

@@ -107,6 +107,18 @@ export interface NarListingTable {
   created_at: number;
 }
 
+export interface BuildLogTable {
+  id: Generated<number>;
+  cache_id: number;
+  /** Base name of the derivation, `<hash>-<name>.drv`, as in the URL and in narinfo Deriver lines. */
+  drv_name: string;
+  /** zstd-compressed log bytes. */
+  storage_key: string;
+  /** Uncompressed bytes. */
+  size: number;
+  created_at: number;
+}
+
 export interface Database {
   cache: CacheTable;
   nar: NarTable;
@@ -117,4 +129,5 @@ export interface Database {
   object_ref: ObjectRefTable;
   storage_journal: StorageJournalTable;
   nar_listing: NarListingTable;
+  build_log: BuildLogTable;
 }

@@ -47,7 +47,7 @@ export function startPeriodicGc(deps: GcDeps, intervalSeconds: number, beforeRun
 export function startGcLoop(ctx: AppContext): GcLoop {
   return startPeriodicGc(
     // Each committed batch of deleted objects drops the narinfos this server keeps rendered.
-    { db: ctx.db, storage: ctx.storage, gc: ctx.config.gc, log: ctx.log, metrics: ctx.metrics, checkpoint: (step) => void (step === "objects" && ctx.narInfos.clear()) },
+    { db: ctx.db, storage: ctx.storage, gc: ctx.config.gc, buildLogs: ctx.config.buildLogs, log: ctx.log, metrics: ctx.metrics, checkpoint: (step) => void (step === "objects" && ctx.narInfos.clear()) },
     ctx.config.gc.intervalSeconds,
     // This process's recent hits must count before anything is judged unused.
     () => ctx.accessTracker.flush(),
@@ -66,7 +66,7 @@ export async function runGcMode(config: Config, once: boolean, untilSignal: () =
   try {
     await db.migrate();
     const storage = await createStorage(config.storage);
-    const deps: GcDeps = { db, storage, gc: config.gc, log, metrics: createMetrics(), ...(checkpoint && { checkpoint }) };
+    const deps: GcDeps = { db, storage, gc: config.gc, buildLogs: config.buildLogs, log, metrics: createMetrics(), ...(checkpoint && { checkpoint }) };
     if (once) {
       const stats = await collectGarbage(deps);
       process.stdout.write(`${JSON.stringify(stats)}\n`);

@@ -17,6 +17,7 @@ import type { Db } from "../db/connect.ts";
 import { lockCache } from "../db/objects.ts";
 import type { Storage } from "../storage/types.ts";
 import type { Metrics } from "../metrics.ts";
+import { collectBuildLogs } from "./logs.ts";
 
 export interface GcStats {
   objects: number;
@@ -24,6 +25,7 @@ export interface GcStats {
   storage_objects: number;
   bytes_freed: number;
   staged_expired: number;
+  build_logs: number;
   duration_ms: number;
 }
 
@@ -31,6 +33,8 @@ export interface GcDeps {
   db: Db;
   storage: Storage;
   gc: Config["gc"];
+  /** Build-log retention; without it logs live exactly as long as their derivation's outputs. */
+  buildLogs?: Config["buildLogs"];
   log: Logger;
   metrics?: Metrics;
   /** Called between steps; tests use it to stop a run at a chosen point. */
@@ -146,7 +150,9 @@ async function drainJournal(d: GcDeps, now: number): Promise<{ objects: number; 
         const key = row.storage_key;
         if (row.kind === "upload") {
           // An upload whose row exists was committed after all; only its journal entry is stale.
-          const owned = await d.db.kysely.selectFrom("nar").select("id").where("storage_key", "=", key).executeTakeFirst();
+          const owned =
+            (await d.db.kysely.selectFrom("nar").select("id").where("storage_key", "=", key).executeTakeFirst()) ??
+            (await d.db.kysely.selectFrom("build_log").select("id").where("storage_key", "=", key).executeTakeFirst());
           if (owned) {
             await d.db.kysely.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
             continue;
@@ -172,6 +178,8 @@ export async function collectGarbage(d: GcDeps, now = Date.now()): Promise<GcSta
   try {
     const staged = await expireStaged(d, now);
     const objects = await collectObjects(d, now);
+    const buildLogs = await collectBuildLogs(d.db, { graceSeconds: d.gc.graceSeconds, retentionSeconds: d.buildLogs?.retentionSeconds ?? 0 }, now);
+    await d.checkpoint?.("build-logs");
     const nars = await collectNars(d, now);
     const storage = await drainJournal(d, now);
     const stats: GcStats = {
@@ -180,6 +188,7 @@ export async function collectGarbage(d: GcDeps, now = Date.now()): Promise<GcSta
       storage_objects: storage.objects,
       bytes_freed: storage.bytes,
       staged_expired: staged,
+      build_logs: buildLogs,
       duration_ms: Math.round(performance.now() - started),
     };
     d.metrics?.gcRuns.inc({ result: "success" });

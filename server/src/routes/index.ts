@@ -8,6 +8,8 @@ import { registerNarInfoPut } from "./narinfo-put.ts";
 import { registerNarGet } from "./nar-get.ts";
 import { registerNarPut } from "./nar-put.ts";
 import { registerNarListingGet } from "./nar-listing-get.ts";
+import { registerBuildLogGet } from "./build-log-get.ts";
+import { registerBuildLogPut } from "./build-log-put.ts";
 import { registerCacheConfigGet } from "./cache-config-get.ts";
 import { registerCacheCreate } from "./cache-create.ts";
 import { registerCacheConfigure } from "./cache-configure.ts";
@@ -43,6 +45,8 @@ export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
     registerNarGet(app, ctx, prefix);
     registerNarPut(app, ctx, prefix);
     registerNarListingGet(app, ctx, prefix);
+    registerBuildLogGet(app, ctx, prefix);
+    registerBuildLogPut(app, ctx, prefix);
   }
   registerGetMissingPaths(app, ctx);
   registerUploadPath(app, ctx);

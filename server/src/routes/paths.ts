@@ -1,6 +1,7 @@
 /** Validation of untrusted path parts, done before any lookup. */
 import { ServerError } from "../errors.ts";
-import { isStorePathHash } from "../nix/store-path.ts";
+import { isStorePathHash, parseBaseName } from "../nix/store-path.ts";
+import { NixFormatError } from "../nix/errors.ts";
 import { compressionFromNarExtension, type NixCompression } from "../nix/compression.ts";
 
 const NIX32 = "[0-9a-df-np-sv-z]";
@@ -18,6 +19,18 @@ export function narInfoHash(file: string): string {
     throw new ServerError("InvalidStorePathHash", `Invalid store path hash "${stem.slice(0, 64)}": expected 32 nix-base32 characters.`);
   }
   throw new ServerError("NotFound");
+}
+
+/** `<hash>-<name>.drv`, a derivation's base name (build log URLs); anything else is a 400. */
+export function drvBaseName(file: string): { hash: string; baseName: string } {
+  try {
+    const { hash, name } = parseBaseName(file);
+    if (!name.endsWith(".drv")) throw new NixFormatError(`${JSON.stringify(file.slice(0, 100))} is not a derivation (no ".drv" suffix)`);
+    return { hash, baseName: file };
+  } catch (e) {
+    if (e instanceof NixFormatError) throw new ServerError("RequestError", `General request error: build logs are named by derivation: ${e.message}`);
+    throw e;
+  }
 }
 
 export interface NarFileName {
