@@ -5,6 +5,8 @@
  * output of its derivation, and its bytes with it.
  */
 import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +15,7 @@ import { BACKENDS, createTestCache, startLarder, type Larder } from "./support/l
 import { createNixEnv, type NixEnv } from "./support/nix.ts";
 import { requireTool } from "./support/requirements.ts";
 import { postgresAvailable } from "./support/postgres.ts";
+import { larderCli } from "./support/client.ts";
 
 const haveNix = requireTool("nix", "end-to-end tests drive the real Nix client");
 const MAX = 8192;
@@ -31,6 +34,11 @@ describe.skipIf(!haveNix).each(BACKENDS)("build logs on %s", (backend) => {
   let drv: string;
   let nonce: string;
 
+  const writeTemp = async (n: string) => {
+    const file = join(nix.dir.path, `added-${n}.txt`);
+    await writeFile(file, `no build, no log ${n}\n`);
+    return file;
+  };
   const logUrl = (d: string) => `${larder.url}/main/log/${d.slice("/nix/store/".length)}`;
   const auth = (t: string) => ({ authorization: `Bearer ${t}` });
   async function storageKeys(prefix: string): Promise<string[]> {
@@ -101,6 +109,19 @@ describe.skipIf(!haveNix).each(BACKENDS)("build logs on %s", (backend) => {
     expect(badEnc.status).toBe(400);
   });
 
+  it.skipIf(skip)("larder push --logs uploads the logs the local store has, and skips paths without one", async () => {
+    const n = randomBytes(4).toString("hex");
+    const built = await nix.build(LOGGED_NIX, ["--argstr", "nonce", n]);
+    const added = (await nix.nix(["nix-store", "--store", nix.src, "--add", await writeTemp(n)])).trim();
+    const cli = larderCli(nix.env);
+    const login = await cli(["login", "here", `${larder.url}/`, token]);
+    expect(login.code, login.stderr).toBe(0);
+    const r = await cli(["push", "main", built, added, "--store", nix.src, "--logs"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/1 build log uploaded/);
+    expect(await nix.nix(["nix", "log", "--store", `${larder.url}/main`, built])).toContain(`building ${n}`);
+  });
+
   it.skipIf(skip)("GC removes a log with the last output of its derivation, bytes included", async () => {
     const db = larder.server.ctx.db.kysely;
     const now = Date.now() + 365 * 24 * 3600_000;
@@ -108,9 +129,11 @@ describe.skipIf(!haveNix).each(BACKENDS)("build logs on %s", (backend) => {
     // The orphan log (no outputs) goes after the grace period; the built path's log stays while its output does.
     await db.updateTable("object").set({ last_accessed_at: now }).execute();
     await gc();
-    expect((await db.selectFrom("build_log").select("drv_name").execute()).map((r) => r.drv_name)).toEqual([drv.slice("/nix/store/".length)]);
+    const kept = (await db.selectFrom("build_log").select("drv_name").execute()).map((r) => r.drv_name);
+    expect(kept).toContain(drv.slice("/nix/store/".length));
+    expect(kept.filter((d) => d.includes("-gz-"))).toEqual([]);
     expect((await fetch(logUrl(drv), { headers: auth(token) })).status).toBe(200);
-    expect(await storageKeys("log/")).toHaveLength(1);
+    expect(await storageKeys("log/")).toHaveLength(kept.length);
 
     await db.updateTable("object").set({ created_at: 0, last_accessed_at: 0 }).execute();
     await gc();

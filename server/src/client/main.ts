@@ -201,6 +201,7 @@ interface PushFlags {
   jobs: number;
   forcePreamble?: boolean;
   store?: string;
+  logs?: boolean;
 }
 
 function pushOptions(o: PushFlags): PushOptions {
@@ -210,6 +211,7 @@ function pushOptions(o: PushFlags): PushOptions {
     ignoreUpstreamFilter: o.ignoreUpstreamCacheFilter === true,
     jobs: o.jobs,
     forcePreamble: o.forcePreamble === true,
+    logs: o.logs === true,
   };
 }
 
@@ -218,6 +220,7 @@ function pushFlags(cmd: Command): Command {
     .option("--ignore-upstream-cache-filter", "also push paths signed by the cache's upstream keys")
     .option("-j, --jobs <n>", "parallel uploads", intOption("--jobs", 1), 5)
     .option("--store <url>", "the Nix store to push from (e.g. a chroot store path)")
+    .option("--logs", "also upload the build logs of the pushed paths' derivations, where the local store has them")
     .addOption(new Option("--no-closure", "push only the paths given, not what they reference"))
     .addOption(new Option("--force-preamble", "send upload info as a body preamble, never as a header").hideHelp());
 }

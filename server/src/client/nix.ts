@@ -119,6 +119,19 @@ export async function pathInfos(paths: string[], opts: { store?: string; closure
   });
 }
 
+/**
+ * The build log of a derivation as the local store keeps it, or undefined when it has none.
+ * Substituters are switched off: the log wanted is the one built here, not a download.
+ */
+export async function localBuildLog(drv: string, store: string | undefined): Promise<string | undefined> {
+  try {
+    return await runNix([...storeArgs(store), "log", "--option", "substituters", "", drv]);
+  } catch (e) {
+    if (e instanceof CliError && /not available|no build log/i.test(e.message)) return undefined;
+    throw e;
+  }
+}
+
 export interface NarDump {
   stdout: Readable;
   /** Resolves when the dump ends; rejects with Nix's error if it failed. */

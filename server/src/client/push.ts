@@ -4,10 +4,10 @@
  * into attic's upload-path PUT, no temporary files), references before referrers, each retried
  * with backoff on network errors and 5xx.
  */
-import { PassThrough, type Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { Api, backoffMs, getCacheConfig, sleep, TransientError, type CacheConfig } from "./api.ts";
 import { CliError } from "./errors.ts";
-import { dumpNar, pathInfos, type LocalPathInfo } from "./nix.ts";
+import { dumpNar, localBuildLog, pathInfos, type LocalPathInfo } from "./nix.ts";
 import { formatBytes, type Progress } from "./progress.ts";
 import type { GetMissingPathsResponse, UploadPathResult } from "../api/push-types.ts";
 
@@ -20,6 +20,8 @@ export interface PushOptions {
   ignoreUpstreamFilter: boolean;
   jobs: number;
   forcePreamble: boolean;
+  /** Also upload the build logs of the pushed paths' derivations that the local store has. */
+  logs?: boolean;
 }
 
 export interface PushPlan {
@@ -39,6 +41,8 @@ export interface PushSummary {
   failed: number;
   bytes: number;
   seconds: number;
+  /** Build logs uploaded (with --logs). */
+  logs?: number;
 }
 
 const baseName = (p: string) => p.slice(p.lastIndexOf("/") + 1);
@@ -217,8 +221,26 @@ export function summaryLine(cache: string, plan: PushPlan, s: PushSummary): stri
   if (plan.upstreamSkipped > 0) {
     parts.push(`${plan.upstreamSkipped} skipped as signed by upstream key ${[...plan.upstreamKeysSeen].sort().join(", ")} (--ignore-upstream-cache-filter pushes them)`);
   }
+  if (s.logs !== undefined) parts.push(`${s.logs} build log${s.logs === 1 ? "" : "s"} uploaded`);
   if (s.failed > 0) parts.push(`${s.failed} failed`);
   return parts.join("; ");
+}
+
+/**
+ * Uploads, to the cache's `log/<drv>` (as `nix store copy-log --to` does), the build log of each
+ * pushed path's derivation that the local store has; returns how many it uploaded.
+ */
+export async function pushLogs(target: PushTarget, pushed: LocalPathInfo[], store: string | undefined): Promise<number> {
+  const derivers = [...new Set(pushed.flatMap((p) => (p.deriver !== undefined ? [p.deriver] : [])))];
+  let uploaded = 0;
+  for (const drv of derivers) {
+    const log = await localBuildLog(drv, store);
+    if (log === undefined) continue;
+    const res = await target.api.put(`${target.cache}/log/${baseName(drv)}`, { "content-type": "text/plain; charset=utf-8" }, Readable.from([Buffer.from(log)]), () => {});
+    if (res.status < 200 || res.status >= 300) throw target.api.refusal(res.status, res.text, `uploading the build log of ${drv}`);
+    uploaded++;
+  }
+  return uploaded;
 }
 
 export interface PushTarget {
@@ -241,5 +263,6 @@ export async function push(target: PushTarget, roots: string[], opts: PushOption
   const infos = await pathInfos(roots, { ...(opts.store !== undefined && { store: opts.store }), closure: opts.closure });
   const plan = await planPush(target.api, target.cache, target.cfg, infos, opts);
   const summary = await runUploads(target.api, target.cache, plan, opts, progress);
+  if (opts.logs) summary.logs = await pushLogs(target, plan.upload, opts.store);
   return { plan, summary };
 }
