@@ -5,6 +5,7 @@
  * bodies checked. The JSON and framing are from attic's sources (shared/research/attic.md §1.3, §1.4, §6).
  */
 import { readFile, readdir } from "node:fs/promises";
+import { zstdDecompressSync } from "node:zlib";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLarder, type Larder } from "./support/larder.ts";
@@ -197,6 +198,27 @@ describe("attic's client, byte for byte", () => {
     expect(d.status, d.text).toBe(200);
     expect(d.json()).toMatchObject({ kind: "Deduplicated", frac_deduplicated: 1 });
     expect((await get(`/team-dedup/${tree.hash}.narinfo`)).status).toBe(200);
+  });
+
+  it("serves attic's NAR URL, nar/<storePathHash>.nar, with the same access rules (issue 13.18)", async () => {
+    // A narinfo Nix cached from attic (30-day TTL) names the NAR by store path hash, no extension.
+    const stored = await fetch(`${l.url}/team-push/${empty.hash}.narinfo`, { headers: { authorization: `Bearer ${token}` } });
+    const narUrl = /^URL: (.*)$/m.exec(await stored.text())?.[1] as string;
+    const canonical = Buffer.from(await (await fetch(`${l.url}/team-push/${narUrl}`, { headers: { authorization: `Bearer ${token}` } })).arrayBuffer());
+    const r = await get(`/team-push/nar/${empty.hash}.nar`);
+    expect(r.status, r.text).toBe(200);
+    expect(r.headers["content-type"]).toBe("application/x-nix-nar");
+    expect(r.body.equals(canonical)).toBe(true);
+    expect(zstdDecompressSync(r.body).equals(empty.nar)).toBe(true);
+    const head = await fetch(`${l.url}/team-push/nar/${empty.hash}.nar`, { method: "HEAD", headers: { authorization: `bearer ${token}` } });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers.get("content-length"))).toBe(canonical.length);
+    // Only this cache's paths, and only for callers who may pull.
+    await expectAtticError(await get(`/team-dedup/nar/${empty.hash}.nar`), 404, "NoSuchObject");
+    await expectAtticError(await get(`/team-push/nar/${top.hash}.nar`), 404, "NoSuchObject");
+    await expectAtticError(await get(`/team-push/nar/${empty.hash}.nar`, ""), 401, "Unauthorized");
+    await expectAtticError(await get(`/team-push/nar/${empty.hash}.nar`, await l.token({ pull: ["other"] })), 401, "Unauthorized");
+    await expectAtticError(await get(`/team-push/nar/${empty.hash.slice(1)}e.nar.zst`), 400, "RequestError");
   });
 
   it("answers attic's error bodies for bad pushes, leaving nothing visible", async () => {

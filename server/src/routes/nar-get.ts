@@ -1,14 +1,17 @@
 /**
  * GET/HEAD /{cache}/nar/<filehash>.nar.<ext> — streams the stored bytes as they are (never
  * recompressed), with Content-Length and single-range support; on S3, optionally a redirect to a
- * short-lived presigned URL. Only NARs of this cache's own objects are found here.
+ * short-lived presigned URL. Only NARs of this cache's own objects are found here. attic's form,
+ * /{cache}/nar/<storePathHash>.nar, names the NAR of that path in this cache and is served alike,
+ * so narinfos Nix cached from attic before a migration keep working.
  */
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
 import { ServerError } from "../errors.ts";
 import { requireCache } from "../http/cache-access.ts";
 import { cacheHasUploadFile, findServedNar } from "../db/nars.ts";
-import { narFileName } from "./paths.ts";
+import { findObject } from "../db/objects.ts";
+import { atticNarPath, narFileName } from "./paths.ts";
 
 const PRESIGN_SECONDS = 600;
 
@@ -34,11 +37,14 @@ export function parseRange(header: string | undefined, size: number): { start: n
 
 export function registerNarGet(app: FastifyInstance, ctx: AppContext, prefix = ""): void {
   app.get<{ Params: { cache: string; file: string } }>(`${prefix}/:cache/nar/:file`, async (req, reply) => {
-    const { fileHash } = narFileName(req.params.file);
+    const storePathHash = atticNarPath(req.params.file);
+    const fileHash = storePathHash === undefined ? narFileName(req.params.file).fileHash : undefined;
     const { cache } = await requireCache(ctx, req, req.params.cache, "pull");
     if (cache.is_public) reply.header("x-attic-cache-visibility", "public");
-    const nar = await findServedNar(ctx.db, cache.id, fileHash);
+    const nar =
+      fileHash !== undefined ? await findServedNar(ctx.db, cache.id, fileHash) : (await findObject(ctx.db, cache.id, storePathHash as string))?.nar;
     if (!nar) {
+      if (fileHash === undefined) throw new ServerError("NoSuchObject");
       // Nix's push asks with HEAD under its own file name whether to upload; a NAR staged or
       // pushed under that name earlier means "have it" (for this cache's uploads only).
       if (req.method === "HEAD" && (await cacheHasUploadFile(ctx.db, cache.id, fileHash))) {

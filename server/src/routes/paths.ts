@@ -39,6 +39,16 @@ export interface NarFileName {
   compression: NixCompression;
 }
 
+const ATTIC_NAR_FILE = new RegExp(`^(${NIX32}{32})\\.nar$`);
+
+/**
+ * attic's NAR URL, `nar/<storePathHash>.nar`: its narinfos (cached by Nix for 30 days) name the
+ * NAR by the path it belongs to, which is unambiguous within a cache. Undefined for other names.
+ */
+export function atticNarPath(file: string): string | undefined {
+  return ATTIC_NAR_FILE.exec(file)?.[1];
+}
+
 /** `nar/<filehash>.nar[.ext]`; anything else, including traversal attempts, is a 400. */
 export function narFileName(file: string): NarFileName {
   const m = NAR_FILE.exec(file);
