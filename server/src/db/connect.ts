@@ -14,7 +14,7 @@ import type { DatabaseTls } from "../config/database-tls.ts";
 import { joinUrl, redactUrl, splitUrl } from "../config/database-url.ts";
 import { readSecretFile } from "../config/secret-file.ts";
 import { migrationProvider, type Dialect } from "./migrations.ts";
-import { classifyingDialect, DatabaseUnavailableError } from "./errors.ts";
+import { classifyingDialect, DatabaseUnavailableError, isReadOnlyError } from "./errors.ts";
 import type { Database } from "./schema.ts";
 
 export interface Db {
@@ -22,8 +22,12 @@ export interface Db {
   readonly dialect: Dialect;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
-  /** Throws unless the database answers a trivial query (health checks). */
+  /** Throws unless the database answers a trivial query. */
   check(): Promise<void>;
+  /** Throws unless the database accepts a write (readiness: a read-only database or replica fails it). */
+  checkWritable(): Promise<void>;
+  /** Whether `e` says the database is read-only. */
+  isReadOnlyError(e: unknown): boolean;
   close(): Promise<void>;
 }
 
@@ -161,6 +165,12 @@ export async function openDb(target: string | DatabaseConfig): Promise<Db> {
     async check() {
       await sql`select 1`.execute(kysely);
     },
+    async checkWritable() {
+      // A DELETE that matches nothing still needs a writable database: PostgreSQL refuses it in a
+      // read-only transaction (default_transaction_read_only, a standby), SQLite on a read-only file.
+      await kysely.deleteFrom("storage_journal").where(sql<boolean>`1 = 0`).execute();
+    },
+    isReadOnlyError,
     async close() {
       await kysely.destroy();
     },

@@ -41,6 +41,13 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return CONNECTION_MESSAGES.test(err.message);
 }
 
+/** A write refused because the database is read-only (25006: read-only transaction; SQLITE_READONLY*). */
+export function isReadOnlyError(err: unknown): boolean {
+  const e = err instanceof DatabaseUnavailableError ? err.cause : err;
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === "25006" || (typeof code === "string" && code.startsWith("SQLITE_READONLY"));
+}
+
 function classify(err: unknown): unknown {
   return isDatabaseUnavailable(err) && !(err instanceof DatabaseUnavailableError) ? new DatabaseUnavailableError(err) : err;
 }

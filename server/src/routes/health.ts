@@ -1,27 +1,46 @@
-/** GET /_api/v1/health — for load balancers: 200 when the database and storage answer, else 503. */
+/**
+ * Health for load balancers and orchestrators, answered whatever the Host header (a load
+ * balancer probes a target by its private address):
+ * - GET /_api/v1/health/live — liveness: the process serves HTTP. Never touches the database or
+ *   storage, so a shared dependency's outage cannot get every instance replaced at once.
+ * - GET /_api/v1/health — readiness: the database answers and accepts writes, and storage answers;
+ *   503 otherwise, so a balancer sends traffic elsewhere until it passes again.
+ */
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
 
-async function probe(what: () => Promise<void>, timeoutMs: number): Promise<string> {
+export const READINESS_PATH = "/_api/v1/health";
+export const LIVENESS_PATH = "/_api/v1/health/live";
+/** Paths exempt from the allowed-hosts check. */
+export const HEALTH_PATHS: ReadonlySet<string> = new Set([READINESS_PATH, LIVENESS_PATH]);
+
+const PROBE_TIMEOUT_MS = 3000;
+
+async function probe(what: () => Promise<void>, describe: (e: unknown) => string): Promise<string> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
       what(),
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error("timed out")), timeoutMs);
+        timer = setTimeout(() => reject(new Error("timed out")), PROBE_TIMEOUT_MS);
       }),
     ]);
     return "ok";
-  } catch {
-    return "unavailable";
+  } catch (e) {
+    return describe(e);
   } finally {
     clearTimeout(timer);
   }
 }
 
 export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
-  app.get("/_api/v1/health", async (_req, reply) => {
-    const [database, storage] = await Promise.all([probe(() => ctx.db.check(), 3000), probe(() => ctx.storage.check(), 3000)]);
+  app.get(LIVENESS_PATH, async (_req, reply) => reply.header("cache-control", "no-store").send({ status: "ok" }));
+
+  app.get(READINESS_PATH, async (_req, reply) => {
+    const [database, storage] = await Promise.all([
+      probe(() => ctx.db.checkWritable(), (e) => (ctx.db.isReadOnlyError(e) ? "read-only" : "unavailable")),
+      probe(() => ctx.storage.check(), () => "unavailable"),
+    ]);
     const healthy = database === "ok" && storage === "ok";
     if (!healthy) ctx.metrics.backendErrors.inc({ backend: database === "ok" ? "storage" : "database" });
     return reply.code(healthy ? 200 : 503).header("cache-control", "no-store").send({ status: healthy ? "ok" : "unavailable", database, storage });
