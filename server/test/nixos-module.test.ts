@@ -207,6 +207,15 @@ describe.skipIf(!haveNix)("NixOS module (real nix-instantiate)", () => {
     expect(() => parseConfig(stringify(nested), dummySecretEnv)).toThrow(/unknown key "intervall"/);
   });
 
+  it("evaluates the docs' complete example: eval-check/configs/complete.nix is that example, verbatim but for its imports", () => {
+    const docs = readFileSync(path.join(repo, "docs/NIXOS_MODULES.md"), "utf8");
+    const example = /```nix\n([\s\S]*?)```/.exec(docs.slice(docs.indexOf("## A complete example")))?.[1] ?? "";
+    const config = readFileSync(path.join(modules, "eval-check", "configs", "complete.nix"), "utf8");
+    const withoutImports = (text: string) => text.split("\n").filter((l) => !/^\s*imports = /.test(l)).join("\n");
+    expect(example).toContain("services.larder = {");
+    expect(withoutImports(config)).toContain(withoutImports(example));
+  });
+
   it("documents exactly the declared settings options in docs/NIXOS_MODULES.md", () => {
     const documented = documentedSettingPaths(readFileSync(path.join(repo, "docs/NIXOS_MODULES.md"), "utf8"));
     const declared = defaults.options.map((o) => o.path.join("."));
@@ -219,7 +228,8 @@ describe.skipIf(!haveNix)("NixOS module (real nix-instantiate)", () => {
 
   it("offers a credential for every secret key the server reads by file (jwt.signing, database, storage.credentials)", () => {
     const schemaFileKeys = (docs: string) =>
-      [...docs.matchAll(/^\| `((?:jwt\.signing|database|storage\.credentials)\.[\w-]+[-_]file)` /gm)].map((m) => m[1] as string);
+      // A secret's file key is documented as a "file holding" it (database.ca-file, a public CA bundle, is not one).
+      [...docs.matchAll(/^\| `((?:jwt\.signing|database|storage\.credentials)\.[\w-]+[-_]file)` \|[^|]*\|[^|]*\| [^|]*file holding/gim)].map((m) => m[1] as string);
     const documented = schemaFileKeys(readFileSync(path.join(repo, "docs", "CONFIG.md"), "utf8"));
     expect(documented.length).toBeGreaterThanOrEqual(8);
     expect(defaults.secrets.map((s) => s.path.join(".")).sort()).toEqual([...documented].sort());

@@ -1,13 +1,28 @@
-# docs/NIXOS_MODULES.md, "A complete example" (agenix paths written out).
-{ ... }:
+# docs/NIXOS_MODULES.md, "A complete example", verbatim but for the imports: the module from this
+# checkout, and a stand-in for agenix's age.secrets option (server/test/nixos-module.test.ts keeps
+# the two identical).
+let
+  agenixStandIn = { lib, ... }: {
+    options.age.secrets = lib.mkOption {
+      type = lib.types.attrsOf (lib.types.submodule ({ name, ... }: {
+        options.file = lib.mkOption { type = lib.types.unspecified; };
+        options.path = lib.mkOption { type = lib.types.str; default = "/run/agenix/${name}"; };
+      }));
+      default = { };
+    };
+  };
+in
+{ config, ... }:
 {
-  imports = [ ../../larder.nix ];
+  imports = [ ../../larder.nix agenixStandIn ];
+
+  age.secrets.larder-token.file = ./secrets/larder-token.age;   # openssl rand -base64 64
 
   security.acme = { acceptTerms = true; defaults.email = "ops@example.org"; };
 
   services.larder = {
     enable = true;
-    credentials.token-hs256-secret-base64 = "/run/agenix/larder-token";
+    credentials.token-hs256-secret-base64 = config.age.secrets.larder-token.path;
     database.createLocally = true;
     garbageCollection.timer = { enable = true; dates = "*-*-* 03:00:00"; };
     nginx = { enable = true; hostName = "cache.example.org"; };
