@@ -10,7 +10,7 @@ import { fail } from "./lib/errors.ts";
 import { run } from "./lib/exec.ts";
 import { runMain } from "./lib/main.ts";
 import { terraformBinary, verifyTool } from "./lib/preflight.ts";
-import { stackDir } from "./lib/stack.ts";
+import { stackDir, synthesizedStacks } from "./lib/stack.ts";
 
 export const ACTIONS = ["synth", "plan", "deploy", "destroy"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -48,11 +48,15 @@ export async function main(argv: string[]): Promise<void> {
     verifyTool("npm");
     await run("npm", ["run", "synth"], { cwd: root });
   }
-  const dir = stackDir(root, options.stack);
   if (tf === undefined) {
-    process.stderr.write(`synthesized ${dir}\n`);
+    // synth builds every stack; only the actions on one stack need to know which.
+    const names = options.stack !== undefined ? [options.stack] : synthesizedStacks(root);
+    const dirs = names.map((name) => stackDir(root, name));
+    if (dirs.length === 0) stackDir(root);
+    process.stderr.write(`synthesized ${dirs.join(", ")}\n`);
     return;
   }
+  const dir = stackDir(root, options.stack);
   await run(tf, ["init", "-input=false"], { cwd: dir });
   await run(tf, terraformArgs(action as Exclude<Action, "synth">, options.dryRun, extra), { cwd: dir });
 }

@@ -66,4 +66,12 @@ describe("justfile", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("just synth builds every stack and exits 0; only the actions on one stack need --stack", () => {
+    const r = spawnSync(JUST, ["synth"], { cwd: REPO, encoding: "utf8", timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const line = r.stderr.split("\n").find((l) => l.startsWith("synthesized /")) ?? "";
+    expect(line.split(", ").length, r.stderr).toBeGreaterThan(1);
+    expect(r.stderr).not.toContain("--stack");
+  }, 150_000);
 });

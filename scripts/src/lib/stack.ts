@@ -21,10 +21,16 @@ export function stacksDir(root: string): string {
   return join(root, "cdktf.out", "stacks");
 }
 
+/** The names of the synthesized stacks, sorted. */
+export function synthesizedStacks(root: string): string[] {
+  const base = stacksDir(root);
+  return existsSync(base) ? readdirSync(base).filter((d) => existsSync(join(base, d, "cdk.tf.json"))).sort() : [];
+}
+
 /** The synthesized stack to use: the one named, or the only one there is. */
 export function stackDir(root: string, stack?: string): string {
   const base = stacksDir(root);
-  const present = existsSync(base) ? readdirSync(base).filter((d) => existsSync(join(base, d, "cdk.tf.json"))) : [];
+  const present = synthesizedStacks(root);
   if (stack !== undefined) {
     if (!present.includes(stack)) {
       fail(`stack "${stack}" is not synthesized in ${base}${present.length ? ` (found: ${present.join(", ")})` : ""}: run \`just synth\``);
