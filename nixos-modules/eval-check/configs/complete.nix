@@ -11,10 +11,23 @@ let
       default = { };
     };
   };
+  expectations = import ../expect.nix ({ lib, admin }: [
+    { what = "storage outside the state directory: static user, directory created for it";
+      ok = c: !c.systemd.services.larder.serviceConfig.DynamicUser && c.users.users.larder.isSystemUser
+        && lib.elem "d /srv/larder/nars 0700 larder larder - -" c.systemd.tmpfiles.rules; }
+    { what = "larderd-admin runs with the service's writable paths and credential";
+      ok = c: lib.hasInfix "'--property=ReadWritePaths=/srv/larder/nars'" (admin c)
+        && lib.hasInfix "'--property=LoadCredential=token-hs256-secret-base64:/run/agenix/larder-token'" (admin c)
+        && lib.hasInfix "'--property=DynamicUser=no'" (admin c); }
+    { what = "the signing key is a credential named in server.toml, not in the environment";
+      ok = c: c.services.larder.settings.jwt.signing.token-hs256-secret-base64-file == "token-hs256-secret-base64"
+        && c.systemd.services.larder.serviceConfig.LoadCredential == [ "token-hs256-secret-base64:/run/agenix/larder-token" ]
+        && c.systemd.services.larder.serviceConfig.EnvironmentFile == [ ]; }
+  ]);
 in
 { config, ... }:
 {
-  imports = [ ../../larder.nix agenixStandIn ];
+  imports = [ ../../larder.nix agenixStandIn expectations ];
 
   age.secrets.larder-token.file = ./secrets/larder-token.age;   # openssl rand -base64 64
 
