@@ -7,6 +7,8 @@ import type { TerraformJson } from "./policy.ts";
 import { checkPolicy } from "./policy.ts";
 import { all, one, validInput } from "../test/helpers.ts";
 import { HEALTH_CHECK_PATH } from "./constructs/scale-out.ts";
+import { DISK_METRIC } from "./constructs/disk-alarm.ts";
+import { LIVENESS_PATH } from "../../server/src/routes/health.ts";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
@@ -137,8 +139,9 @@ describe("health checks: ALB, nginx and larderd agree", () => {
   const hostProfile = readFileSync(path.join(import.meta.dirname, "../../nixos-modules/aws-host.nix"), "utf8");
 
   it("the ALB checks larderd's liveness path, which does not depend on the database", () => {
-    expect(one(tf, "aws_lb_target_group")["health_check"]).toMatchObject({ path: HEALTH_CHECK_PATH, matcher: "200" });
-    expect(HEALTH_CHECK_PATH).toBe("/_api/v1/health/live");
+    expect(one(tf, "aws_lb_target_group")["health_check"]).toMatchObject({ path: LIVENESS_PATH, matcher: "200" });
+    expect(HEALTH_CHECK_PATH).toBe(LIVENESS_PATH);
+    expect(LIVENESS_PATH).toBe("/_api/v1/health/live");
   });
 
   it("the api servers' nginx is the default server, so a check whose Host is the target's IP reaches larderd", () => {
@@ -187,9 +190,10 @@ describe("hosts' identity and alarms", () => {
     const text = userData(synth(), "aws_instance");
     expect(text).toContain('deployment = "test";');
     expect(text).toContain('metricsNamespace = "Larder";');
-    const hostProfile = readFileSync(path.join(import.meta.dirname, "../../nixos-modules/aws-host.nix"), "utf8");
-    expect(hostProfile).toContain("--metric-name RootDiskUsedPercent");
-    expect(hostProfile).toContain('"Deployment=${cfg.deployment},Mode=${cfg.mode}"');
+    const modules = path.join(import.meta.dirname, "../../nixos-modules");
+    expect(readFileSync(path.join(modules, "scripts.nix"), "utf8")).toContain(`--metric-name ${DISK_METRIC.name}`);
+    expect(readFileSync(path.join(modules, "aws-host.nix"), "utf8")).toContain('dimensions = "Deployment=${cfg.deployment},Mode=${cfg.mode}";');
+    expect(DISK_METRIC.dimensions).toEqual(["Deployment", "Mode"]);
   });
 });
 

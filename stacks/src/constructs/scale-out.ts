@@ -16,14 +16,15 @@ import { VpcSecurityGroupEgressRule } from "@cdktf/provider-aws/lib/vpc-security
 import type { Dns } from "./dns.ts";
 import { REQUIRED_METADATA_OPTIONS } from "./host.ts";
 import { SERVER_HTTP_PORT } from "../user-data.ts";
+import { LIVENESS_PATH } from "../../../server/src/routes/health.ts";
 
 /**
- * larderd's liveness endpoint: 200 while the process serves HTTP, whatever the Host header, without
- * touching the database. The readiness endpoint (/_api/v1/health, database writable) is the wrong
- * check here: with health_check_type ELB, a brief RDS outage would make every server unhealthy at
- * once and the group would replace the whole fleet, which cannot fix a shared dependency.
+ * larderd's liveness endpoint (its own route constant): 200 while the process serves HTTP, whatever
+ * the Host header, without touching the database. The readiness endpoint (database writable) is the
+ * wrong check here: with health_check_type ELB, a brief RDS outage would make every server unhealthy
+ * at once and the group would replace the whole fleet, which cannot fix a shared dependency.
  */
-export const HEALTH_CHECK_PATH = "/_api/v1/health/live";
+export const HEALTH_CHECK_PATH = LIVENESS_PATH;
 
 export interface ScaleOutProps {
   readonly name: string;
