@@ -217,7 +217,7 @@ describe("bad input", () => {
 
   it("answers unknown routes and methods with JSON errors, not 5xx", async () => {
     await expectError(await get("/_api/v1/nothing-here", push), 404, "NotFound");
-    await expectError(await get(`/c/${EMPTY}.ls`, push), 404, "NotFound");
+    await expectError(await get(`/c/${EMPTY}.nothing`, push), 404, "NotFound");
     const res = await fetch(`${l.url}/_api/v1/cache-config/c`, { method: "POST", body: "{not json", headers: { authorization: `Bearer ${push}`, "content-type": "application/json" } });
     expect(res.status).toBe(400);
   });
