@@ -1,10 +1,20 @@
-/** Last-access updates for retention: by object, by NAR within a cache, by store-path hash. */
+/**
+ * Last-access updates for retention: by object, by NAR within a cache, by store-path hash.
+ * A row used less than ACCESS_GRANULARITY_MS ago is not written again: popular paths and
+ * closures that CI asks about again and again cost a lookup, not a write (and no move in GC's
+ * access-time index). GC allows for it by keeping paths that much past retention.
+ */
 import { sql } from "kysely";
 import type { Db } from "./connect.ts";
 
+export const ACCESS_GRANULARITY_MS = 5 * 60_000;
+
+// Unary `+`: SQLite must look rows up by the id, NAR or hash given, not walk the access-time index.
+const stale = (now: number) => sql<boolean>`+last_accessed_at < ${now - ACCESS_GRANULARITY_MS}`;
+
 export async function touchObjectIds(db: Db, ids: readonly number[], now: number): Promise<void> {
   for (let i = 0; i < ids.length; i += 500) {
-    await db.kysely.updateTable("object").set({ last_accessed_at: now }).where("id", "in", ids.slice(i, i + 500)).execute();
+    await db.kysely.updateTable("object").set({ last_accessed_at: now }).where("id", "in", ids.slice(i, i + 500)).where(stale(now)).execute();
   }
 }
 
@@ -16,6 +26,7 @@ export async function touchCacheNars(db: Db, cacheId: number, narIds: readonly n
       .set({ last_accessed_at: now })
       .where("cache_id", "=", cacheId)
       .where("nar_id", "in", narIds.slice(i, i + 500))
+      .where(stale(now))
       .execute();
   }
 }
@@ -30,5 +41,5 @@ export async function touchHashes(db: Db, cacheId: number, hashes: readonly stri
     db.dialect === "sqlite"
       ? sql`(select value from json_each(${JSON.stringify(hashes)}))`
       : sql`(select unnest(${hashes as string[]}::text[]))`;
-  await sql`update object set last_accessed_at = ${now} where cache_id = ${cacheId} and store_path_hash in ${list}`.execute(db.kysely);
+  await sql`update object set last_accessed_at = ${now} where cache_id = ${cacheId} and store_path_hash in ${list} and ${stale(now)}`.execute(db.kysely);
 }

@@ -129,6 +129,13 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex("object_deriver").on("object").columns(["cache_id", "deriver"]).execute();
       },
     },
+    "2026-12-03-003-gc-access-index": {
+      async up(db: Kysely<any>) {
+        // GC walks a cache's expired objects newest first and resumes each batch where the last
+        // stopped: without this index every batch rescanned the whole cache (docs/PERFORMANCE.md).
+        await db.schema.createIndex("object_cache_access").on("object").columns(["cache_id", "last_accessed_at", "id"]).execute();
+      },
+    },
   };
 }
 

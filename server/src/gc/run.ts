@@ -10,11 +10,13 @@
  * A kill at any point leaves rows that the next run finishes.
  */
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
-import { sql } from "kysely";
+import { sql, type Kysely } from "kysely";
+import type { Database } from "../db/schema.ts";
 import type { Logger } from "pino";
 import type { Config } from "../config/load.ts";
 import type { Db } from "../db/connect.ts";
 import { lockCache } from "../db/objects.ts";
+import { ACCESS_GRANULARITY_MS } from "../db/access.ts";
 import type { Storage } from "../storage/types.ts";
 import type { Metrics } from "../metrics.ts";
 import { collectBuildLogs } from "./logs.ts";
@@ -41,7 +43,8 @@ export interface GcDeps {
   checkpoint?: (step: string) => Promise<void> | void;
 }
 
-const BATCH = 500;
+const BATCH = 1000;
+const NAR_BATCH = 2000;
 const STORAGE_CONCURRENCY = 8;
 
 async function expireStaged(d: GcDeps, now: number): Promise<number> {
@@ -49,6 +52,117 @@ async function expireStaged(d: GcDeps, now: number): Promise<number> {
   return Number(r.numDeletedRows);
 }
 
+interface Position {
+  at: number;
+  id: number;
+}
+
+const after = (a: Position, b: Position) => a.at > b.at || (a.at === b.at && a.id > b.id);
+
+/**
+ * One cache's expired objects, newest access first, from just below `from` (the last batch's
+ * end): index range scans that resume where the previous batch stopped. The rest of `from`'s
+ * access time, then older times, as two ranges, because neither SQLite nor PostgreSQL bounds an
+ * index range by a row-value comparison for certain.
+ */
+async function expiredBatch(trx: Kysely<Database>, cacheId: number, from: Position): Promise<Position[]> {
+  const { rows: same } = await sql<Position>`
+    select last_accessed_at as at, id from object
+    where cache_id = ${cacheId} and last_accessed_at = ${from.at} and id < ${from.id}
+    order by id desc
+    limit ${BATCH}`.execute(trx);
+  if (same.length === BATCH) return same;
+  const { rows: older } = await sql<Position>`
+    select last_accessed_at as at, id from object
+    where cache_id = ${cacheId} and last_accessed_at < ${from.at}
+    order by last_accessed_at desc, id desc
+    limit ${BATCH - same.length}`.execute(trx);
+  return [...same, ...older];
+}
+
+/**
+ * Deletes those of `ids` that are past retention, not pinned (unless the cache is gone), and that
+ * no other path left in the cache refers to. One statement sees one state of the references, so
+ * it removes the tops of dead closures and never a path something kept still names (reference
+ * rows go with their object, by the foreign key's cascade). The unary `+` keeps SQLite from
+ * scanning the access-time index instead of looking up the ids.
+ */
+async function deleteUnreferenced(trx: Kysely<Database>, cacheId: number, ids: readonly number[], cutoff: number, keepPinned: boolean): Promise<number[]> {
+  const { rows } = await sql<{ id: number }>`
+    delete from object where id in (${sql.join(ids)})
+      and +cache_id = ${cacheId} and +created_at < ${cutoff} and +last_accessed_at < ${cutoff}
+      and (${keepPinned ? 1 : 0} = 0 or not exists (
+        select 1 from pin p where p.cache_id = object.cache_id and p.store_path_hash = object.store_path_hash))
+      and not exists (
+        select 1 from object_ref r
+        where r.cache_id = object.cache_id and r.ref_hash = object.store_path_hash and r.object_id <> object.id)
+    returning id`.execute(trx);
+  return rows.map((r) => r.id);
+}
+
+/**
+ * One batch: deletes what it can of `batch`, level by level. After the first delete only paths
+ * a deleted path referred to can have become free, so each further statement names just those.
+ * Answers the ids deleted, and whether a deleted path referred to an expired path of an earlier
+ * batch (then another pass is needed).
+ */
+async function collectBatch(trx: Kysely<Database>, cacheId: number, batch: Position[], cutoff: number, keepPinned: boolean): Promise<{ deleted: number; revisit: boolean }> {
+  const ids = batch.map((b) => b.id);
+  const idByHash = new Map<string, number>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await trx.selectFrom("object").select(["id", "store_path_hash"]).where("id", "in", ids.slice(i, i + 500)).execute();
+    for (const r of rows) idByHash.set(r.store_path_hash, r.id);
+  }
+  const refsOf = new Map<number, string[]>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await trx.selectFrom("object_ref").select(["object_id", "ref_hash"]).where("object_id", "in", ids.slice(i, i + 500)).execute();
+    for (const r of rows) {
+      const list = refsOf.get(r.object_id);
+      if (list) list.push(r.ref_hash);
+      else refsOf.set(r.object_id, [r.ref_hash]);
+    }
+  }
+  const deleted = new Set<number>();
+  const outside = new Set<string>();
+  for (let attempt: number[] = ids; attempt.length > 0; ) {
+    const gone = await deleteUnreferenced(trx, cacheId, attempt, cutoff, keepPinned);
+    const next = new Set<number>();
+    for (const id of gone) {
+      deleted.add(id);
+      for (const h of refsOf.get(id) ?? []) {
+        const target = idByHash.get(h);
+        if (target === undefined) outside.add(h);
+        else if (target !== id) next.add(target);
+      }
+    }
+    attempt = [...next].filter((id) => !deleted.has(id));
+  }
+  let revisit = false;
+  if (outside.size > 0 && batch.length > 0) {
+    const first = batch[0] as Position;
+    const list = [...outside];
+    for (let i = 0; i < list.length && !revisit; i += 500) {
+      const rows = await trx
+        .selectFrom("object")
+        .select(["last_accessed_at as at", "id"])
+        .where("cache_id", "=", cacheId)
+        .where("store_path_hash", "in", list.slice(i, i + 500))
+        .execute();
+      // The access-time condition is checked here: in SQL it drew SQLite to the access index.
+      revisit = rows.some((r) => r.at < cutoff && after(r, first));
+    }
+  }
+  return { deleted: deleted.size, revisit };
+}
+
+/**
+ * Walks each cache's expired objects in batches, newest access first (paths are pushed
+ * references first, so a referrer usually comes before what it refers to), each batch one short
+ * transaction under the cache's GC lock. A path kept only because its referrer was in a later
+ * batch is freed by another pass, made only when a batch deleted a path referring to an earlier
+ * batch's. Each pass reads the expired objects through the index, resuming where the last batch
+ * stopped, so a run costs O(expired), not O(expired × all) as a search from the start per batch.
+ */
 async function collectObjects(d: GcDeps, now: number): Promise<number> {
   let total = 0;
   const caches = await d.db.kysely.selectFrom("cache").select(["id", "name", "retention_period", "deleted_at"]).execute();
@@ -56,75 +170,84 @@ async function collectObjects(d: GcDeps, now: number): Promise<number> {
     const retention = cache.retention_period ?? d.gc.defaultRetentionSeconds;
     // A destroyed (soft-deleted) cache keeps nothing; retention 0 keeps everything.
     if (cache.deleted_at === null && retention === 0) continue;
-    const cutoff = cache.deleted_at !== null ? Number.MAX_SAFE_INTEGER : now - retention * 1000;
+    // Access times are written at most once per ACCESS_GRANULARITY_MS, so one can lag that much.
+    const cutoff = cache.deleted_at !== null ? Number.MAX_SAFE_INTEGER : now - retention * 1000 - ACCESS_GRANULARITY_MS;
     const keepPinned = cache.deleted_at === null;
-    for (;;) {
-      const deleted = await d.db.kysely.transaction().execute(async (trx) => {
-        await lockCache(trx, d.db, cache.id, "exclusive");
-        const { numAffectedRows } = await sql`
-          delete from object where id in (
-            select o.id from object o
-            where o.cache_id = ${cache.id}
-              and o.created_at < ${cutoff} and o.last_accessed_at < ${cutoff}
-              and (${keepPinned ? 1 : 0} = 0 or not exists (
-                select 1 from pin p where p.cache_id = o.cache_id and p.store_path_hash = o.store_path_hash))
-              and not exists (
-                select 1 from object_ref r join object o2 on o2.id = r.object_id
-                where r.cache_id = o.cache_id and r.ref_hash = o.store_path_hash and o2.id <> o.id)
-            limit ${BATCH})`.execute(trx);
-        return Number(numAffectedRows ?? 0);
-      });
-      total += deleted;
-      if (deleted > 0) d.log.debug({ cache: cache.name, deleted }, "gc: objects deleted");
-      await d.checkpoint?.("objects");
-      // SQLite answers synchronously: without a turn of the event loop between batches, a GC
-      // inside the server would hold off every request until it finished.
-      await yieldToEventLoop();
-      if (deleted === 0) break;
+    for (let again = true; again; ) {
+      again = false;
+      let from: Position | undefined = { at: cutoff, id: 0 };
+      while (from) {
+        const start: Position = from;
+        const r = await d.db.kysely.transaction().execute(async (trx) => {
+          await lockCache(trx, d.db, cache.id, "exclusive");
+          const batch = await expiredBatch(trx, cache.id, start);
+          return { ...(await collectBatch(trx, cache.id, batch, cutoff, keepPinned)), next: batch.length === BATCH ? batch[BATCH - 1] : undefined };
+        });
+        from = r.next;
+        total += r.deleted;
+        again ||= r.revisit;
+        if (r.deleted > 0) d.log.debug({ cache: cache.name, deleted: r.deleted }, "gc: objects deleted");
+        await d.checkpoint?.("objects");
+        // SQLite answers synchronously: without a turn of the event loop between batches, a GC
+        // inside the server would hold off every request until it finished.
+        await yieldToEventLoop();
+      }
     }
   }
   return total;
 }
 
+/**
+ * Walks the `nar` table once by primary key, a batch at a time: which of the batch's old NARs no
+ * object and no staged upload names is asked of the indexes on `object.nar_id` and
+ * `staged_nar.nar_id` for those ids only, never as an anti-join over every object.
+ */
 async function collectNars(d: GcDeps, now: number): Promise<number> {
   const cutoff = now - d.gc.graceSeconds * 1000;
   let total = 0;
+  let after = 0;
   for (;;) {
-    const unused = sql<boolean>`not exists (select 1 from object o where o.nar_id = nar.id)
-      and not exists (select 1 from staged_nar s where s.nar_id = nar.id)`;
-    const candidates = await d.db.kysely
-      .selectFrom("nar")
-      .select(["id", "storage_key"])
-      .where("created_at", "<", cutoff)
-      .where(unused)
-      .limit(BATCH)
-      .execute();
-    if (candidates.length === 0) break;
-    const deleted = await d.db.kysely.transaction().execute(async (trx) => {
-      await trx
-        .insertInto("storage_journal")
-        .values(candidates.map((c) => ({ storage_key: c.storage_key, kind: "delete" as const, created_at: now })))
-        .onConflict((oc) => oc.column("storage_key").doUpdateSet({ kind: "delete" }))
-        .execute();
-      const gone = await trx
-        .deleteFrom("nar")
-        .where("id", "in", candidates.map((c) => c.id))
-        .where("created_at", "<", cutoff)
-        .where(unused)
-        .returning("storage_key")
-        .execute();
-      // Rows that became used meanwhile stay, and so do their bytes.
-      const goneKeys = new Set(gone.map((g) => g.storage_key));
-      const kept = candidates.filter((c) => !goneKeys.has(c.storage_key)).map((c) => c.storage_key);
-      if (kept.length > 0) await trx.deleteFrom("storage_journal").where("storage_key", "in", kept).execute();
-      return gone.length;
-    });
-    total += deleted;
+    const rows = await d.db.kysely.selectFrom("nar").select(["id", "storage_key", "created_at"]).where("id", ">", after).orderBy("id").limit(NAR_BATCH).execute();
+    if (rows.length === 0) break;
+    after = (rows.at(-1) as { id: number }).id;
+    const old = rows.filter((r) => r.created_at < cutoff);
+    const oldIds = old.map((r) => r.id);
+    const used = new Set<number>();
+    if (oldIds.length > 0) {
+      for (const r of await d.db.kysely.selectFrom("object").select("nar_id").where("nar_id", "in", oldIds).execute()) used.add(r.nar_id);
+      for (const r of await d.db.kysely.selectFrom("staged_nar").select("nar_id").where("nar_id", "in", oldIds).execute()) used.add(r.nar_id);
+    }
+    const candidates = old.filter((r) => !used.has(r.id));
+    if (candidates.length > 0) total += await dropNars(d, candidates, cutoff, now);
     await d.checkpoint?.("nars");
     await yieldToEventLoop();
-    if (deleted === 0) break;
   }
   return total;
+}
+
+/** Moves unused NARs from `nar` to the storage journal in one transaction; rows used meanwhile stay. */
+async function dropNars(d: GcDeps, candidates: { id: number; storage_key: string }[], cutoff: number, now: number): Promise<number> {
+  const unused = sql<boolean>`not exists (select 1 from object o where o.nar_id = nar.id)
+    and not exists (select 1 from staged_nar s where s.nar_id = nar.id)`;
+  return d.db.kysely.transaction().execute(async (trx) => {
+    await trx
+      .insertInto("storage_journal")
+      .values(candidates.map((c) => ({ storage_key: c.storage_key, kind: "delete" as const, created_at: now })))
+      .onConflict((oc) => oc.column("storage_key").doUpdateSet({ kind: "delete" }))
+      .execute();
+    const gone = await trx
+      .deleteFrom("nar")
+      .where("id", "in", candidates.map((c) => c.id))
+      .where("created_at", "<", cutoff)
+      .where(unused)
+      .returning("storage_key")
+      .execute();
+    // Rows that became used meanwhile stay, and so do their bytes.
+    const goneKeys = new Set(gone.map((g) => g.storage_key));
+    const kept = candidates.filter((c) => !goneKeys.has(c.storage_key)).map((c) => c.storage_key);
+    if (kept.length > 0) await trx.deleteFrom("storage_journal").where("storage_key", "in", kept).execute();
+    return gone.length;
+  });
 }
 
 async function drainJournal(d: GcDeps, now: number): Promise<{ objects: number; bytes: number }> {
@@ -145,6 +268,9 @@ async function drainJournal(d: GcDeps, now: number): Promise<{ objects: number; 
     after = (rows.at(-1) as { storage_key: string }).storage_key;
     await yieldToEventLoop();
     const queue = [...rows];
+    // Entries whose bytes are gone (or never were ours to delete): dropped from the journal in
+    // one statement per batch. A kill before that only makes the next run delete them again.
+    const done: string[] = [];
     const worker = async () => {
       for (let row = queue.shift(); row; row = queue.shift()) {
         const key = row.storage_key;
@@ -154,13 +280,13 @@ async function drainJournal(d: GcDeps, now: number): Promise<{ objects: number; 
             (await d.db.kysely.selectFrom("nar").select("id").where("storage_key", "=", key).executeTakeFirst()) ??
             (await d.db.kysely.selectFrom("build_log").select("id").where("storage_key", "=", key).executeTakeFirst());
           if (owned) {
-            await d.db.kysely.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
+            done.push(key);
             continue;
           }
         }
         const head = await d.storage.head(key);
         await d.storage.delete(key);
-        await d.db.kysely.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
+        done.push(key);
         if (head) {
           objects++;
           bytes += head.size;
@@ -168,7 +294,11 @@ async function drainJournal(d: GcDeps, now: number): Promise<{ objects: number; 
         await d.checkpoint?.("storage");
       }
     };
-    await Promise.all(Array.from({ length: STORAGE_CONCURRENCY }, worker));
+    try {
+      await Promise.all(Array.from({ length: STORAGE_CONCURRENCY }, worker));
+    } finally {
+      if (done.length > 0) await d.db.kysely.deleteFrom("storage_journal").where("storage_key", "in", done).execute();
+    }
   }
   return { objects, bytes };
 }

@@ -1,0 +1,146 @@
+/**
+ * `node bench/gc-scale.ts [--objects N] [--closure N] [--expired F] [--postgres] [--missing]`
+ * — garbage collection and get-missing-paths on a large synthesized cache (bench/synth.ts):
+ * objects deleted per second, the NAR step's time, and that no closure was broken (references
+ * left dangling: must be 0). Runs GC in process against SQLite (or PostgreSQL: a throwaway
+ * cluster, or LARDER_TEST_POSTGRES_URL) and local storage; the NARs have no bytes, so the storage
+ * step only measures the journal. Prints one JSON object.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { pino } from "pino";
+import { openDb, type Db } from "../src/db/connect.ts";
+import { createCache, getCache } from "../src/db/caches.ts";
+import { existingHashes } from "../src/db/objects.ts";
+import { touchHashes } from "../src/db/access.ts";
+import { createLocalStorage } from "../src/storage/local.ts";
+import { collectGarbage } from "../src/gc/run.ts";
+import { formatSecretKey, generateSecretKey } from "../src/nix/signing.ts";
+import { danglingReferences, synthesizeCache, synthHash } from "./synth.ts";
+import { startPostgres, type PostgresHandle } from "../test/support/postgres-cluster.ts";
+
+const DAY = 86_400;
+
+export interface GcScaleResult {
+  backend: string;
+  objects: number;
+  expired: number;
+  deleted: number;
+  nars_deleted: number;
+  dangling_refs: number;
+  synth_s: number;
+  objects_step_s: number;
+  nar_step_s: number;
+  storage_step_s: number;
+  total_s: number;
+  gc_delete_objects_per_s: number;
+  missing_paths_10k_ms?: number;
+}
+
+export async function createSynthCache(db: Db, name: string, isPublic: boolean, retentionSeconds: number | null): Promise<number> {
+  await createCache(db, { name, keypair: formatSecretKey(generateSecretKey(`${name}-1`)), isPublic, storeDir: "/nix/store", priority: 40, upstreamCacheKeyNames: [], retentionPeriod: retentionSeconds });
+  const row = await getCache(db, name);
+  if (!row) throw new Error("cache vanished");
+  return row.id;
+}
+
+/** get-missing-paths' database work (the route's two statements) for 10,000 hashes, half present; median of 5. */
+export async function missingPaths10k(db: Db, cacheId: number, present: readonly string[]): Promise<number> {
+  const times: number[] = [];
+  for (let round = 0; round < 5; round++) {
+    const asked: string[] = [];
+    for (let i = 0; i < 5000; i++) asked.push(present[(i * 7919 + round * 104_729) % present.length]!);
+    for (let i = 0; i < 5000; i++) asked.push(synthHash(2_000_000_000 + round * 10_000 + i));
+    const t = performance.now();
+    const have = await existingHashes(db, cacheId, [...new Set(asked)]);
+    await touchHashes(db, cacheId, [...have], Date.now());
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return Math.round(times[2]! * 10) / 10;
+}
+
+export async function gcScale(o: { objects: number; closure: number; expired: number; postgres: boolean; missing: boolean; log: (s: string) => void }): Promise<GcScaleResult> {
+  const work = await mkdtemp(join(tmpdir(), "larder-gc-scale-"));
+  let pg: PostgresHandle | undefined;
+  try {
+    if (o.postgres) pg = await startPostgres();
+    const url = pg ? await pg.createDatabase() : `sqlite://${join(work, "larder.db")}`;
+    const db = await openDb(url);
+    try {
+      await db.migrate();
+      const now = Date.now();
+      const cacheId = await createSynthCache(db, "gc", true, 7 * DAY);
+      const synth = await synthesizeCache(db, { cacheId, objects: o.objects, closureSize: o.closure, expiredShare: o.expired, now, log: o.log });
+      o.log(`synthesized ${synth.objects} objects (${synth.expired} expired) in ${synth.seconds.toFixed(1)} s`);
+      const marks = new Map<string, number>();
+      const started = performance.now();
+      const stats = await collectGarbage(
+        {
+          db,
+          storage: await createLocalStorage({ path: join(work, "storage") }),
+          gc: { intervalSeconds: 0, defaultRetentionSeconds: 7 * DAY, graceSeconds: 3600 },
+          log: pino({ level: "silent" }),
+          checkpoint: (step) => void (marks.has(step) || marks.set(step, performance.now())),
+        },
+        now,
+      );
+      const end = performance.now();
+      // A step that had nothing to do has no mark: it took no time.
+      const objectsEnd = marks.get("nars") ?? marks.get("storage") ?? end;
+      const narsEnd = marks.get("storage") ?? end;
+      const objectsStep = (objectsEnd - started) / 1000;
+      const dangling = await danglingReferences(db, cacheId);
+      // After GC: the access-time updates of a first measurement would keep paths from it.
+      let missing: number | undefined;
+      if (o.missing) {
+        const left = await db.kysely.selectFrom("object").select("store_path_hash").where("cache_id", "=", cacheId).execute();
+        missing = await missingPaths10k(db, cacheId, left.map((r) => r.store_path_hash));
+      }
+      return {
+        backend: o.postgres ? "postgres" : "sqlite",
+        objects: synth.objects,
+        expired: synth.expired,
+        deleted: stats.objects,
+        nars_deleted: stats.nars,
+        dangling_refs: dangling,
+        synth_s: Math.round(synth.seconds * 10) / 10,
+        objects_step_s: Math.round(objectsStep * 100) / 100,
+        nar_step_s: Math.round(((narsEnd - objectsEnd) / 1000) * 100) / 100,
+        storage_step_s: Math.round(((end - narsEnd) / 1000) * 100) / 100,
+        total_s: Math.round(((end - started) / 1000) * 100) / 100,
+        gc_delete_objects_per_s: Math.round(stats.objects / objectsStep),
+        ...(missing !== undefined && { missing_paths_10k_ms: missing }),
+      };
+    } finally {
+      await db.close();
+    }
+  } finally {
+    await pg?.stop();
+    await rm(work, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      objects: { type: "string", default: "300000" },
+      closure: { type: "string", default: "100" },
+      expired: { type: "string", default: "0.2" },
+      postgres: { type: "boolean", default: false },
+      missing: { type: "boolean", default: false },
+    },
+  });
+  const r = await gcScale({
+    objects: Number(values.objects),
+    closure: Number(values.closure),
+    expired: Number(values.expired),
+    postgres: values.postgres,
+    missing: values.missing,
+    log: (s) => process.stderr.write(`gc-scale: ${s}\n`),
+  });
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+  if (r.dangling_refs !== 0 || r.deleted !== r.expired) process.exitCode = 1;
+}

@@ -1,0 +1,143 @@
+/**
+ * A large cache written straight through larder's own database layer (migrations, schema,
+ * Kysely), for the measurements no real push could set up in time: GC over hundreds of
+ * thousands of objects, narinfo lookups over a cache where nothing repeats.
+ *
+ * Shape: closures of `closureSize` paths, each a binary tree (path i refers to 2i+1 and 2i+2,
+ * and to itself), inserted leaves first as Nix pushes them; every root also refers to the first
+ * closure (a shared base, like a libc every closure names), which stays fresh. `expiredShare` of
+ * the other closures are old; a fresh closure's leaves are old too but stay, because its fresh
+ * root refers to them. Each path has its own NAR row (no bytes in storage).
+ */
+import { sql } from "kysely";
+import type { Db } from "../src/db/connect.ts";
+
+const ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz";
+const DAY = 86_400_000;
+
+/** A valid store-path hash (32 nix-base32 characters) unique to `n`, spread over the alphabet. */
+export function synthHash(n: number): string {
+  let x = BigInt(n) * 0x9e3779b97f4a7c15n + 0x1234567n;
+  let out = "";
+  for (let i = 0; i < 32; i++) {
+    if (i === 12) x = BigInt(n) + (1n << 60n);
+    out += ALPHABET[Number(x & 31n)];
+    x >>= 5n;
+  }
+  return out;
+}
+
+export interface SynthOptions {
+  cacheId: number;
+  objects: number;
+  closureSize: number;
+  /** Share of closures (after the first) whose every path is past retention. */
+  expiredShare: number;
+  now: number;
+  /** How old expired paths are; retention in the GC under test must be shorter. */
+  ageMs?: number;
+  /**
+   * Access times of the old paths: "push" grows with insertion order (a referrer was used after
+   * what it refers to, as after a push), "reversed" the opposite, "same" one instant for all.
+   */
+  times?: "push" | "reversed" | "same";
+  log?: (line: string) => void;
+}
+
+export interface SynthResult {
+  objects: number;
+  /** Paths GC must delete: the paths of expired closures. */
+  expired: number;
+  hashes: string[];
+  /** How long writing the rows took. */
+  seconds: number;
+}
+
+const ROWS_PER_INSERT = 400;
+
+export async function synthesizeCache(db: Db, o: SynthOptions): Promise<SynthResult> {
+  const started = performance.now();
+  const old = o.now - (o.ageMs ?? 30 * DAY);
+  const hashes: string[] = [];
+  let expired = 0;
+  const closures = Math.ceil(o.objects / o.closureSize);
+  const { max } = await db.kysely.selectFrom("object").select((eb) => eb.fn.max("id").as("max")).executeTakeFirstOrThrow();
+  let nextId = Number(max ?? 0) + 1;
+  const { maxNar } = await db.kysely.selectFrom("nar").select((eb) => eb.fn.max("id").as("maxNar")).executeTakeFirstOrThrow();
+  let nextNar = Number(maxNar ?? 0) + 1;
+  const baseRoot = synthHash(0 + o.cacheId * 1e9);
+  let pending: { nars: any[]; objects: any[]; refs: any[] } = { nars: [], objects: [], refs: [] };
+  const flush = async () => {
+    const p = pending;
+    pending = { nars: [], objects: [], refs: [] };
+    await db.kysely.transaction().execute(async (trx) => {
+      for (let i = 0; i < p.nars.length; i += ROWS_PER_INSERT) await trx.insertInto("nar").values(p.nars.slice(i, i + ROWS_PER_INSERT)).execute();
+      for (let i = 0; i < p.objects.length; i += ROWS_PER_INSERT) await trx.insertInto("object").values(p.objects.slice(i, i + ROWS_PER_INSERT)).execute();
+      for (let i = 0; i < p.refs.length; i += ROWS_PER_INSERT * 3) await trx.insertInto("object_ref").values(p.refs.slice(i, i + ROWS_PER_INSERT * 3)).execute();
+    });
+  };
+  let n = 0;
+  for (let c = 0; c < closures && n < o.objects; c++) {
+    const size = Math.min(o.closureSize, o.objects - n);
+    const isExpired = c > 0 && ((c * 0.6180339887) % 1) < o.expiredShare;
+    const first = n;
+    const hashOf = (i: number) => synthHash(first + i + o.cacheId * 1e9);
+    // Leaves first, as Nix pushes a closure; ids grow towards the root.
+    for (let i = size - 1; i >= 0; i--) {
+      const h = hashOf(i);
+      const refs = [h];
+      for (const child of [2 * i + 1, 2 * i + 2]) if (child < size) refs.push(hashOf(child));
+      if (i === 0 && c > 0) refs.push(baseRoot);
+      const leaf = 2 * i + 1 >= size;
+      const shift = o.times === "reversed" ? -n : o.times === "same" ? 0 : n;
+      const at = isExpired || (leaf && c > 0) ? old + shift : o.now - 1000;
+      const narId = nextNar++;
+      const id = nextId++;
+      pending.nars.push({ id: narId, nar_hash: `${h}${h}`.slice(0, 64), nar_size: 1000, compression: "zstd", file_hash: `${h}aaaaaaaaaaaaaaaaaaaa`, file_size: 500, storage_key: `nar/synth/${h}.nar.zst`, created_at: at });
+      pending.objects.push({
+        id,
+        cache_id: o.cacheId,
+        nar_id: narId,
+        store_path_hash: h,
+        store_path: `/nix/store/${h}-synth-${first + i}`,
+        refs: JSON.stringify(refs.map((r) => `${r}-synth`)),
+        deriver: null,
+        ca: null,
+        system: "x86_64-linux",
+        sigs: "[]",
+        upload_file_hash: null,
+        signature: null,
+        signature_key_version: null,
+        created_at: at,
+        last_accessed_at: at,
+        created_by: "synth",
+      });
+      for (const r of refs) pending.refs.push({ object_id: id, cache_id: o.cacheId, ref_hash: r });
+      hashes.push(h);
+      if (isExpired) expired++;
+      n++;
+    }
+    if (pending.objects.length >= 20_000) {
+      await flush();
+      o.log?.(`synthesized ${n} of ${o.objects} objects`);
+    }
+  }
+  await flush();
+  // Identity sequences on PostgreSQL do not follow explicit ids; autovacuum would analyze the
+  // new rows a little later.
+  if (db.dialect === "postgres") {
+    await sql`select setval(pg_get_serial_sequence('object', 'id'), (select max(id) from object))`.execute(db.kysely);
+    await sql`select setval(pg_get_serial_sequence('nar', 'id'), (select max(id) from nar))`.execute(db.kysely);
+    await sql`analyze`.execute(db.kysely);
+  }
+  return { objects: n, expired, hashes, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Paths whose reference names no path left in the cache (self-references aside): GC broke a closure. */
+export async function danglingReferences(db: Db, cacheId: number): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    select count(*) as n from object_ref r
+    where r.cache_id = ${cacheId}
+      and not exists (select 1 from object o where o.cache_id = r.cache_id and o.store_path_hash = r.ref_hash)`.execute(db.kysely);
+  return Number(rows[0]?.n ?? 0);
+}
