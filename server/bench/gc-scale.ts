@@ -89,7 +89,7 @@ export async function gcScale(o: { objects: number; closure: number; expired: nu
       );
       const end = performance.now();
       // A step that had nothing to do has no mark: it took no time.
-      const objectsEnd = marks.get("nars") ?? marks.get("storage") ?? end;
+      const objectsEnd = marks.get("build-logs") ?? marks.get("nars") ?? marks.get("storage") ?? end;
       const narsEnd = marks.get("storage") ?? end;
       const objectsStep = (objectsEnd - started) / 1000;
       const dangling = await danglingReferences(db, cacheId);
