@@ -196,6 +196,10 @@ describe.skipIf(!haveNix).each(BACKENDS)("larder client against larderd on %s", 
     expect(refused).toMatch(/is referenced by .*lt-(mid|top)-.*delete those first, or delete it anyway with larder delete --force/);
     expect((await narinfo(dep)).status).toBe(200);
 
+    // The same hash with another name is not this path (issue 14.8): refused, nothing deleted.
+    const misnamed = `${top.slice(0, 44)}x`;
+    expect(oneLineError(await larder(["delete", "main", misnamed]))).toMatch(new RegExp(`has no ${misnamed.slice(11)}: its path with that hash is ${top}; nothing was deleted`));
+    expect((await narinfo(top)).status).toBe(200);
     ok(await larder(["delete", "main", top]));
     expect((await narinfo(top)).status).toBe(404);
     for (const i of infos.filter((x) => x.path !== top)) expect((await narinfo(i.path)).status).toBe(200);

@@ -79,6 +79,14 @@ describe.each(BACKENDS)("push API on %s", (backend) => {
     expect((await del(DEP, "?force=true")).status).toBe(200);
     expect((await fetch(`${l.url}/p/${DEP}.narinfo`, { headers: { authorization: `bearer ${token}` } })).status).toBe(404);
     expect((await del("not-a-hash")).status).toBe(400);
+    // A name that is not the stored one is refused (issue 14.8); the right one, URL-encoded, works.
+    for (const h of [DEP, TOP]) await uploadFixture(l, token, "p", h);
+    const wrongName = await del(`${TOP}-fx-to`);
+    expect(wrongName.status).toBe(404);
+    expect(((await wrongName.json()) as { message: string }).message).toBe(`Cache "p" has no ${TOP}-fx-to: its path with that hash is /nix/store/${TOP}-fx-top; nothing was deleted.`);
+    expect((await fetch(`${l.url}/p/${TOP}.narinfo`, { headers: { authorization: `bearer ${token}` } })).status).toBe(200);
+    expect((await del(`${TOP}-fx top`)).status).toBe(400);
+    expect((await del(encodeURIComponent(`${TOP}-fx-top`), "?force=true")).status).toBe(200);
     expect((await del(TOP, "?forse=true")).status).toBe(400);
     const pullOnly = await l.token({ pull: ["p"] });
     const r = await fetch(`${l.url}/_api/v1/cache/p/path/${TOP}`, { method: "DELETE", headers: { authorization: `bearer ${pullOnly}` } });

@@ -260,7 +260,8 @@ program
       const base = full.slice(full.lastIndexOf("/") + 1);
       const hash = base.slice(0, 32);
       if (!/^[0-9a-df-np-sv-z]{32}$/.test(hash)) fail(`"${p}" is not a store path (/nix/store/<hash>-<name>) or a link to one`);
-      const r = await api.json<DeletePathResult>("DELETE", `_api/v1/cache/${cache}/path/${hash}${o.force ? "?force=true" : ""}`, undefined, `deleting ${p} from cache "${cache}"`);
+      // The whole base name, so the server refuses a name that is not the stored path's.
+      const r = await api.json<DeletePathResult>("DELETE", `_api/v1/cache/${cache}/path/${encodeURIComponent(base)}${o.force ? "?force=true" : ""}`, undefined, `deleting ${p} from cache "${cache}"`);
       out(`deleted ${r?.deleted ?? p} from "${cache}"`);
     }
   });

@@ -1,5 +1,5 @@
 /**
- * DELETE /_api/v1/cache/{cache}/path/{hash}[?force=true] — larder's per-path delete (attic has
+ * DELETE /_api/v1/cache/{cache}/path/{hash or hash-name}[?force=true] — larder's per-path delete (attic has
  * none, though its tokens carry the `d` permission for it). The path stops being served at once;
  * its NAR is left to GC, which frees it when no cache uses it. Refused with 409 while another
  * path in the cache references it — a hole in a served closure breaks every client that
@@ -10,17 +10,31 @@ import type { AppContext } from "../context.ts";
 import { badRequest, ServerError } from "../errors.ts";
 import { requireCache } from "../http/cache-access.ts";
 import { deleteObject, findObject, referrers } from "../db/objects.ts";
-import { isStorePathHash } from "../nix/store-path.ts";
+import { isStorePathHash, parseBaseName } from "../nix/store-path.ts";
 import type { DeletePathResult } from "../api/push-types.ts";
 
+/** `<hash>` or `<hash>-<name>` (URL-encoded: names may hold "+", "=", "?"). */
+function parseTarget(param: string): { hash: string; baseName?: string } {
+  let text = param;
+  try {
+    text = decodeURIComponent(param);
+  } catch {
+    // Not percent-encoded after all; validated below as it is.
+  }
+  if (isStorePathHash(text)) return { hash: text };
+  try {
+    return { hash: parseBaseName(text).hash, baseName: text };
+  } catch {
+    throw new ServerError("InvalidStorePathHash", `Invalid store path "${text.slice(0, 100)}": expected <32 nix-base32 characters>[-<name>].`);
+  }
+}
+
 export function registerPathDelete(app: FastifyInstance, ctx: AppContext): void {
-  app.delete<{ Params: { cache: string; hash: string }; Querystring: Record<string, string | undefined> }>(
-    "/_api/v1/cache/:cache/path/:hash",
+  app.delete<{ Params: { cache: string; path: string }; Querystring: Record<string, string | undefined> }>(
+    "/_api/v1/cache/:cache/path/:path",
     async (req, reply) => {
-      const { hash } = req.params;
-      if (!isStorePathHash(hash)) {
-        throw new ServerError("InvalidStorePathHash", `Invalid store path hash "${hash.slice(0, 64)}": expected 32 nix-base32 characters.`);
-      }
+      const named = parseTarget(req.params.path);
+      const hash = named.hash;
       const unknown = Object.keys(req.query).filter((k) => k !== "force");
       if (unknown.length > 0) throw badRequest(`unknown query parameter ${unknown.join(", ")}; only force=true is accepted`);
       const force = req.query.force;
@@ -29,6 +43,11 @@ export function registerPathDelete(app: FastifyInstance, ctx: AppContext): void 
       const found = await findObject(ctx.db, cache.id, hash);
       if (!found) throw new ServerError("NoSuchObject");
       const baseName = found.object.store_path.slice(found.object.store_path.lastIndexOf("/") + 1);
+      // A hash names one path, but a user who typed a name meant that one: /nix/store/<hash>-x
+      // must never delete <hash>-app-d.
+      if (named.baseName !== undefined && named.baseName !== baseName) {
+        throw new ServerError("NoSuchObject", `Cache "${cache.name}" has no ${named.baseName}: its path with that hash is ${found.object.store_path}; nothing was deleted.`);
+      }
       if (force !== "true") {
         const by = await referrers(ctx.db, cache.id, baseName);
         if (by.length > 0) {
