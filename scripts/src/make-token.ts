@@ -10,23 +10,33 @@ import { run } from "./lib/exec.ts";
 import { runMain } from "./lib/main.ts";
 import { lastLine, runRemote } from "./lib/remote.ts";
 import { REPO_ROOT } from "./lib/stack.ts";
+import { checkTokenRequest, PERMISSION_FLAGS, TokenRequestError } from "../../server/src/auth/token-request.ts";
+import type { PermissionName } from "../../server/src/auth/permissions.ts";
 
-/** The permission flags larderd-admin make-token takes, each with a cache-name pattern. */
-export const PERMISSIONS = ["pull", "push", "delete", "create-cache", "configure-cache", "configure-cache-retention", "destroy-cache"] as const;
-
-export interface TokenRequest {
+export interface TokenRequestArgs {
   sub: string;
   validity: string;
-  patterns: Partial<Record<(typeof PERMISSIONS)[number], string[]>>;
+  /** Patterns per make-token flag ("pull", "create-cache", …). */
+  patterns: Partial<Record<string, string[]>>;
 }
 
-export function makeTokenCommand(request: TokenRequest): string[] {
-  if (!/^\S+$/.test(request.validity)) fail(`--validity "${request.validity}" is not a duration like 30d or 1y`);
-  const args = ["larderd-admin", "make-token", "--sub", request.sub, "--validity", request.validity];
-  for (const permission of PERMISSIONS) {
-    for (const pattern of request.patterns[permission] ?? []) args.push(`--${permission}`, pattern);
+/**
+ * The remote command, after the request passed the very rules larderd make-token applies
+ * (server/src/auth/token-request.ts): a request refused here would be refused there.
+ */
+export function makeTokenCommand(request: TokenRequestArgs): string[] {
+  const grants = new Map<PermissionName, string[]>();
+  for (const [flag, permission] of PERMISSION_FLAGS) grants.set(permission, request.patterns[flag] ?? []);
+  try {
+    checkTokenRequest({ sub: request.sub, validity: request.validity, grants });
+  } catch (e) {
+    if (e instanceof TokenRequestError) fail(e.message);
+    throw e;
   }
-  if (args.length === 6) fail("the token would grant nothing: add --pull PATTERN, --push PATTERN, …");
+  const args = ["larderd-admin", "make-token", "--sub", request.sub, "--validity", request.validity];
+  for (const [flag] of PERMISSION_FLAGS) {
+    for (const pattern of request.patterns[flag] ?? []) args.push(`--${flag}`, pattern);
+  }
   return args;
 }
 
@@ -38,18 +48,15 @@ export async function main(argv: string[]): Promise<void> {
   const program = withHostOptions(new Command("make-token"))
     .description("mint a larder token on the deployed host")
     .requiredOption("--sub <subject>", "who the token is for (its sub claim)")
-    .option("--validity <duration>", "lifetime, e.g. 30d or 1y", "1y")
+    .option("--validity <duration>", 'lifetime, e.g. "30d", "3 months", "1y"', "1y")
     .option("--save <file>", "store the token as an age secret (listed in secrets/recipients.json) instead of printing it");
-  for (const permission of PERMISSIONS) {
-    program.addOption(new Option(`--${permission} <pattern>`, `cache name pattern for ${permission} (repeatable)`).default([]).argParser(collect));
+  for (const [flag, , help] of PERMISSION_FLAGS) {
+    program.addOption(new Option(`--${flag} <pattern>`, `${help} (repeatable)`).default([]).argParser(collect));
   }
   program.parse(argv);
   const options = program.opts<HostOptions & Record<string, string[]> & { sub: string; validity: string; save?: string }>();
-  const patterns: TokenRequest["patterns"] = {};
-  for (const permission of PERMISSIONS) {
-    const key = permission.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
-    patterns[permission] = options[key] ?? [];
-  }
+  const patterns: TokenRequestArgs["patterns"] = {};
+  for (const [flag] of PERMISSION_FLAGS) patterns[flag] = options[flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase())] ?? [];
   const command = makeTokenCommand({ sub: options.sub, validity: options.validity, patterns });
   const target = await targetFrom(options);
   const token = lastLine(await runRemote(target, command), "larderd-admin make-token");

@@ -44,6 +44,19 @@ describe("admin wrapper commands", () => {
     expect(() => makeTokenCommand({ sub: "ci", validity: "1y", patterns: {} })).toThrow(/would grant nothing/);
   });
 
+  it("make-token applies larderd make-token's own rules (issue 14.7)", () => {
+    // Durations with spaces, as larderd and attic take them, pass through as one argument.
+    expect(makeTokenCommand({ sub: "ci", validity: "3 months", patterns: { pull: ["main"] } })).toEqual([
+      "larderd-admin", "make-token", "--sub", "ci", "--validity", "3 months", "--pull", "main",
+    ]);
+    expect(makeTokenCommand({ sub: "ci", validity: "1y 6 months", patterns: { "destroy-cache": ["tmp-*"] } })).toContain("1y 6 months");
+    // The refusals larderd make-token gives, word for word (server/test/cli.test.ts checks larderd's side).
+    expect(() => makeTokenCommand({ sub: "ci", validity: "forever", patterns: { pull: ["main"] } })).toThrow('--validity: cannot parse duration "forever"');
+    expect(() => makeTokenCommand({ sub: "ci", validity: "0s", patterns: { pull: ["main"] } })).toThrow('--validity "0s" is zero');
+    expect(() => makeTokenCommand({ sub: "ci", validity: "1y", patterns: { push: ["bad/name"] } })).toThrow('--push "bad/name" is not a cache name pattern');
+    expect(() => makeTokenCommand({ sub: "ci", validity: "1y", patterns: { pull: [] } })).toThrow("the token would grant nothing: add at least one of --pull, --push");
+  });
+
   it("cache-create validates the name and priority", () => {
     expect(createCacheCommand({ name: "main", public: true, priority: "30", upstreamKeyNames: ["cache.nixos.org-1"] })).toEqual([
       "larderd-admin", "create-cache", "main", "--public", "--priority", "30", "--upstream-cache-key-name", "cache.nixos.org-1",

@@ -7,6 +7,7 @@ import { ConfigError, parseConfig, parseListen, type Config } from "./config/loa
 import { writeFirstRunConfig, xdgPaths } from "./config/first-run.ts";
 import { loadConfig, readConfigText } from "./cli/load-config.ts";
 import { createCacheCommand, makeToken, revokeTokenCommand } from "./cli/admin.ts";
+import { PERMISSION_FLAGS } from "./auth/token-request.ts";
 import { runMode, MODES, type Mode } from "./modes.ts";
 import { invocation } from "./util/invocation.ts";
 import type { PermissionName } from "./auth/permissions.ts";
@@ -40,7 +41,7 @@ async function serverConfig(opts: { config?: string; listen?: string; mode: Mode
     const token = await makeToken(config, {
       sub: "root",
       validity: "2y",
-      grants: { pull: ["*"], push: ["*"], delete: ["*"], createCache: ["*"], configureCache: ["*"], configureCacheRetention: ["*"], destroyCache: ["*"] },
+      grants: new Map(PERMISSION_FLAGS.map(([, permission]) => [permission, ["*"]])),
     });
     const port = config.listen.port;
     const larder = invocation("larder", env);
@@ -104,16 +105,6 @@ const program = new Command("larderd")
     process.exitCode = code;
   });
 
-const permissionFlags: [string, PermissionName, string][] = [
-  ["--pull", "pull", "pull from caches matching the pattern"],
-  ["--push", "push", "push to caches matching the pattern"],
-  ["--delete", "delete", "delete paths from caches matching the pattern"],
-  ["--create-cache", "createCache", "create caches matching the pattern"],
-  ["--configure-cache", "configureCache", "configure caches matching the pattern"],
-  ["--configure-cache-retention", "configureCacheRetention", "change retention of caches matching the pattern"],
-  ["--destroy-cache", "destroyCache", "destroy caches matching the pattern"],
-];
-
 const makeTokenCmd = program
   .command("make-token")
   .description("mint a token (printed on the last line)")
@@ -121,13 +112,13 @@ const makeTokenCmd = program
   .requiredOption("--sub <subject>", "who the token is for")
   .requiredOption("--validity <duration>", 'how long it is valid, e.g. "1h", "3 months", "2y"')
   .option("--dump-claims", "print the claims instead of a signed token");
-for (const [flag, , help] of permissionFlags) makeTokenCmd.option(`${flag} <pattern>`, `${help} (repeatable)`, collect);
+for (const [flag, , help] of PERMISSION_FLAGS) makeTokenCmd.option(`--${flag} <pattern>`, `${help} (repeatable)`, collect);
 makeTokenCmd.action(async (opts: Record<string, unknown>) => {
   const config = await loadConfig(opts.config as string | undefined, env);
-  const grants: Partial<Record<PermissionName, string[]>> = {};
-  for (const [flag, perm] of permissionFlags) {
-    const key = flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    if (Array.isArray(opts[key])) grants[perm] = opts[key] as string[];
+  const grants = new Map<PermissionName, string[]>();
+  for (const [flag, permission] of PERMISSION_FLAGS) {
+    const value = opts[flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
+    if (Array.isArray(value)) grants.set(permission, value as string[]);
   }
   process.stdout.write(`${await makeToken(config, { sub: opts.sub as string, validity: opts.validity as string, grants, dumpClaims: opts.dumpClaims === true })}\n`);
 });

@@ -112,6 +112,17 @@ describe("larderd command line", () => {
     const dumped = await run(process.execPath, [BIN, ...args, "--dump-claims"], { env: envFor(dir.path) });
     expect(JSON.parse(dumped.stdout)).toMatchObject({ sub: "ci", "https://jwt.attic.rs/v1": { caches: { public: { r: 1 } } } });
     const bad = await run(process.execPath, [BIN, "make-token", "--config", cfg, "--sub", "x", "--validity", "forever"], { env: envFor(dir.path) }).catch((e: { code: number; stderr: string }) => e);
-    expect((bad as { stderr: string }).stderr).toMatch(/cannot parse duration "forever"/);
+    expect((bad as { stderr: string }).stderr).toMatch(/--validity: cannot parse duration "forever"/);
+    // The rules `just token` applies too (scripts/test/commands.test.ts): no grant-nothing tokens, valid patterns.
+    const refusals: [string[], string][] = [
+      [["--sub", "x", "--validity", "1y"], "the token would grant nothing: add at least one of --pull, --push"],
+      [["--sub", "x", "--validity", "1y", "--push", "bad/name"], '--push "bad/name" is not a cache name pattern'],
+      [["--sub", "x", "--validity", "0s", "--pull", "a"], '--validity "0s" is zero'],
+    ];
+    for (const [flags, message] of refusals) {
+      const r = await run(process.execPath, [BIN, "make-token", "--config", cfg, ...flags], { env: envFor(dir.path) }).catch((e: { code: number; stderr: string }) => e);
+      expect((r as { code: number }).code).not.toBe(0);
+      expect((r as { stderr: string }).stderr).toContain(message);
+    }
   });
 });

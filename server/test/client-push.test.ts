@@ -247,7 +247,7 @@ describe.skipIf(!haveNix).each(BACKENDS)("larder client against larderd on %s", 
       await expect(nix.nix(["nix", "copy", "--from", `${l.url}/main`, "--to", nix.freshStore("revoked"), "--option", "trusted-public-keys", pub, top])).rejects.toThrow();
     }
     const fresh = await nix.buildClosure(`rev2-${randomBytes(4).toString("hex")}`);
-    expect(oneLineError(await larder(["push", "cli:main", fresh, "--store", nix.src]))).toMatch(/not authorized.*revoked/);
+    expect(oneLineError(await larder(["push", "cli:main", fresh, "--store", nix.src]))).toMatch(/refused the token: token has been revoked; log in with a new one/);
     // Other tokens are unaffected.
     ok(await larder(["push", "main", fresh, "--store", nix.src]));
   });

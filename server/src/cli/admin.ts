@@ -1,8 +1,7 @@
 /** Admin subcommands of larderd that act on the config and database directly. */
 import type { Config } from "../config/load.ts";
-import { buildClaims, signClaims, tokenKeys, type MintRequest } from "../auth/tokens.ts";
-import type { PermissionName } from "../auth/permissions.ts";
-import { parseDuration } from "../util/duration.ts";
+import { buildClaims, signClaims, tokenKeys } from "../auth/tokens.ts";
+import { checkTokenRequest, type TokenRequest } from "../auth/token-request.ts";
 import { openDb } from "../db/connect.ts";
 import { createCache } from "../db/caches.ts";
 import { createRevocations } from "../auth/revocations.ts";
@@ -10,16 +9,14 @@ import { formatPublicKey, formatSecretKey, generateSecretKey, publicKeyOf } from
 import { isValidCacheName } from "../auth/permissions.ts";
 import { ServerError } from "../errors.ts";
 
-export interface MakeTokenOptions {
-  sub: string;
-  validity: string;
-  grants: Partial<Record<PermissionName, string[]>>;
+export interface MakeTokenOptions extends TokenRequest {
   dumpClaims?: boolean;
 }
 
+/** Mints a token by the rules `just token` checks too (auth/token-request.ts). */
 export async function makeToken(config: Config, o: MakeTokenOptions): Promise<string> {
-  const req: MintRequest = { sub: o.sub, validitySeconds: parseDuration(o.validity), grants: o.grants };
-  const claims = buildClaims(req);
+  const checked = checkTokenRequest(o);
+  const claims = buildClaims(checked);
   if (o.dumpClaims) return JSON.stringify(claims, null, 2);
   return signClaims(tokenKeys(config.jwt.key, config.jwt.issuer, config.jwt.audiences), claims);
 }
