@@ -13,7 +13,10 @@ export default {
     url: "https://github.com/example/larder/archive/0123456789abcdef0123456789abcdef01234567.tar.gz",
     sha256: "0000000000000000000000000000000000000000000000000000",
   },
+  // The official image of this release; or pin one with amiId: "ami-…" (docs/AWS.md, "Choosing the NixOS image").
   nixosRelease: "26.05",
+  // Optional: a cache holding larder's closure, so new hosts substitute it instead of building it.
+  // binaryCache: { url: "https://cache.example.com/main", publicKey: "main:…" },
   host: { instanceType: "t4g.large", architecture: "arm64", rootVolumeGiB: 30 },
   // No SSH from anywhere: reach the host with `aws ssm start-session --target <instance_id>`.
   adminCidrs: [],

@@ -243,6 +243,17 @@ const amiIgnored: PolicyRule = {
   },
 };
 
+const amiLookupTolerant: PolicyRule = {
+  id: "ami-lookup-cannot-fail-plan",
+  description: "no aws_ami data source: it fails every plan and destroy once its images are deleted (use aws_ami_ids)",
+  check(tf) {
+    const lookups = entries(tf, "aws_ami", "data");
+    const tolerant = entries(tf, "aws_ami_ids", "data");
+    const violations = lookups.map(([name]) => `data.aws_ami.${name}: fails the plan when no image matches; use aws_ami_ids with a fallback`);
+    return result(lookups.length + tolerant.length, violations);
+  },
+};
+
 const eipSeparate: PolicyRule = {
   id: "eip-separate-from-instance",
   description: "Elastic IPs are attached by a separate association, so the address survives a new instance",
@@ -420,6 +431,7 @@ export const POLICY_RULES: readonly PolicyRule[] = [
   rdsBackups,
   rdsDeletionProtection,
   amiIgnored,
+  amiLookupTolerant,
   eipSeparate,
   cloudflareNotProxied,
   noSecretInUserDataOrOutputs,

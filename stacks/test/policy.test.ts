@@ -98,6 +98,10 @@ const violating: Record<string, { fixture: TerraformJson; expected: RegExp[] }> 
     },
     expected: [/^i: .*"ami"/, /^lt: .*"image_id"/],
   },
+  "ami-lookup-cannot-fail-plan": {
+    fixture: { data: { aws_ami: { nixos: { owners: ["427812963091"], most_recent: true } }, aws_ami_ids: { ok: { owners: ["427812963091"] } } } },
+    expected: [/^data\.aws_ami\.nixos: fails the plan/],
+  },
   "eip-separate-from-instance": {
     fixture: { resource: { aws_eip: { tied: { instance: "${aws_instance.i.id}" }, loose: { domain: "vpc" } } } },
     expected: [/^tied: must not name its instance/, /^loose: has no aws_eip_association/],
