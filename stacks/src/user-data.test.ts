@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -30,19 +30,41 @@ const CACHE = { url: "https://cache.example.com/main", publicKey: "main:AAAAAAAA
 const NETRC = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:larder/netrc-AbCdEf";
 
 // The real Nix client parses and evaluates what a host would receive (no nixpkgs here: `lib` is a
-// stub of the four functions the user data uses, and Terraform's ${…} references are replaced).
+// stub of the three functions the user data uses, and Terraform's ${…} references are replaced).
 const haveNix = requireTool("nix-instantiate", "the rendered user data is parsed and evaluated by real Nix");
 const LIB_STUB = `{
   hasInfix = infix: content: let n = builtins.stringLength infix; l = builtins.stringLength content;
     go = i: i + n <= l && (builtins.substring i n content == infix || go (i + 1)); in go 0;
-  fileContents = file: builtins.readFile file;
+  fileContents = file: let s = builtins.readFile file; n = builtins.stringLength s;
+    in if n > 0 && builtins.substring (n - 1) 1 s == "\n" then builtins.substring 0 (n - 1) s else s;
   trivial.release = "26.05";
 }`;
 
-function nixEval(userData: string, expression: string): unknown {
+/** The host's files the user data reads, put in a scratch directory instead (absent when undefined). */
+interface HostFiles {
+  readonly nixConf?: string;
+  readonly netrc?: string;
+  readonly stateVersion?: string;
+}
+
+function nixEval(userData: string, expression: string, host: HostFiles = {}): unknown {
   const dir = mkdtempSync(path.join(tmpdir(), "larder-user-data-"));
   const file = path.join(dir, "configuration.nix");
-  writeFileSync(file, userData.replaceAll(/\$\{[^}]*\}/g, "tf-ref"));
+  let text = userData.replaceAll(/\$\{[^}]*\}/g, "tf-ref");
+  const hostFiles: [string, string, string | undefined][] = [
+    ["/etc/nix/nix.conf", "nix.conf", host.nixConf],
+    ["/etc/nix/netrc", "netrc", host.netrc],
+    ["/var/lib/larder-aws/state-version", "state-version", host.stateVersion],
+  ];
+  for (const [real, name, content] of hostFiles) {
+    const stand = path.join(dir, "host", name);
+    if (content !== undefined) {
+      mkdirSync(path.dirname(stand), { recursive: true });
+      writeFileSync(stand, content);
+    }
+    for (const use of ["pathExists", "fileContents", "readFile"]) text = text.replaceAll(`${use} ${real}`, `${use} ${stand}`);
+  }
+  writeFileSync(file, text);
   const env = { PATH: process.env.PATH, NIX_CONF_DIR: dir, HOME: dir, NIX_STATE_DIR: path.join(dir, "state"), NIX_LOG_DIR: path.join(dir, "log") };
   const args = `{ config = { system.stateVersion = "26.05"; systemd.package = null; }; lib = ${LIB_STUB}; pkgs = { awscli2 = null; coreutils = null; }; modulesPath = "/modules"; }`;
   const out = execFileSync(
@@ -148,6 +170,20 @@ describe("renderNixosConfig", () => {
       expect(nixEval(text, "m.system.activationScripts.larder-aws-state-version")).toBe(
         "if [ ! -s /var/lib/larder-aws/state-version ]; then mkdir -p /var/lib/larder-aws && echo 26.05 > /var/lib/larder-aws/state-version; fi",
       );
+    });
+
+    it("keeps the stateVersion recorded at the first install when the image's release moves on", () => {
+      expect(nixEval(text, "m.system.stateVersion", { stateVersion: "25.11\n" })).toBe("25.11");
+    });
+
+    it("two passes: once nix.conf names the cache and the netrc is there, the second pass imports larder", () => {
+      const cached = renderNixosConfig({ ...config, binaryCache: CACHE, larderSource: { ...config.larderSource, netrcSecretArn: NETRC } });
+      const nixConf = "substituters = https://cache.nixos.org/\nextra-substituters = https://cache.example.com/main\n";
+      const secondPass = "(builtins.head m.imports).services.larder.aws.mode";
+      expect(nixEval(cached, secondPass, { nixConf, netrc: "machine x\n" })).toBe("monolithic");
+      // Either missing keeps the first pass.
+      expect(nixEval(cached, "builtins.isFunction (builtins.head m.imports)", { nixConf })).toBe(true);
+      expect(nixEval(cached, "builtins.isFunction (builtins.head m.imports)", { netrc: "machine x\n", nixConf: "substituters = https://cache.nixos.org/\n" })).toBe(true);
     });
 
     it("two passes: before nix.conf names the cache, the first pass, without larder", () => {
