@@ -213,6 +213,10 @@ in
     # any Host; every other route keeps the allowed-hosts check).
     services.nginx.virtualHosts.${cfg.domain}.default = lib.mkIf (cfg.tls == "load-balancer") true;
 
+    # Session Manager is the way in (no SSH port, no key pair); the instance role grants only its
+    # own actions (stacks/src/constructs/host-identity.ts).
+    services.amazon-ssm-agent.enable = lib.mkDefault true;
+
     # The store grows with every boot's rebuild; old generations and unreferenced paths go weekly,
     # and a build that finds less than 2 GiB free collects garbage until 6 GiB are.
     nix.gc = {
