@@ -66,7 +66,8 @@ export function buildApp(ctx: AppContext): FastifyInstance {
 
   // Uploads are streamed by their handlers from request.raw; only JSON is parsed up front.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "string", bodyLimit: 16 * 1024 * 1024 }, (_req, body, done) => {
+  // No bodyLimit here: it would override the routes' own (get-missing-paths).
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
     try {
       done(null, body === "" ? undefined : JSON.parse(body as string));
     } catch {
@@ -132,7 +133,10 @@ export function buildApp(ctx: AppContext): FastifyInstance {
       if (err instanceof DatabaseUnavailableError) ctx.metrics.backendErrors.inc({ backend: "database" });
     } else if ("statusCode" in err && typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 500) {
       kind = err.statusCode === 413 ? "PayloadTooLarge" : err.statusCode === 404 ? "NotFound" : "RequestError";
-      message = `General request error: ${err.message}`;
+      message =
+        err.statusCode === 413
+          ? `General request error: the request body is larger than this endpoint's limit of ${req.routeOptions.bodyLimit} bytes.`
+          : `General request error: ${err.message}`;
     } else {
       kind = "InternalServerError";
       message = "";

@@ -17,6 +17,7 @@ import { createNarInfoCache } from "./narinfo-cache.ts";
 import { createAccessTracker } from "./access-tracker.ts";
 import { createMetrics } from "./metrics.ts";
 import { buildApp } from "./app.ts";
+import { sweepSpool } from "./ingest/spool.ts";
 
 export interface ContextOptions {
   log?: Logger;
@@ -34,6 +35,8 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
   if (opts.migrate ?? true) await db.migrate();
   const storage = await createStorage(config.storage);
   await mkdir(config.spoolDir, { recursive: true, mode: 0o700 });
+  const swept = await sweepSpool(config.spoolDir, { graceMs: config.gc.graceSeconds * 1000, atStart: true });
+  if (swept > 0) log.info({ removed: swept, spoolDir: config.spoolDir }, "removed spool files of uploads that died with their process");
   const narInfos = createNarInfoCache({ ttlMs: opts.narInfoTtlMs ?? config.narInfoCacheTtlMs });
   return {
     config,

@@ -7,6 +7,17 @@ import { openDb } from "../db/connect.ts";
 import { createStorage } from "../storage/index.ts";
 import { createMetrics } from "../metrics.ts";
 import { collectGarbage, type GcDeps } from "./run.ts";
+import { sweepSpool } from "../ingest/spool.ts";
+
+/** Spool files of uploads that died with their process (ingest/spool.ts); a failure here never stops GC. */
+async function sweepSpoolFor(config: Config, log: GcDeps["log"]): Promise<void> {
+  try {
+    const removed = await sweepSpool(config.spoolDir, { graceMs: config.gc.graceSeconds * 1000, atStart: false });
+    if (removed > 0) log.info({ removed, spoolDir: config.spoolDir }, "gc: removed stale spool files");
+  } catch (e) {
+    log.warn({ err: e, spoolDir: config.spoolDir }, "gc: could not sweep the spool directory");
+  }
+}
 
 export interface GcLoop {
   stop(): Promise<void>;
@@ -49,8 +60,11 @@ export function startGcLoop(ctx: AppContext): GcLoop {
     // Each committed batch of deleted objects drops the narinfos this server keeps rendered.
     { db: ctx.db, storage: ctx.storage, gc: ctx.config.gc, buildLogs: ctx.config.buildLogs, log: ctx.log, metrics: ctx.metrics, checkpoint: (step) => void (step === "objects" && ctx.narInfos.clear()) },
     ctx.config.gc.intervalSeconds,
-    // This process's recent hits must count before anything is judged unused.
-    () => ctx.accessTracker.flush(),
+    async () => {
+      // This process's recent hits must count before anything is judged unused.
+      await ctx.accessTracker.flush();
+      await sweepSpoolFor(ctx.config, ctx.log);
+    },
   );
 }
 
@@ -68,11 +82,12 @@ export async function runGcMode(config: Config, once: boolean, untilSignal: () =
     const storage = await createStorage(config.storage);
     const deps: GcDeps = { db, storage, gc: config.gc, buildLogs: config.buildLogs, log, metrics: createMetrics(), ...(checkpoint && { checkpoint }) };
     if (once) {
+      await sweepSpoolFor(config, log);
       const stats = await collectGarbage(deps);
       process.stdout.write(`${JSON.stringify(stats)}\n`);
       return 0;
     }
-    const loop = startPeriodicGc(deps, config.gc.intervalSeconds);
+    const loop = startPeriodicGc(deps, config.gc.intervalSeconds, () => sweepSpoolFor(config, log));
     await untilSignal();
     await loop.stop();
     return 0;

@@ -6,11 +6,11 @@
  * uploaded bytes are spooled as they are and only decompressed to be hashed and validated:
  * compressing once means not compressing again what the client compressed.
  */
-import { createHash, randomBytes, type Hash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform, Writable, type Readable, type TransformCallback } from "node:stream";
+import { PassThrough, Transform, Writable, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
@@ -22,6 +22,7 @@ import { NixFormatError } from "../nix/errors.ts";
 import type { StoredCompression } from "../config/load.ts";
 import { compressor, decompressor, type UploadCompression } from "./codecs.ts";
 import { DecodeError } from "./process-codec.ts";
+import { spoolFileName } from "./spool.ts";
 import { clientGone, isStorageFailure, storageFailure } from "./failures.ts";
 
 /**
@@ -233,15 +234,32 @@ export async function ingest(opts: IngestOptions): Promise<Ingested> {
   return ingestStreaming(opts);
 }
 
+/**
+ * The request body as a stream the ingest may destroy. A failed pipeline destroys every stream
+ * in it, and destroying an unfinished request destroys its socket, so the 4xx or 413 that says
+ * why would never reach the client; the request itself is left to the server to answer and
+ * settle (http/unread-body.ts).
+ */
+function detached(req: Readable): Readable {
+  const body = new PassThrough({ highWaterMark: 1 << 16 });
+  req.on("error", (e) => body.destroy(e));
+  // A request whose connection drops may close without an error.
+  req.on("close", () => {
+    if (!req.readableEnded) body.destroy(clientGone());
+  });
+  req.pipe(body);
+  return body;
+}
+
 async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
-  const spoolPath = join(opts.spoolDir, `ingest-${randomBytes(12).toString("hex")}.tmp`);
+  const spoolPath = join(opts.spoolDir, spoolFileName());
   const listing = new NarListing();
   const parser = new NarParser(listing);
   const uploadTap = new Tap(opts.maxUploadBytes);
   const narTap = new Tap(opts.maxNarBytes, (c) => parser.push(c), narTooLarge);
   const keepAsSent = opts.input === opts.stored.type;
   const origin = new FailureOrigin();
-  origin.watch(opts.body, "body");
+  const body = detached(origin.watch(opts.body, "body"));
   const spool = origin.watch(createWriteStream(spoolPath, { highWaterMark: 1 << 20 }), "spool");
   try {
     if (keepAsSent) {
@@ -259,7 +277,7 @@ async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
           cb();
         },
       });
-      const spooling = pipeline(opts.body, uploadTap, forward, spool);
+      const spooling = pipeline(body, uploadTap, forward, spool);
       // If either branch fails the other must not wait for data that never comes.
       spooling.catch((e) => decomp.destroy(e as Error));
       proving.catch((e) => forward.destroy(e as Error));
@@ -270,7 +288,7 @@ async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
     }
     const fileTap = new Tap();
     await pipeline(
-      opts.body,
+      body,
       uploadTap,
       origin.watch(decompressor(opts.input), "decode"),
       narTap,

@@ -1,7 +1,8 @@
 /**
- * POST /_api/v1/get-missing-paths — permission `w`. One query for any number of hashes
- * (`existingHashes` passes the list as one JSON/array parameter, so 10,000 hashes never meet a
- * SQL parameter limit); answers the hashes this cache lacks, in the order asked, without repeats.
+ * POST /_api/v1/get-missing-paths — permission `w`. Answers the hashes this cache lacks, in the
+ * order asked, without repeats. At most MAX_MISSING_PATHS_HASHES per request (a 413 names the
+ * limit; a closure bigger than that is asked about in batches), looked up in slices with the
+ * event loop free between them, so one huge request cannot stall every other request.
  */
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
@@ -12,8 +13,19 @@ import { touchHashes } from "../db/access.ts";
 import { describeZodError } from "../api/cache-config-types.ts";
 import { getMissingPathsRequest, type GetMissingPathsResponse } from "../api/push-types.ts";
 
+/** Hashes one request may ask about: far above any real closure (a NixOS system has a few thousand). */
+export const MAX_MISSING_PATHS_HASHES = 100_000;
+const SLICE = 5000;
+// A full request's JSON (`"<32 chars>",` per hash) with room to spare; bigger bodies are refused unread.
+const BODY_LIMIT = MAX_MISSING_PATHS_HASHES * 40 + 64 * 1024;
+
+const tooMany = (n: number | string) =>
+  new ServerError("PayloadTooLarge", `get-missing-paths takes at most ${MAX_MISSING_PATHS_HASHES} store_path_hashes per request (got ${n}); ask in batches.`);
+
 export function registerGetMissingPaths(app: FastifyInstance, ctx: AppContext): void {
-  app.post("/_api/v1/get-missing-paths", async (req, reply) => {
+  app.post("/_api/v1/get-missing-paths", { bodyLimit: BODY_LIMIT }, async (req, reply) => {
+    const hashes = (req.body as { store_path_hashes?: unknown } | undefined)?.store_path_hashes;
+    if (Array.isArray(hashes) && hashes.length > MAX_MISSING_PATHS_HASHES) throw tooMany(hashes.length);
     const parsed = getMissingPathsRequest.safeParse(req.body);
     if (!parsed.success) {
       const bad = parsed.error.issues.find((i) => i.path[0] === "store_path_hashes" && i.path.length === 2);
@@ -22,10 +34,16 @@ export function registerGetMissingPaths(app: FastifyInstance, ctx: AppContext): 
     }
     const { cache } = await requireCache(ctx, req, parsed.data.cache, "push");
     const unique = [...new Set(parsed.data.store_path_hashes)];
-    const have = await existingHashes(ctx.db, cache.id, unique);
-    // What the client now will not upload must not be collected before its referrers arrive.
-    await touchHashes(ctx.db, cache.id, [...have], Date.now());
-    const body: GetMissingPathsResponse = { missing_paths: unique.filter((h) => !have.has(h)) };
+    const missing: string[] = [];
+    const now = Date.now();
+    for (let i = 0; i < unique.length; i += SLICE) {
+      const slice = unique.slice(i, i + SLICE);
+      const have = await existingHashes(ctx.db, cache.id, slice);
+      // What the client now will not upload must not be collected before its referrers arrive.
+      await touchHashes(ctx.db, cache.id, [...have], now);
+      for (const h of slice) if (!have.has(h)) missing.push(h);
+    }
+    const body: GetMissingPathsResponse = { missing_paths: missing };
     return reply.send(body);
   });
 }
