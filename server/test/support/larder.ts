@@ -42,6 +42,10 @@ export interface LarderOptions {
   compression?: "zstd" | "none" | "xz" | "brotli";
   /** How long narinfo answers are kept in memory (the server's default when unset). */
   narInfoTtlMs?: number;
+  /** Where uploads are spooled (default: a directory in the test's temp dir). */
+  spoolDir?: string;
+  /** Local storage only: where NARs are stored (default: a directory in the test's temp dir). */
+  storageDir?: string;
 }
 
 export async function startLarder(backend: Backend, opts: LarderOptions = {}): Promise<Larder> {
@@ -51,7 +55,7 @@ export async function startLarder(backend: Backend, opts: LarderOptions = {}): P
   let storageToml: string;
   if (backend === "sqlite-local") {
     databaseUrl = `sqlite://${join(dir.path, "server.db")}`;
-    storageToml = `[storage]\ntype = "local"\npath = ${JSON.stringify(join(dir.path, "storage"))}\n`;
+    storageToml = `[storage]\ntype = "local"\npath = ${JSON.stringify(opts.storageDir ?? join(dir.path, "storage"))}\n`;
     if (opts.accelRedirect !== undefined) storageToml += `nginx-accel-redirect = "${opts.accelRedirect}"\n`;
   } else {
     databaseUrl = await globalPostgres().createDatabase();
@@ -68,7 +72,7 @@ export async function startLarder(backend: Backend, opts: LarderOptions = {}): P
   }
   const toml = [
     `listen = "127.0.0.1:0"`,
-    `spool-dir = ${JSON.stringify(join(dir.path, "spool"))}`,
+    `spool-dir = ${JSON.stringify(opts.spoolDir ?? join(dir.path, "spool"))}`,
     opts.extraToml ?? "",
     `[database]\nurl = ${JSON.stringify(databaseUrl)}`,
     storageToml,
