@@ -5,37 +5,19 @@
  * load-balancer mode, forwarding Host as larder.nix does) to a real larderd that only allows the
  * cache's name. Without `default_server`, another virtual host listed first takes the check.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HEALTH_CHECK_PATH } from "../../stacks/src/constructs/scale-out.ts";
 import { startLarder, type Larder } from "./support/larder.ts";
-import { freePort } from "./support/daemon.ts";
+import { NGINX, startNginx, type Nginx } from "./support/nginx.ts";
 import { rawRequest } from "./support/raw-http.ts";
-import { missing, which } from "./support/requirements.ts";
+import { missing } from "./support/requirements.ts";
 
-const NGINX = which("nginx") ?? (existsSync("/usr/sbin/nginx") ? "/usr/sbin/nginx" : null);
 const ready = NGINX !== null || missing("nginx is not installed", "the load balancer's check goes through a real nginx");
 
-async function startNginx(dir: string, larderUrl: string, defaultServer: boolean): Promise<{ url: string; process: ChildProcess }> {
-  await mkdir(join(dir, "tmp"), { recursive: true });
-  const port = await freePort();
-  const conf = join(dir, "nginx.conf");
-  // A vhost listed before the cache's, as NixOS may add (e.g. a status page on localhost).
-  await writeFile(
-    conf,
-    `${process.getuid?.() === 0 ? "user root;" : ""}
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp/body; proxy_temp_path ${dir}/tmp/proxy; fastcgi_temp_path ${dir}/tmp/f; uwsgi_temp_path ${dir}/tmp/u; scgi_temp_path ${dir}/tmp/s;
-  server { listen 127.0.0.1:${port}; server_name localhost; location / { return 404; } }
+/** A vhost listed before the cache's, as NixOS may add (e.g. a status page on localhost), then the cache's. */
+function servers(larderUrl: string, defaultServer: boolean): (port: number) => string {
+  return (port) => `  server { listen 127.0.0.1:${port}; server_name localhost; location / { return 404; } }
   server {
     listen 127.0.0.1:${port}${defaultServer ? " default_server" : ""};
     server_name cache.example.com;
@@ -46,39 +28,24 @@ http {
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
     }
-  }
-}
-`,
-  );
-  const child = spawn(NGINX as string, ["-p", dir, "-c", conf, "-e", `${dir}/error.log`], { stdio: "ignore" });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(`${url}/`);
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return { url, process: child };
+  }`;
 }
 
 describe.skipIf(!ready)("the load balancer's health check through nginx", () => {
   let l: Larder;
-  const fronts: ChildProcess[] = [];
+  const fronts: Nginx[] = [];
   let asProfile: string;
   let withoutDefault: string;
 
   beforeAll(async () => {
     l = await startLarder("sqlite-local", { extraToml: `allowed-hosts = ["cache.example.com"]` });
-    const a = await startNginx(join(l.dir.path, "nginx-default"), l.url, true);
-    const b = await startNginx(join(l.dir.path, "nginx-plain"), l.url, false);
-    fronts.push(a.process, b.process);
-    asProfile = a.url;
-    withoutDefault = b.url;
+    fronts.push(await startNginx(join(l.dir.path, "nginx-default"), servers(l.url, true)));
+    fronts.push(await startNginx(join(l.dir.path, "nginx-plain"), servers(l.url, false)));
+    asProfile = fronts[0]?.url ?? "";
+    withoutDefault = fronts[1]?.url ?? "";
   });
   afterAll(async () => {
-    for (const front of fronts) front.kill("SIGQUIT");
+    for (const front of fronts) front.stop();
     await l?.stop();
   });
 

@@ -2,49 +2,29 @@
  * Local storage behind nginx: larder checks access, then hands the file to nginx with
  * X-Accel-Redirect, and real Nix pushes and pulls through nginx.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestCache, startLarder, type Larder } from "./support/larder.ts";
 import { createNixEnv, closureSummary, type NixEnv } from "./support/nix.ts";
-import { missing, requireTool, which } from "./support/requirements.ts";
-import { freePort } from "./support/daemon.ts";
-
-// Debian puts nginx in /usr/sbin, which a non-root PATH may lack.
-const NGINX = which("nginx") ?? (existsSync("/usr/sbin/nginx") ? "/usr/sbin/nginx" : null);
+import { missing, requireTool } from "./support/requirements.ts";
+import { NGINX, startNginx, type Nginx } from "./support/nginx.ts";
 const ready = requireTool("nix", "Nix pushes and pulls through nginx") && (NGINX !== null || missing("nginx is not installed", "X-Accel-Redirect needs a real nginx"));
 const PREFIX = "/_larder-storage/";
 
 describe.skipIf(!ready)("NAR downloads handed to nginx", () => {
   let l: Larder;
   let nix: NixEnv;
-  let nginx: ChildProcess;
+  let nginx: Nginx;
   let front: string;
 
   beforeAll(async () => {
     l = await startLarder("sqlite-local", { accelRedirect: PREFIX });
     nix = await createNixEnv();
-    const dir = join(l.dir.path, "nginx");
-    await mkdir(join(dir, "tmp"), { recursive: true });
-    const port = await freePort();
     const storage = (l.config.storage as { path: string }).path;
-    const conf = join(dir, "nginx.conf");
-    await writeFile(
-      conf,
-      `${process.getuid?.() === 0 ? "user root;" : ""}
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  sendfile on;
-  client_body_temp_path ${dir}/tmp/body; proxy_temp_path ${dir}/tmp/proxy; fastcgi_temp_path ${dir}/tmp/f; uwsgi_temp_path ${dir}/tmp/u; scgi_temp_path ${dir}/tmp/s;
-  server {
+    nginx = await startNginx(
+      join(l.dir.path, "nginx"),
+      (port) => `  server {
     listen 127.0.0.1:${port};
     client_max_body_size 0;
     location ${PREFIX} { internal; alias ${storage}/; }
@@ -53,23 +33,12 @@ http {
       proxy_request_buffering off;
       proxy_set_header Host $host;
     }
-  }
-}
-`,
+  }`,
     );
-    nginx = spawn(NGINX as string, ["-p", dir, "-c", conf, "-e", `${dir}/error.log`], { stdio: "ignore" });
-    front = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 100; i++) {
-      try {
-        await fetch(`${front}/`);
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    front = nginx.url;
   });
   afterAll(async () => {
-    nginx?.kill("SIGQUIT");
+    nginx?.stop();
     await l?.stop();
     await nix?.cleanup();
   });
