@@ -62,10 +62,35 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** A failed listen, said with what to do: the usual causes each have their own fix. */
+function listenError(listen: Config["listen"], e: unknown): Error {
+  const where = `${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${listen.port}`;
+  const how = `choose another address with --listen HOST:PORT (e.g. --listen 127.0.0.1:8081) or listen = "…" in server.toml`;
+  switch ((e as NodeJS.ErrnoException).code) {
+    case "EADDRINUSE":
+      return new Error(`cannot listen on ${where}: the port is already in use (another larderd or service); ${how}`);
+    case "EACCES":
+      return new Error(`cannot listen on ${where}: permission denied (ports below 1024 need privileges); ${how}`);
+    case "EADDRNOTAVAIL":
+      return new Error(`cannot listen on ${where}: that address is not on this machine; ${how}`);
+    default:
+      return e instanceof Error ? e : new Error(String(e));
+  }
+}
+
 export async function startServer(config: Config, opts: ContextOptions & { ctx?: AppContext } = {}): Promise<RunningServer> {
   const ctx = opts.ctx ?? (await createContext(config, opts));
   const app = buildApp(ctx);
-  await app.listen({ host: config.listen.host, port: config.listen.port });
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (e) {
+    await app.close().catch(() => undefined);
+    if (!opts.ctx) {
+      await ctx.accessTracker.stop();
+      await ctx.db.close();
+    }
+    throw listenError(config.listen, e);
+  }
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.listen.port;
   const host = config.listen.host.includes(":") ? `[${config.listen.host === "::" ? "::1" : config.listen.host}]` : config.listen.host === "0.0.0.0" ? "127.0.0.1" : config.listen.host;

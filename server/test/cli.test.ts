@@ -1,6 +1,7 @@
 /** larderd as users run it: first start, restarts, check-config, make-token, create-cache. */
 import { spawn, execFile } from "node:child_process";
 import { stat, readFile, writeFile } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { decodeJwt } from "jose";
@@ -96,6 +97,28 @@ describe("larderd command line", () => {
     expect((err as { stderr: string }).stderr).not.toMatch(/\n\s+at /);
     const missing = await run(process.execPath, [BIN, "--config", join(dir.path, "nope.toml"), "--mode", "check-config"], { env: envFor(dir.path) }).catch((e: { code: number; stderr: string }) => e);
     expect((missing as { stderr: string }).stderr).toMatch(/cannot read config .*nope\.toml: no such file/);
+    // Broken TOML says where (issue 14.4).
+    const broken = join(dir.path, "broken.toml");
+    await writeFile(broken, `listen = "[::]:8080"\n[storage]\ntype = "local\npath = "/x"\n`);
+    const syntax = await run(process.execPath, [BIN, "--config", broken, "--mode", "check-config"], { env: envFor(dir.path) }).catch((e: { code: number; stderr: string }) => e);
+    expect((syntax as { stderr: string }).stderr).toMatch(/broken\.toml: server\.toml is not valid TOML: line 3, column \d+: /);
+  });
+
+  it("says what to do when the port is taken (issue 14.4)", async () => {
+    dir = await makeTempDir("cli");
+    const cfg = join(dir.path, "s.toml");
+    await writeFile(cfg, `[database]\nurl = "sqlite://${dir.path}/db"\n[storage]\ntype = "local"\npath = "${dir.path}/s"\n[jwt.signing]\ntoken-hs256-secret-base64 = "${Buffer.alloc(40, 1).toString("base64")}"\n`);
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const err = await run(process.execPath, [BIN, "--config", cfg, "--listen", `127.0.0.1:${port}`], { env: envFor(dir.path) }).catch((e: { code: number; stderr: string }) => e);
+      expect(err).toMatchObject({ code: 1 });
+      expect((err as { stderr: string }).stderr).toContain(`cannot listen on 127.0.0.1:${port}: the port is already in use (another larderd or service); choose another address with --listen HOST:PORT`);
+      expect((err as { stderr: string }).stderr).not.toMatch(/\n\s+at |EADDRINUSE/);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
   });
 
   it("make-token prints a token on its last line with attic's claims, or the claims with --dump-claims", async () => {

@@ -112,6 +112,13 @@ describe.skipIf(!haveNix)("larder client commands and errors", () => {
     expect(info).toMatch(/Priority: 30$/m);
     expect(info).toMatch(/Upstream Cache Keys: \["a-1","b-1"\]$/m);
     expect(info).toMatch(/Retention Period: Global Default$/m);
+    // Durations in words, singular for one (issue 14.4: was "1 seconds").
+    ok(await larder(["login", "root", l.url, l.rootToken]));
+    ok(await larder(["cache", "configure", "root:team-x", "--retention-period", "1s"]));
+    expect(ok(await larder(["cache", "info", "root:team-x"])).stdout).toMatch(/Retention Period: 1 second$/m);
+    ok(await larder(["cache", "configure", "root:team-x", "--retention-period", "3 months"]));
+    expect(ok(await larder(["cache", "info", "root:team-x"])).stdout).toMatch(/Retention Period: 3 months$/m);
+    ok(await larder(["cache", "configure", "root:team-x", "--reset-retention-period"]));
     const key = /Public Key: (\S+)/.exec(info)?.[1];
     // No `cq` right in this token: configuring without a retention change still works.
     ok(await larder(["cache", "configure", "team-x", "--private", "--priority", "50", "--upstream-cache-key-name", "", "--regenerate-keypair"]));

@@ -29,7 +29,7 @@ interface ErrorBody {
   message?: string;
 }
 
-const NETWORK_CODES: Record<string, string> = {
+const NETWORK_CODES = new Map<string, string>(Object.entries({
   ECONNREFUSED: "connection refused",
   ENOTFOUND: "host not found",
   EAI_AGAIN: "DNS lookup failed",
@@ -39,7 +39,7 @@ const NETWORK_CODES: Record<string, string> = {
   ENETUNREACH: "network unreachable",
   EPIPE: "connection closed while sending",
   UND_ERR_SOCKET: "connection closed",
-};
+}));
 
 /** Whether the failure is TLS meeting a server that answered in plain HTTP (an https:// URL for an http server). */
 function isPlainHttpBehindTls(e: unknown): boolean {
@@ -58,7 +58,8 @@ function networkReason(e: unknown): string | undefined {
   let cur: unknown = e;
   for (let i = 0; i < 4 && cur; i++) {
     const code = (cur as { code?: string }).code;
-    if (code && NETWORK_CODES[code]) return `${NETWORK_CODES[code]} (${code})`;
+    const known = code === undefined ? undefined : NETWORK_CODES.get(code);
+    if (code && known) return `${known} (${code})`;
     if (code && /^E[A-Z]+$/.test(code)) return code;
     cur = (cur as { cause?: unknown }).cause;
   }

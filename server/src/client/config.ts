@@ -10,7 +10,8 @@
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { LARDER } from "../util/invocation.ts";
 import { dirname, join } from "node:path";
-import { parse, stringify } from "smol-toml";
+import { stringify } from "smol-toml";
+import { parseTomlText } from "../util/toml.ts";
 import { isValidCacheName } from "../auth/permissions.ts";
 import { CliError, fail } from "./errors.ts";
 
@@ -50,9 +51,9 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   }
   let raw: Record<string, unknown>;
   try {
-    raw = parse(text) as Record<string, unknown>;
+    raw = parseTomlText(text);
   } catch (e) {
-    throw new CliError(`${file} is not valid TOML: ${(e as Error).message.split("\n")[0]}`);
+    throw new CliError(`${file} is not valid TOML: ${(e as Error).message}`);
   }
   const unknown = Object.keys(raw).filter((k) => k !== "default-server" && k !== "servers");
   if (unknown.length > 0) fail(`${file}: unknown key ${unknown.join(", ")} (expected default-server and [servers.NAME])`);

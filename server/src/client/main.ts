@@ -14,7 +14,7 @@ import { BarProgress, LineProgress, type Progress } from "./progress.ts";
 import { push, pushTarget, summaryLine, type PushOptions } from "./push.ts";
 import { useCache } from "./use.ts";
 import { watchStore } from "./watch-store.ts";
-import { parseDuration } from "../util/duration.ts";
+import { humanDuration, parseDuration } from "../util/duration.ts";
 import type { DeletePathResult } from "../api/push-types.ts";
 
 const env: Env = { ...process.env };
@@ -154,7 +154,7 @@ cacheCmd
 
 function describeRetention(r: CacheConfig["retention_period"]): string {
   if (r === undefined || r === "Global") return "Global Default";
-  return r.Period === 0 ? "Forever (0s)" : `${r.Period} seconds`;
+  return r.Period === 0 ? "Forever (0s)" : humanDuration(r.Period);
 }
 
 cacheCmd

@@ -76,7 +76,7 @@ token-hs256-secret-base64 = "${SECRET}"
     ["a database url of another kind", minimal().replace("sqlite:///tmp/x.db", "mysql://x"), /must start with sqlite:\/\/ or postgres:\/\//],
     ["an out-of-range level", minimal('[compression]\nlevel = 40'), /compression.level: 40 is outside 1..19/],
     ["a top-level token secret (old attic layout)", `token-hs256-secret-base64 = "${SECRET}"\n${minimal()}`, /belongs under \[jwt.signing\]/],
-    ["invalid TOML", "listen = ", /not valid TOML/],
+    ["invalid TOML, saying where", `listen = "[::]:8080"\n[storage]\ntype = "local\n`, /^server\.toml is not valid TOML: line 3, column \d+: /],
   ])("rejects %s with a message naming it", (_what, text, message) => {
     expect(() => parseConfig(text)).toThrow(ConfigError);
     expect(() => parseConfig(text)).toThrow(message);

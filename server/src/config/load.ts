@@ -4,7 +4,7 @@
  */
 import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { parse as parseToml } from "smol-toml";
+import { parseTomlText } from "../util/toml.ts";
 import { z } from "zod";
 import { configSchema, type ParsedConfig } from "./schema.ts";
 import type { S3Credentials, StorageConfig } from "../storage/types.ts";
@@ -290,9 +290,9 @@ export function sqlitePath(url: string): string {
 export function parseConfig(tomlText: string, env: Record<string, string | undefined> = {}): Config {
   let raw: unknown;
   try {
-    raw = parseToml(tomlText);
+    raw = parseTomlText(tomlText);
   } catch (e) {
-    throw new ConfigError(`server.toml is not valid TOML: ${(e as Error).message.split("\n")[0]}`);
+    throw new ConfigError(`server.toml is not valid TOML: ${(e as Error).message}`);
   }
   if (raw && typeof raw === "object" && "token-hs256-secret-base64" in raw) {
     throw new ConfigError("token-hs256-secret-base64 belongs under [jwt.signing], not at the top level");

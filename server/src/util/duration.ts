@@ -50,3 +50,26 @@ export function formatDuration(seconds: number): string {
   }
   return parts.join(" ");
 }
+
+// The units parseDuration reads, largest first, so what a user typed comes back in their words.
+const HUMAN_UNITS: readonly [string, number][] = [
+  ["year", 31_557_600],
+  ["month", 2_630_016],
+  ["day", 86400],
+  ["hour", 3600],
+  ["minute", 60],
+  ["second", 1],
+];
+
+/** Seconds in words, singular where it is one: 1 → "1 second", 7890048 → "3 months", 90 → "1 minute 30 seconds". */
+export function humanDuration(seconds: number): string {
+  if (seconds === 0) return "0 seconds";
+  const parts: string[] = [];
+  let rest = seconds;
+  for (const [unit, size] of HUMAN_UNITS) {
+    const n = Math.floor(rest / size);
+    if (n > 0) parts.push(`${n} ${unit}${n === 1 ? "" : "s"}`);
+    rest -= n * size;
+  }
+  return parts.join(" ");
+}
