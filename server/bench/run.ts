@@ -23,6 +23,9 @@ const USAGE = `usage: npm run bench -- [options]
   --seconds N          length of each load run (default 5, quick 2)
   --rounds N           runs per comparison, best kept (default 2, quick 1)
   --paths N --medium-mib N --big-mib N   override the data sizes
+  --large-objects N    paths in the synthesized large cache (narinfo reads where nothing repeats,
+                       get-missing-paths and GC on it; default 300000, quick 20000; 0 skips)
+  --gc-1m              also GC a synthesized cache of 1M objects (closures of 100, 10% expired)
   --keep               keep the work directory`;
 
 function positiveInt(name: string, v: string | undefined, fallback: number): number {
@@ -46,6 +49,8 @@ async function main(): Promise<void> {
       paths: { type: "string" },
       "medium-mib": { type: "string" },
       "big-mib": { type: "string" },
+      "large-objects": { type: "string" },
+      "gc-1m": { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -73,6 +78,8 @@ async function main(): Promise<void> {
     rounds: positiveInt("rounds", values.rounds, q ? 1 : 2),
     postgres: values.postgres,
     s3: values.s3,
+    largeObjects: values["large-objects"] === "0" ? 0 : positiveInt("large-objects", values["large-objects"], q ? 20_000 : 300_000),
+    gc1m: values["gc-1m"],
     ...(values["cpu-prof"] !== undefined && { cpuProfDir: resolve(values["cpu-prof"]) }),
     log,
   };

@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url";
 import { encodeNixBase32 } from "../src/nix/base32.ts";
 import { buildData, createBenchNix, flatNarUrl, storeHash, totalNarBytes, type BenchData, type BenchNix, type PathInfo, type Sizes } from "./data.ts";
 import { startNginx } from "./nginx.ts";
-import { sampleRss, startLarderd, type Larderd, type StorageSpec } from "./larderd.ts";
+import { cpuSeconds, sampleRss, startLarderd, type Larderd, type StorageSpec } from "./larderd.ts";
+import { runLarge } from "./large.ts";
 import { limitPipeline } from "./limit.ts";
 import { runWrk, type LoadResult, type LoadRun } from "./wrk.ts";
 import { run } from "./proc.ts";
@@ -26,6 +27,10 @@ export interface SuiteOptions {
   postgres: boolean;
   s3: boolean;
   cpuProfDir?: string;
+  /** Paths in the synthesized large cache (bench/large.ts); 0 skips those measurements. */
+  largeObjects: number;
+  /** Also GC a synthesized cache of 1M objects. */
+  gc1m: boolean;
   log(line: string): void;
 }
 
@@ -184,13 +189,17 @@ export async function runSuite(o: SuiteOptions, tools: ToolPaths): Promise<Suite
       await nx.setToken(a.larderd.url, a.token);
       const to = `${a.larderd.url}/${CACHE}?compression=zstd`;
       o.log("ingest: nix copy of the closure and of the medium NAR");
+      const cpuBefore = cpuSeconds(a.larderd.pid);
       const closureSecs = await nixCopy(nx, to, [data.closureRoot]);
+      const closureCpu = cpuSeconds(a.larderd.pid) - cpuBefore;
       const mediumSecs = await nixCopy(nx, to, [data.medium.path]);
       const copyMedium = mediumBytes / MiB / mediumSecs;
       const copyClosure = closureBytes / MiB / closureSecs;
       figures.ingest_ratio_nix_copy = { larder: copyMedium, reference: limit.medium1, unit: "MiB/s", detail: `${o.sizes.mediumMiB} MiB NAR vs zstd -1 | sha256sum; nix copy --to file:// of it: ${(mediumBytes / MiB / fileMediumSecs).toFixed(0)} MiB/s` };
       figures.ingest_ratio_nix_copy_zstd3 = { larder: copyMedium, reference: limit.medium3, unit: "MiB/s", detail: `${o.sizes.mediumMiB} MiB NAR vs zstd -3 | sha256sum` };
       figures.ingest_ratio_nix_copy_closure = { larder: copyClosure, reference: limit.closure1, unit: "MiB/s", detail: `${data.closure.length}-path closure vs zstd -1 | sha256sum; nix copy --to file:// of it: ${(closureBytes / MiB / fileClosureSecs).toFixed(0)} MiB/s` };
+      figures.ingest_ratio_nix_copy_closure_vs_file = { larder: copyClosure, reference: closureBytes / MiB / fileClosureSecs, unit: "MiB/s", detail: `${data.closure.length}-path closure: nix copy to larder vs nix copy --to file:// (the client alone)` };
+      figures.ingest_closure_server_us_per_path = { larder: (closureCpu * 1e6) / data.closure.length, reference: null, unit: "µs", detail: `larderd's CPU time (user + system) during nix copy of the ${data.closure.length}-path closure, per path` };
 
       const base = (u: string) => new URL(u).origin;
       const hits = data.closure.map((p) => `/${CACHE}/${storeHash(p.path)}.narinfo`);
@@ -240,7 +249,9 @@ export async function runSuite(o: SuiteOptions, tools: ToolPaths): Promise<Suite
 
       o.log("ingest: larder push of the medium NAR and of the closure");
       const pushMedium = await larderPush(o, nx, b.larderd.url, b.token, [data.medium.path]);
+      const pushCpuBefore = cpuSeconds(b.larderd.pid);
       const pushClosure = "seconds" in pushMedium ? await larderPush(o, nx, b.larderd.url, b.token, [data.closureRoot]) : pushMedium;
+      const pushCpu = cpuSeconds(b.larderd.pid) - pushCpuBefore;
       figures.ingest_ratio_larder_push =
         "seconds" in pushMedium
           ? { larder: mediumBytes / MiB / pushMedium.seconds, reference: limit.medium1, unit: "MiB/s", detail: `${o.sizes.mediumMiB} MiB NAR vs zstd -1 | sha256sum` }
@@ -253,8 +264,27 @@ export async function runSuite(o: SuiteOptions, tools: ToolPaths): Promise<Suite
         "seconds" in pushClosure
           ? { larder: closureBytes / MiB / pushClosure.seconds, reference: limit.closure1, unit: "MiB/s", detail: `${data.closure.length}-path closure vs zstd -1 | sha256sum` }
           : { larder: null, reference: limit.closure1, unit: "MiB/s", reason: pushClosure.reason };
+      figures.ingest_ratio_larder_push_closure_vs_file =
+        "seconds" in pushClosure
+          ? { larder: closureBytes / MiB / pushClosure.seconds, reference: closureBytes / MiB / fileClosureSecs, unit: "MiB/s", detail: `${data.closure.length}-path closure: larder push vs nix copy --to file:// (the client alone)` }
+          : { larder: null, reference: closureBytes / MiB / fileClosureSecs, unit: "MiB/s", reason: pushClosure.reason };
+      figures.push_closure_server_us_per_path =
+        "seconds" in pushClosure
+          ? { larder: (pushCpu * 1e6) / data.closure.length, reference: null, unit: "µs", detail: `larderd's CPU time during larder push of the ${data.closure.length}-path closure, per path` }
+          : { larder: null, reference: null, unit: "µs", reason: pushClosure.reason };
     } finally {
       await b.larderd.stop();
+    }
+
+    if (o.largeObjects > 0) {
+      await runLarge(
+        { work: o.work, objects: o.largeObjects, gc1m: o.gc1m, seconds: o.seconds, wrk: tools.wrk as string, nginx: tools.nginx as string, databaseUrl: () => backend.databaseUrl(), storage: backend.storage("big"), log: o.log },
+        figures,
+      );
+    } else {
+      for (const key of ["narinfo_distinct_ratio_c16", "missing_paths_10k_large_ms", "gc_delete_objects_per_s", "gc_1m_seconds"]) {
+        figures[key] = { larder: null, reference: null, unit: "", reason: "--large-objects 0" };
+      }
     }
   } finally {
     await nginx.stop();

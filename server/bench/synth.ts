@@ -9,7 +9,9 @@
  * the other closures are old; a fresh closure's leaves are old too but stay, because its fresh
  * root refers to them. Each path has its own NAR row (no bytes in storage).
  */
+import { createHash } from "node:crypto";
 import { sql } from "kysely";
+import { encodeNixBase32 } from "../src/nix/base32.ts";
 import type { Db } from "../src/db/connect.ts";
 
 const ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz";
@@ -93,7 +95,16 @@ export async function synthesizeCache(db: Db, o: SynthOptions): Promise<SynthRes
       const at = isExpired || (leaf && c > 0) ? old + shift : o.now - 1000;
       const narId = nextNar++;
       const id = nextId++;
-      pending.nars.push({ id: narId, nar_hash: `${h}${h}`.slice(0, 64), nar_size: 1000, compression: "zstd", file_hash: `${h}aaaaaaaaaaaaaaaaaaaa`, file_size: 500, storage_key: `nar/synth/${h}.nar.zst`, created_at: at });
+      pending.nars.push({
+        id: narId,
+        nar_hash: createHash("sha256").update(h).digest("hex"),
+        nar_size: 1000,
+        compression: "zstd",
+        file_hash: encodeNixBase32(createHash("sha256").update(`file ${h}`).digest()),
+        file_size: 500,
+        storage_key: `nar/synth/${h}.nar.zst`,
+        created_at: at,
+      });
       pending.objects.push({
         id,
         cache_id: o.cacheId,
