@@ -7,7 +7,7 @@ import type { CacheRow } from "./db/caches.ts";
 import type { ObjectWithNar } from "./db/objects.ts";
 import { fingerprint } from "./nix/fingerprint.ts";
 import { sha256FromDigest } from "./nix/hash.ts";
-import { renderNarInfo, type NarInfo } from "./nix/narinfo.ts";
+import { checkCa, checkDeriver, checkSig, checkSystem, renderNarInfo, type NarInfo } from "./nix/narinfo.ts";
 import { parseSecretKey, publicKeyOf, signFingerprint, formatPublicKey, type SecretKey } from "./nix/signing.ts";
 import { decodeNixBase32 } from "./nix/base32.ts";
 import { storedExtension } from "./ingest/codecs.ts";
@@ -36,6 +36,20 @@ export interface RenderedNarInfo {
   newSignature: string | undefined;
 }
 
+/**
+ * Whether a stored unsigned field may be served. Both push protocols now refuse what fails
+ * (issue 13.6), but rows written before could hold a line break or a bogus CA; such a field is
+ * left out (the signature does not cover it) rather than failing every request for the path.
+ */
+function passes(check: (v: string) => void, value: string): boolean {
+  try {
+    check(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function narInfoFor(cache: CacheRow, found: ObjectWithNar): RenderedNarInfo {
   const { object, nar } = found;
   const references = JSON.parse(object.refs) as string[];
@@ -57,10 +71,10 @@ export function narInfoFor(cache: CacheRow, found: ObjectWithNar): RenderedNarIn
     narHash,
     narSize: nar.nar_size,
     references,
-    ...(object.deriver !== null && { deriver: object.deriver }),
-    ...(object.system !== null && { system: object.system }),
-    sigs: [signature, ...uploaded],
-    ...(object.ca !== null && { ca: object.ca }),
+    ...(object.deriver !== null && passes(checkDeriver, object.deriver) && { deriver: object.deriver }),
+    ...(object.system !== null && passes(checkSystem, object.system) && { system: object.system }),
+    sigs: [signature, ...uploaded.filter((s) => passes(checkSig, s))],
+    ...(object.ca !== null && passes(checkCa, object.ca) && { ca: object.ca }),
   };
   return { text: renderNarInfo(info), newSignature };
 }

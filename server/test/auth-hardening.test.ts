@@ -92,6 +92,24 @@ describe("auth: hostile names, secrets in logs, messages", () => {
     }
   });
 
+  it("serves a path whose row was poisoned before validation existed, leaving out the bad fields (issue 13.6)", async () => {
+    await createTestCache(l, "legacy");
+    expect((await upload("legacy", l.rootToken)).status).toBe(200);
+    // What an older larder stored from an unvalidated attic upload.
+    await l.server.ctx.db.kysely
+      .updateTable("object")
+      .set({ system: "x86_64-linux\nStorePath: /nix/store/evil", ca: "bogus", deriver: "x\ny", sigs: JSON.stringify(["k:AAAA\nCA: x"]) })
+      .where("store_path_hash", "=", EMPTY)
+      .execute();
+    l.server.ctx.caches.invalidate();
+    const r = await fetch(`${l.url}/legacy/${EMPTY}.narinfo`, { headers: { authorization: `Bearer ${l.rootToken}` } });
+    const text = await r.text();
+    expect(r.status, text).toBe(200);
+    expect(text).toContain(`StorePath: ${narinfo.storePath}\n`);
+    expect(text).not.toMatch(/evil|bogus|System:|CA:|Deriver:|^Sig: k:/m);
+    expect(text).toMatch(/^Sig: legacy:/m);
+  });
+
   it("says why a token was not accepted, even on a public cache (issue 14.4)", async () => {
     await createTestCache(l, "open", { isPublic: true });
     const expired = await l.token({ pull: ["open"], push: ["open"] }, "old", -60);
