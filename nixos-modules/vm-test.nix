@@ -71,7 +71,7 @@ pkgs.testers.runNixOSTest {
     pusher.succeed(f"printf 'machine server\\npassword %s\\n' '{token}' > /root/netrc")
     pusher.succeed(
       "nix copy --option netrc-file /root/netrc "
-      "--to 'http://server/demo?compression=zstd' ${closure}"
+      "--to 'http://server/_push/demo?compression=zstd' ${closure}"
     )
 
     # Without the token the private cache looks absent.
