@@ -250,7 +250,7 @@ describe.skipIf(tools.length > 0)("NixOS module scripts (nixos-modules/scripts.n
 
   // The one check allowed to skip under CI=true: it needs a nixpkgs tree (NIXPKGS=path or <nixpkgs>).
   const nixpkgs = process.env.NIXPKGS ?? spawnSync("nix-instantiate", ["--find-file", "nixpkgs"], { encoding: "utf8" }).stdout?.trim();
-  it.skipIf(!nixpkgs)("evaluates with the real NixOS module system: nixos-modules/eval-check.sh (skipped: no nixpkgs tree)", () => {
+  it.skipIf(!nixpkgs)("evaluates with the real NixOS module system: nixos-modules/eval-check.sh (needs a nixpkgs tree: NIXPKGS=path or <nixpkgs>)", () => {
     const r = spawnSync("bash", [join(REPO, "nixos-modules", "eval-check.sh")], { encoding: "utf8", env: { ...process.env, NIXPKGS: nixpkgs } });
     expect(r.stdout).not.toMatch(/^FAIL/m);
     expect(r.status, r.stdout + r.stderr).toBe(0);
