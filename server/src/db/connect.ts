@@ -5,7 +5,8 @@
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import SQLite from "better-sqlite3";
+import type SQLite from "better-sqlite3";
+import { openSqlite } from "./sqlite-addon.ts";
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from "kysely";
 import { Migrator } from "kysely/migration";
 import pg from "pg";
@@ -122,7 +123,7 @@ export async function openDb(target: string | DatabaseConfig): Promise<Db> {
   if (url.startsWith("sqlite:")) {
     const path = sqlitePath(url);
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    const database = new SQLite(path);
+    const database = openSqlite(path);
     database.pragma("journal_mode = WAL");
     database.pragma("synchronous = NORMAL");
     database.pragma("foreign_keys = ON");
