@@ -14,6 +14,7 @@ import { caller } from "./http/caller.ts";
 import { unauthorized } from "./http/cache-access.ts";
 import { bodyIdleTimeout, hasBody } from "./http/timeouts.ts";
 import { settleUnreadBody } from "./http/unread-body.ts";
+import { clientGone } from "./ingest/failures.ts";
 
 // Request ids: a random prefix per process and a counter, unique across api-servers without
 // a random UUID per request (the hot path's requests are tens of microseconds).
@@ -125,6 +126,9 @@ export function buildApp(ctx: AppContext): FastifyInstance {
   });
 
   app.setErrorHandler((err: FastifyError | ServerError | Error, req, reply) => {
+    // Whatever a read of the body failed with once the client hung up (ECONNRESET "aborted", a
+    // body that closed early) is the client's leaving, not a failure of ours.
+    if (!(err instanceof ServerError) && !req.raw.complete && (req.raw.destroyed || req.raw.socket?.destroyed === true)) err = clientGone();
     let kind: ErrorKind;
     let message: string;
     if (err instanceof ServerError) {

@@ -99,6 +99,23 @@ describe("ingest limits", () => {
     expect(levels.some((e) => e.msg === "client closed the connection during the request")).toBe(true);
   });
 
+  it("takes a client hanging up inside a narinfo or an attic preamble as the client's doing", async () => {
+    const errorsBefore = await metric("larder_backend_errors_total");
+    const linesBefore = logLines.length;
+    for (const head of [
+      [`PUT /c/${"1".repeat(32)}.narinfo HTTP/1.1`, host(), auth(), "content-length: 5000"],
+      ["PUT /_api/v1/upload-path HTTP/1.1", host(), auth(), "x-attic-nar-info-preamble-size: 5000", "content-length: 90000"],
+    ]) {
+      const c = await open(l.url);
+      c.write(`${head.join("\r\n")}\r\n\r\nStorePath: /nix/store/`);
+      await new Promise((r) => setTimeout(r, 100));
+      c.socket.destroy();
+    }
+    await until("both requests to end", () => logLines.slice(linesBefore).filter((line) => line.includes("client closed the connection")).length === 2);
+    expect(logLines.slice(linesBefore).filter((line) => (JSON.parse(line) as { level: number }).level >= 50)).toEqual([]);
+    expect(await metric("larder_backend_errors_total")).toBe(errorsBefore);
+  });
+
   describe("a body the server does not read never leaves its connection stuck", () => {
     // Declared bodies under max-nar-size, so what answers is each route's own refusal.
     const big = 3 * 1024 * 1024;
