@@ -12,7 +12,7 @@ import { createTestCache, startLarder, type Larder } from "./support/larder.ts";
 import { narOfFile } from "./support/nar.ts";
 import { open, until } from "./support/socket.ts";
 import { encodeNixBase32 } from "../src/nix/base32.ts";
-import { MAX_MISSING_PATHS_HASHES } from "../src/routes/get-missing-paths.ts";
+import { MAX_MISSING_PATHS_HASHES } from "../src/api/push-types.ts";
 
 const MAX_NAR = 4 * 1024 * 1024;
 const nix32 = (b: Buffer) => encodeNixBase32(createHash("sha256").update(b).digest());

@@ -7,6 +7,12 @@ import { z } from "zod";
 
 const hash32 = z.string().regex(/^[0-9a-df-np-sv-z]{32}$/, "must be a 32-character nix-base32 store path hash");
 
+/**
+ * Hashes one get-missing-paths request may carry (413 beyond): far above any real closure (a
+ * NixOS system has a few thousand paths); bigger sets are asked about in batches.
+ */
+export const MAX_MISSING_PATHS_HASHES = 100_000;
+
 export const getMissingPathsRequest = z.object({
   cache: z.string(),
   store_path_hashes: z.array(hash32),

@@ -9,7 +9,7 @@ import { Api, backoffMs, getCacheConfig, sleep, TransientError, type CacheConfig
 import { CliError } from "./errors.ts";
 import { dumpNar, localBuildLog, pathInfos, type LocalPathInfo } from "./nix.ts";
 import { formatBytes, type Progress } from "./progress.ts";
-import type { GetMissingPathsResponse, UploadPathResult } from "../api/push-types.ts";
+import { MAX_MISSING_PATHS_HASHES, type GetMissingPathsResponse, type UploadPathResult } from "../api/push-types.ts";
 
 /** attic's client switches to a preamble at this size of upload info (NAR_INFO_PREAMBLE_THRESHOLD). */
 export const PREAMBLE_THRESHOLD = 4096;
@@ -99,15 +99,16 @@ export async function planPush(api: Api, cache: string, cfg: CacheConfig, infos:
     }
     return key === undefined;
   });
-  let missing = new Set<string>();
-  if (candidates.length > 0) {
+  const missing = new Set<string>();
+  // In batches of the server's per-request limit (one request for any real closure).
+  for (let i = 0; i < candidates.length; i += MAX_MISSING_PATHS_HASHES) {
     const res = await api.json<GetMissingPathsResponse>(
       "POST",
       "_api/v1/get-missing-paths",
-      { cache, store_path_hashes: candidates.map((c) => pathHash(c.path)) },
+      { cache, store_path_hashes: candidates.slice(i, i + MAX_MISSING_PATHS_HASHES).map((c) => pathHash(c.path)) },
       `asking cache "${cache}" which paths it lacks`,
     );
-    missing = new Set(res?.missing_paths ?? []);
+    for (const h of res?.missing_paths ?? []) missing.add(h);
   }
   const upload = dependencyOrder(candidates.filter((c) => missing.has(pathHash(c.path))));
   return {

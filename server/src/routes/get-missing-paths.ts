@@ -11,10 +11,8 @@ import { requireCache } from "../http/cache-access.ts";
 import { existingHashes } from "../db/objects.ts";
 import { touchHashes } from "../db/access.ts";
 import { describeZodError } from "../api/cache-config-types.ts";
-import { getMissingPathsRequest, type GetMissingPathsResponse } from "../api/push-types.ts";
+import { getMissingPathsRequest, MAX_MISSING_PATHS_HASHES, type GetMissingPathsResponse } from "../api/push-types.ts";
 
-/** Hashes one request may ask about: far above any real closure (a NixOS system has a few thousand). */
-export const MAX_MISSING_PATHS_HASHES = 100_000;
 const SLICE = 5000;
 // A full request's JSON (`"<32 chars>",` per hash) with room to spare; bigger bodies are refused unread.
 const BODY_LIMIT = MAX_MISSING_PATHS_HASHES * 40 + 64 * 1024;
