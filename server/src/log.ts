@@ -10,25 +10,22 @@
  * say secret (token, password, key, signature, credential, cookie, authorization).
  */
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
+import { redactUrlsIn } from "./config/database-url.ts";
 
 const REDACTED = "[redacted]";
 // A JWS/JWT in compact form: base64url of a JSON header (`{"` → `eyJ`), payload, signature.
 const JWT_RE = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
 // An HTTP credential as it appears in a header value.
 const AUTH_SCHEME_RE = /\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}/gi;
-// userinfo of a URL: everything between "//user:" and the last "@" before the host (passwords
-// may contain unencoded "@", so stop at the last one, not the first).
-const URL_PASSWORD_RE = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s/]*@/gi;
 // Query parameters whose names say secret.
 const SECRET_PARAM_RE = /([?&;](?:[^=&\s]*(?:token|secret|password|passwd|pwd|key|sig|signature|credential|auth)[^=&\s]*)=)[^&#\s]*/gi;
 const SECRET_KEY_RE = /^(authorization|proxy-authorization|cookie|set-cookie|x-api-key|token|access_token|refresh_token|id_token|password|passwd|secret|client_secret|credentials?)$/i;
 
 export function scrubString(s: string): string {
   if (s.length < 8) return s;
-  return s
+  return redactUrlsIn(s)
     .replace(JWT_RE, REDACTED)
     .replace(AUTH_SCHEME_RE, `$1$2${REDACTED}`)
-    .replace(URL_PASSWORD_RE, `$1${REDACTED}@`)
     .replace(SECRET_PARAM_RE, `$1${REDACTED}`);
 }
 

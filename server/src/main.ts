@@ -2,6 +2,7 @@
  * larderd's entry point: the only place that reads argv, the environment and files, installs
  * signal handlers and sets exit codes. Everything below receives a parsed, frozen Config.
  */
+import { scrubString } from "./log.ts";
 import { Command, Option } from "commander";
 import { ConfigError, parseConfig, parseListen, type Config } from "./config/load.ts";
 import { writeFirstRunConfig, xdgPaths } from "./config/first-run.ts";
@@ -15,7 +16,8 @@ import type { PermissionName } from "./auth/permissions.ts";
 const env: Record<string, string | undefined> = { ...process.env };
 
 function fail(message: string): never {
-  process.stderr.write(`larderd: ${message}\n`);
+  // The last line of defence for every command's error: no URL password or token reaches stderr.
+  process.stderr.write(`larderd: ${scrubString(message)}\n`);
   process.exit(1);
 }
 

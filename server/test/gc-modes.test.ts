@@ -64,7 +64,7 @@ describe("periodic garbage collection", () => {
     await writeFile(broken, `[database]\nurl = "postgres://nobody:hunter2@127.0.0.1:1/none"\n[storage]\ntype = "local"\npath = "${dir.path}/s"\n[jwt.signing]\ntoken-hs256-secret-base64 = "${Buffer.alloc(40, 9).toString("base64")}"\n`);
     const failed = await runLarderd(["--config", broken, "--mode", "garbage-collector-once"]);
     expect(failed.code).not.toBe(0);
-    expect(failed.stderr).toMatch(/^larderd: database postgres:\/\/nobody:\*\*\*@127\.0\.0\.1:1\/none: /);
+    expect(failed.stderr).toMatch(/^larderd: database postgres:\/\/nobody:\[redacted\]@127\.0\.0\.1:1\/none: /);
     expect(failed.stderr).not.toContain("hunter2");
   });
 });

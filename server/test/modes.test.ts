@@ -58,6 +58,7 @@ secret_access_key = "${s3.credentials.secretAccessKey}"
 [garbage-collection]
 interval = "0s"
 grace-period = "1s"
+access-flush-interval = "1s"
 [jwt.signing]
 token-hs256-secret-base64 = "${randomBytes(48).toString("base64")}"
 `,

@@ -22,7 +22,7 @@ describe("server.toml", () => {
     const c = parseConfig(minimal());
     expect(c.listen).toEqual({ host: "::", port: 8080 });
     expect(c.compression).toEqual({ type: "zstd", level: 3 });
-    expect(c.gc).toEqual({ intervalSeconds: 43200, defaultRetentionSeconds: 0, graceSeconds: 21600 });
+    expect(c.gc).toEqual({ intervalSeconds: 43200, defaultRetentionSeconds: 0, graceSeconds: 21600, accessFlushSeconds: 10 });
     expect(c.spoolDir).toBe("/tmp/spool");
     expect(c.maxNarInfoSize).toBe(1048576);
     expect(c.narInfoCacheTtlMs).toBe(1000);

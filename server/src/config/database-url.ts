@@ -55,10 +55,21 @@ export function normalizeUrl(url: string): string {
   return parts ? joinUrl(parts) : url;
 }
 
+const REDACTED = "[redacted]";
+
 /** The URL fit for messages and logs: the password (everything up to the last `@` after the user) is replaced. */
 export function redactUrl(url: string): string {
   const parts = splitUrl(url);
-  if (!parts) return url.includes("@") ? "(unparsable URL)" : url;
+  if (!parts) return url.includes("@") ? "(a URL that cannot be shown)" : url;
   if (parts.password === undefined) return joinUrl(parts);
-  return `${parts.scheme}${encodeURIComponent(parts.user ?? "")}:***@${parts.rest}`;
+  return `${parts.scheme}${encodeURIComponent(parts.user ?? "")}:${REDACTED}@${parts.rest}`;
+}
+
+// In free text a URL ends at white space: its userinfo runs from "//user:" to the last "@" before
+// that, so a password with "@", "/", "#" or "?" in it is covered whole.
+const URL_PASSWORD_IN_TEXT = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)\S*@/gi;
+
+/** `text` with the password of every URL in it replaced (log lines, error messages). */
+export function redactUrlsIn(text: string): string {
+  return text.replace(URL_PASSWORD_IN_TEXT, `$1${REDACTED}@`);
 }

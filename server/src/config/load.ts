@@ -50,7 +50,7 @@ export interface Config {
   /** Local storage behind nginx: URL prefix of the internal location that serves the storage directory. */
   accelRedirectPrefix?: string;
   compression: { type: StoredCompression; level: number };
-  gc: { intervalSeconds: number; defaultRetentionSeconds: number; graceSeconds: number };
+  gc: { intervalSeconds: number; defaultRetentionSeconds: number; graceSeconds: number; accessFlushSeconds: number };
   buildLogs: { maxBytes: number; retentionSeconds: number };
   jwt: { issuer?: string; audiences?: string[]; key: JwtKey };
   logLevel: ParsedConfig["log"]["level"];
@@ -345,6 +345,7 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
       intervalSeconds: p["garbage-collection"].interval,
       defaultRetentionSeconds: p["garbage-collection"]["default-retention-period"],
       graceSeconds: p["garbage-collection"]["grace-period"],
+      accessFlushSeconds: p["garbage-collection"]["access-flush-interval"],
     },
     buildLogs: { maxBytes: p["build-logs"]["max-size"], retentionSeconds: p["build-logs"].retention },
     jwt: {

@@ -118,6 +118,8 @@ export const configSchema = z.strictObject({
     interval: duration("Time between periodic GC runs; \"0s\" disables periodic GC.", "12 hours"),
     "default-retention-period": duration("Retention of caches without their own period, from the later of push and last access; \"0s\" keeps forever.", "0s"),
     "grace-period": duration("Age below which unreferenced NARs and staged uploads are never collected (protects uploads in flight).", "6 hours"),
+    "access-flush-interval": duration("How often each server writes the access times of its narinfo and NAR hits to the database, where retention reads them (at least \"1s\"). A GC run that finds paths past retention first waits twice this long, so hits that other processes have not written yet still count; give every process the same value.", "10s")
+      .refine((s) => s >= 1, { message: "must be at least 1s" }),
   }).prefault({}).describe("Garbage collection."),
   "build-logs": z.strictObject({
     "max-size": z.number().int().positive().default(64 * 1024 * 1024)

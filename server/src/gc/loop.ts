@@ -19,6 +19,11 @@ async function sweepSpoolFor(config: Config, log: GcDeps["log"]): Promise<void> 
   }
 }
 
+/** Hits may wait one flush interval in another server's memory, and its write may take as long again. */
+export function unflushedAccessMs(config: Config): number {
+  return 2 * config.gc.accessFlushSeconds * 1000;
+}
+
 export interface GcLoop {
   stop(): Promise<void>;
 }
@@ -61,7 +66,8 @@ export function startGcLoop(ctx: AppContext): GcLoop {
     { db: ctx.db, storage: ctx.storage, gc: ctx.config.gc, buildLogs: ctx.config.buildLogs, log: ctx.log, metrics: ctx.metrics, checkpoint: (step) => void (step === "objects" && ctx.narInfos.clear()) },
     ctx.config.gc.intervalSeconds,
     async () => {
-      // This process's recent hits must count before anything is judged unused.
+      // This process's recent hits must count before anything is judged unused. A monolithic
+      // server is the only one serving, so once it has flushed its own there is nothing to wait for.
       await ctx.accessTracker.flush();
       await sweepSpoolFor(ctx.config, ctx.log);
     },
@@ -80,7 +86,8 @@ export async function runGcMode(config: Config, once: boolean, untilSignal: () =
   try {
     await db.migrate();
     const storage = await createStorage(config.storage);
-    const deps: GcDeps = { db, storage, gc: config.gc, buildLogs: config.buildLogs, log, metrics: createMetrics(), ...(checkpoint && { checkpoint }) };
+    // Servers elsewhere hold hits in memory for up to one flush interval.
+    const deps: GcDeps = { db, storage, gc: config.gc, buildLogs: config.buildLogs, log, metrics: createMetrics(), unflushedAccessMs: unflushedAccessMs(config), ...(checkpoint && { checkpoint }) };
     if (once) {
       await sweepSpoolFor(config, log);
       const stats = await collectGarbage(deps);

@@ -9,7 +9,7 @@
  *      are uploads that reached storage but never got a row (a crash mid-commit).
  * A kill at any point leaves rows that the next run finishes.
  */
-import { setImmediate as yieldToEventLoop } from "node:timers/promises";
+import { setImmediate as yieldToEventLoop, setTimeout as sleep } from "node:timers/promises";
 import { sql, type Kysely } from "kysely";
 import type { Database } from "../db/schema.ts";
 import type { Logger } from "pino";
@@ -34,11 +34,18 @@ export interface GcStats {
 export interface GcDeps {
   db: Db;
   storage: Storage;
-  gc: Config["gc"];
+  gc: Omit<Config["gc"], "accessFlushSeconds">;
   /** Build-log retention; without it logs live exactly as long as their derivation's outputs. */
   buildLogs?: Config["buildLogs"];
   log: Logger;
   metrics?: Metrics;
+  /**
+   * How long another process may hold hits it has not written yet (twice the access-flush
+   * interval). Before judging retention the run waits this long, so a path another server served
+   * just before the run started counts as used. In-process callers that flushed their own hits and
+   * have no other servers pass nothing.
+   */
+  unflushedAccessMs?: number;
   /** Called between steps; tests use it to stop a run at a chosen point. */
   checkpoint?: (step: string) => Promise<void> | void;
 }
@@ -166,6 +173,13 @@ async function collectBatch(trx: Kysely<Database>, cacheId: number, batch: Posit
 async function collectObjects(d: GcDeps, now: number): Promise<number> {
   let total = 0;
   const caches = await d.db.kysely.selectFrom("cache").select(["id", "name", "retention_period", "deleted_at"]).execute();
+  const judgesRetention = caches.some((c) => c.deleted_at === null && (c.retention_period ?? d.gc.defaultRetentionSeconds) > 0);
+  if (judgesRetention && (d.unflushedAccessMs ?? 0) > 0) {
+    // The cutoffs stay relative to `now`, the run's start: every hit before it is written by the
+    // end of this wait, and each delete re-reads last_accessed_at.
+    d.log.info(`gc: waiting ${d.unflushedAccessMs} ms for access times other servers have not written yet`);
+    await sleep(d.unflushedAccessMs);
+  }
   for (const cache of caches) {
     const retention = cache.retention_period ?? d.gc.defaultRetentionSeconds;
     // A destroyed (soft-deleted) cache keeps nothing; retention 0 keeps everything.
