@@ -18,27 +18,27 @@ export interface Progress {
   end(): void;
 }
 
-export function formatBytes(n: number): string {
+/** `n` bytes in the largest binary unit it reaches. */
+function scaled(n: number): { value: number; unit: string } {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
+  let value = n;
   let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
+  while (value >= 1024 && i < units.length - 1) {
+    value /= 1024;
     i++;
   }
-  return i === 0 ? `${Math.round(n)} B` : `${v.toFixed(1)} ${units[i]}`;
+  return { value, unit: units[i] as string };
+}
+
+export function formatBytes(n: number): string {
+  const { value, unit } = scaled(n);
+  return unit === "B" ? `${Math.round(n)} B` : `${value.toFixed(1)} ${unit}`;
 }
 
 /** A transfer rate as attic prints it: two decimals, e.g. "52.89 MiB/s". */
 export function formatRate(bytesPerSecond: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = bytesPerSecond;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(2)} ${units[i]}/s`;
+  const { value, unit } = scaled(bytesPerSecond);
+  return `${value.toFixed(2)} ${unit}/s`;
 }
 
 /** Upload time of one path, from start() to finish(). */
