@@ -136,6 +136,23 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex("object_cache_access").on("object").columns(["cache_id", "last_accessed_at", "id"]).execute();
       },
     },
+    "2026-12-03-004-realisations": {
+      async up(db: Kysely<any>) {
+        await id(db.schema.createTable("realisation"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull().references("cache.id").onDelete("cascade"))
+          .addColumn("drv_output", "varchar(300)", (c: any) => c.notNull())
+          .addColumn("out_path", "varchar(255)", (c: any) => c.notNull())
+          .addColumn("out_path_hash", "varchar(32)", (c: any) => c.notNull())
+          .addColumn("dependents", "text", (c: any) => c.notNull())
+          .addColumn("sigs", "text", (c: any) => c.notNull())
+          .addColumn("signature", "text")
+          .addColumn("signature_key_version", "integer")
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addUniqueConstraint("realisation_cache_output", ["cache_id", "drv_output"])
+          .execute();
+        await db.schema.createIndex("realisation_out_path").on("realisation").columns(["cache_id", "out_path_hash"]).execute();
+      },
+    },
   };
 }
 

@@ -119,6 +119,24 @@ export interface BuildLogTable {
   created_at: number;
 }
 
+export interface RealisationTable {
+  id: Generated<number>;
+  cache_id: number;
+  /** `sha256:<hex>!<output>`. */
+  drv_output: string;
+  /** Base name of the output path. */
+  out_path: string;
+  out_path_hash: string;
+  /** JSON object: derivation output id → out path base name. */
+  dependents: string;
+  /** JSON array of the uploader's signatures. */
+  sigs: string;
+  /** Ours, over the realisation's fingerprint, made once per key version. */
+  signature: string | null;
+  signature_key_version: number | null;
+  created_at: number;
+}
+
 export interface Database {
   cache: CacheTable;
   nar: NarTable;
@@ -130,4 +148,5 @@ export interface Database {
   storage_journal: StorageJournalTable;
   nar_listing: NarListingTable;
   build_log: BuildLogTable;
+  realisation: RealisationTable;
 }

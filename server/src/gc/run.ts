@@ -20,6 +20,7 @@ import { ACCESS_GRANULARITY_MS } from "../db/access.ts";
 import type { Storage } from "../storage/types.ts";
 import type { Metrics } from "../metrics.ts";
 import { collectBuildLogs } from "./logs.ts";
+import { collectRealisations } from "./realisations.ts";
 
 export interface GcStats {
   objects: number;
@@ -28,6 +29,7 @@ export interface GcStats {
   bytes_freed: number;
   staged_expired: number;
   build_logs: number;
+  realisations: number;
   duration_ms: number;
 }
 
@@ -324,6 +326,7 @@ export async function collectGarbage(d: GcDeps, now = Date.now()): Promise<GcSta
     const objects = await collectObjects(d, now);
     const buildLogs = await collectBuildLogs(d.db, { graceSeconds: d.gc.graceSeconds, retentionSeconds: d.buildLogs?.retentionSeconds ?? 0 }, now);
     await d.checkpoint?.("build-logs");
+    const realisations = await collectRealisations(d.db, d.gc.graceSeconds, now);
     const nars = await collectNars(d, now);
     const storage = await drainJournal(d, now);
     const stats: GcStats = {
@@ -333,6 +336,7 @@ export async function collectGarbage(d: GcDeps, now = Date.now()): Promise<GcSta
       bytes_freed: storage.bytes,
       staged_expired: staged,
       build_logs: buildLogs,
+      realisations,
       duration_ms: Math.round(performance.now() - started),
     };
     d.metrics?.gcRuns.inc({ result: "success" });

@@ -10,6 +10,8 @@ import { registerNarPut } from "./nar-put.ts";
 import { registerNarListingGet } from "./nar-listing-get.ts";
 import { registerBuildLogGet } from "./build-log-get.ts";
 import { registerBuildLogPut } from "./build-log-put.ts";
+import { registerRealisationGet } from "./realisation-get.ts";
+import { registerRealisationPut } from "./realisation-put.ts";
 import { registerCacheConfigGet } from "./cache-config-get.ts";
 import { registerCacheCreate } from "./cache-create.ts";
 import { registerCacheConfigure } from "./cache-configure.ts";
@@ -47,6 +49,8 @@ export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
     registerNarListingGet(app, ctx, prefix);
     registerBuildLogGet(app, ctx, prefix);
     registerBuildLogPut(app, ctx, prefix);
+    registerRealisationGet(app, ctx, prefix);
+    registerRealisationPut(app, ctx, prefix);
   }
   registerGetMissingPaths(app, ctx);
   registerUploadPath(app, ctx);

@@ -2,6 +2,7 @@
 import { ServerError } from "../errors.ts";
 import { isStorePathHash, parseBaseName } from "../nix/store-path.ts";
 import { NixFormatError } from "../nix/errors.ts";
+import { parseDrvOutputId } from "../nix/realisation.ts";
 import { compressionFromNarExtension, type NixCompression } from "../nix/compression.ts";
 
 const NIX32 = "[0-9a-df-np-sv-z]";
@@ -31,6 +32,18 @@ export function drvBaseName(file: string): { hash: string; baseName: string } {
     if (e instanceof NixFormatError) throw new ServerError("RequestError", `General request error: build logs are named by derivation: ${e.message}`);
     throw e;
   }
+}
+
+/** `<drv output id>.doi` (realisation URLs) → the id; anything else is a 400. */
+export function realisationFileId(file: string): string {
+  const id = file.endsWith(".doi") ? file.slice(0, -".doi".length) : "";
+  try {
+    parseDrvOutputId(id);
+  } catch (e) {
+    if (e instanceof NixFormatError) throw new ServerError("RequestError", `General request error: ${JSON.stringify(file.slice(0, 120))} is not a realisation file name (sha256:<64 hex digits>!<output>.doi)`);
+    throw e;
+  }
+  return id;
 }
 
 export interface NarFileName {
