@@ -10,15 +10,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { pino } from "pino";
 import { openDb, type Db } from "../src/db/connect.ts";
-import { createCache, getCache } from "../src/db/caches.ts";
 import { existingHashes } from "../src/db/objects.ts";
 import { touchHashes } from "../src/db/access.ts";
-import { createLocalStorage } from "../src/storage/local.ts";
-import { collectGarbage } from "../src/gc/run.ts";
-import { formatSecretKey, generateSecretKey } from "../src/nix/signing.ts";
-import { danglingReferences, synthesizeCache, synthHash } from "./synth.ts";
+import { createSynthCache, danglingReferences, missingPathsQuestion, synthesizeCache } from "./synth.ts";
+import { timedGc } from "./large.ts";
 import { startPostgres, type PostgresHandle } from "../test/support/postgres-cluster.ts";
 
 const DAY = 86_400;
@@ -28,31 +24,20 @@ export interface GcScaleResult {
   objects: number;
   expired: number;
   deleted: number;
-  nars_deleted: number;
   dangling_refs: number;
   synth_s: number;
   objects_step_s: number;
-  nar_step_s: number;
-  storage_step_s: number;
+  /** The whole run: objects, build logs, NARs, storage journal. */
   total_s: number;
   gc_delete_objects_per_s: number;
   missing_paths_10k_ms?: number;
-}
-
-export async function createSynthCache(db: Db, name: string, isPublic: boolean, retentionSeconds: number | null): Promise<number> {
-  await createCache(db, { name, keypair: formatSecretKey(generateSecretKey(`${name}-1`)), isPublic, storeDir: "/nix/store", priority: 40, upstreamCacheKeyNames: [], retentionPeriod: retentionSeconds });
-  const row = await getCache(db, name);
-  if (!row) throw new Error("cache vanished");
-  return row.id;
 }
 
 /** get-missing-paths' database work (the route's two statements) for 10,000 hashes, half present; median of 5. */
 export async function missingPaths10k(db: Db, cacheId: number, present: readonly string[]): Promise<number> {
   const times: number[] = [];
   for (let round = 0; round < 5; round++) {
-    const asked: string[] = [];
-    for (let i = 0; i < 5000; i++) asked.push(present[(i * 7919 + round * 104_729) % present.length]!);
-    for (let i = 0; i < 5000; i++) asked.push(synthHash(2_000_000_000 + round * 10_000 + i));
+    const asked = missingPathsQuestion(present, round);
     const t = performance.now();
     const have = await existingHashes(db, cacheId, [...new Set(asked)]);
     await touchHashes(db, cacheId, [...have], Date.now());
@@ -75,23 +60,7 @@ export async function gcScale(o: { objects: number; closure: number; expired: nu
       const cacheId = await createSynthCache(db, "gc", true, 7 * DAY);
       const synth = await synthesizeCache(db, { cacheId, objects: o.objects, closureSize: o.closure, expiredShare: o.expired, now, log: o.log });
       o.log(`synthesized ${synth.objects} objects (${synth.expired} expired) in ${synth.seconds.toFixed(1)} s`);
-      const marks = new Map<string, number>();
-      const started = performance.now();
-      const stats = await collectGarbage(
-        {
-          db,
-          storage: await createLocalStorage({ path: join(work, "storage") }),
-          gc: { intervalSeconds: 0, defaultRetentionSeconds: 7 * DAY, graceSeconds: 3600 },
-          log: pino({ level: "silent" }),
-          checkpoint: (step) => void (marks.has(step) || marks.set(step, performance.now())),
-        },
-        now,
-      );
-      const end = performance.now();
-      // A step that had nothing to do has no mark: it took no time.
-      const objectsEnd = marks.get("build-logs") ?? marks.get("nars") ?? marks.get("storage") ?? end;
-      const narsEnd = marks.get("storage") ?? end;
-      const objectsStep = (objectsEnd - started) / 1000;
+      const gc = await timedGc(db, join(work, "storage"), now);
       const dangling = await danglingReferences(db, cacheId);
       // After GC: the access-time updates of a first measurement would keep paths from it.
       let missing: number | undefined;
@@ -103,15 +72,12 @@ export async function gcScale(o: { objects: number; closure: number; expired: nu
         backend: o.postgres ? "postgres" : "sqlite",
         objects: synth.objects,
         expired: synth.expired,
-        deleted: stats.objects,
-        nars_deleted: stats.nars,
+        deleted: gc.deleted,
         dangling_refs: dangling,
         synth_s: Math.round(synth.seconds * 10) / 10,
-        objects_step_s: Math.round(objectsStep * 100) / 100,
-        nar_step_s: Math.round(((narsEnd - objectsEnd) / 1000) * 100) / 100,
-        storage_step_s: Math.round(((end - narsEnd) / 1000) * 100) / 100,
-        total_s: Math.round(((end - started) / 1000) * 100) / 100,
-        gc_delete_objects_per_s: Math.round(stats.objects / objectsStep),
+        objects_step_s: Math.round(gc.objectsSeconds * 100) / 100,
+        total_s: Math.round(gc.totalSeconds * 100) / 100,
+        gc_delete_objects_per_s: Math.round(gc.deleted / gc.objectsSeconds),
         ...(missing !== undefined && { missing_paths_10k_ms: missing }),
       };
     } finally {

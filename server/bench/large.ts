@@ -15,8 +15,7 @@ import { pino } from "pino";
 import { openDb, type Db } from "../src/db/connect.ts";
 import { collectGarbage } from "../src/gc/run.ts";
 import { createLocalStorage } from "../src/storage/local.ts";
-import { danglingReferences, synthesizeCache, synthHash } from "./synth.ts";
-import { createSynthCache } from "./gc-scale.ts";
+import { createSynthCache, danglingReferences, missingPathsQuestion, synthesizeCache, synthHash } from "./synth.ts";
 import { startNginx } from "./nginx.ts";
 import { startLarderd, type Larderd, type StorageSpec } from "./larderd.ts";
 import { runWrk, type LoadResult } from "./wrk.ts";
@@ -83,9 +82,7 @@ export async function timedGc(db: Db, storagePath: string, now: number): Promise
 async function missingPaths(url: string, token: string, present: string[]): Promise<Figure> {
   const times: number[] = [];
   for (let round = 0; round < 6; round++) {
-    const hashes: string[] = [];
-    for (let i = 0; i < 5000; i++) hashes.push(present[(i * 7919 + round * 104_729) % present.length] as string);
-    for (let i = 0; i < 5000; i++) hashes.push(synthHash(2_000_000_000 + round * 10_000 + i));
+    const hashes = missingPathsQuestion(present, round);
     const started = process.hrtime.bigint();
     const res = await fetch(`${url}/_api/v1/get-missing-paths`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ cache: BIG, store_path_hashes: hashes }) });
     const text = await res.text();

@@ -13,6 +13,8 @@ import { createHash } from "node:crypto";
 import { sql } from "kysely";
 import { encodeNixBase32 } from "../src/nix/base32.ts";
 import type { Db } from "../src/db/connect.ts";
+import { createCache, getCache } from "../src/db/caches.ts";
+import { formatSecretKey, generateSecretKey } from "../src/nix/signing.ts";
 
 const ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz";
 const DAY = 86_400_000;
@@ -151,4 +153,20 @@ export async function danglingReferences(db: Db, cacheId: number): Promise<numbe
     where r.cache_id = ${cacheId}
       and not exists (select 1 from object o where o.cache_id = r.cache_id and o.store_path_hash = r.ref_hash)`.execute(db.kysely);
   return Number(rows[0]?.n ?? 0);
+}
+
+/** A cache for synthesized paths, with a real signing key; answers its id. */
+export async function createSynthCache(db: Db, name: string, isPublic: boolean, retentionSeconds: number | null): Promise<number> {
+  await createCache(db, { name, keypair: formatSecretKey(generateSecretKey(`${name}-1`)), isPublic, storeDir: "/nix/store", priority: 40, upstreamCacheKeyNames: [], retentionPeriod: retentionSeconds });
+  const row = await getCache(db, name);
+  if (!row) throw new Error(`cache ${name} vanished`);
+  return row.id;
+}
+
+/** 10,000 hashes for get-missing-paths, half of them `present`, different ones for each `round`. */
+export function missingPathsQuestion(present: readonly string[], round: number): string[] {
+  const asked: string[] = [];
+  for (let i = 0; i < 5000; i++) asked.push(present[(i * 7919 + round * 104_729) % present.length] as string);
+  for (let i = 0; i < 5000; i++) asked.push(synthHash(2_000_000_000 + round * 10_000 + i));
+  return asked;
 }

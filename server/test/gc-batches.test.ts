@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDb, type Db } from "../src/db/connect.ts";
 import { collectGarbage } from "../src/gc/run.ts";
 import { createLocalStorage } from "../src/storage/local.ts";
-import { danglingReferences, synthesizeCache } from "../bench/synth.ts";
-import { createSynthCache } from "../bench/gc-scale.ts";
+import { createSynthCache, danglingReferences, synthesizeCache } from "../bench/synth.ts";
+
 import { globalPostgres, postgresAvailable, type PostgresHandle } from "./support/postgres.ts";
 import { makeTempDir, type TempDir } from "./support/tmp.ts";
 
