@@ -13,7 +13,7 @@ import { clusterUnavailableReason, startPostgresCluster, type PostgresCluster } 
 import { missing } from "./support/requirements.ts";
 import { startS3rver, type S3rverHandle } from "./support/s3rver.ts";
 import { runLarderd, startDaemon, type Daemon } from "./support/daemon.ts";
-import { checkServed, startLoad, type Answer, type Load } from "./support/load.ts";
+import { checkServed, createCache, startLoad, type Answer, type Load } from "./support/load.ts";
 import { makeTempDir, type TempDir } from "./support/tmp.ts";
 
 const why = clusterUnavailableReason();
@@ -76,12 +76,7 @@ describe.skipIf(skip)("PostgreSQL faults under load (8 clients pushing and pulli
     daemon = await startDaemon(config, "api-server");
     const minted = await runLarderd(["make-token", "--config", config, "--sub", "load", "--validity", "1h", "--pull", "*", "--push", "*", "--create-cache", "*"]);
     token = minted.stdout.trim().split("\n").at(-1) as string;
-    const created = await fetch(`${daemon.url}/_api/v1/cache-config/${cache}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify({ keypair: "Generate", is_public: false, store_dir: "/nix/store", priority: 41, upstream_cache_key_names: [] }),
-    });
-    expect(created.status, await created.text()).toBe(200);
+    await createCache(daemon.url, token, cache);
   }, 120_000);
 
   afterAll(async () => {
@@ -149,5 +144,6 @@ describe.skipIf(skip)("PostgreSQL faults under load (8 clients pushing and pulli
     }, { recoverWithinMs: 30_000 });
     expect(r.tookMs).toBeLessThan(30_000);
     expect(daemon.output()).not.toContain(rotated);
+    expect(daemon.output()).not.toContain("p@ss:");
   }, 120_000);
 });

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import SQLite from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runLarderd, startDaemon, type Daemon } from "./support/daemon.ts";
-import { pushPath } from "./support/load.ts";
+import { createCache, pushPath } from "./support/load.ts";
 import { makeTempDir, type TempDir } from "./support/tmp.ts";
 
 describe("GC in another process and unwritten hits", () => {
@@ -34,12 +34,7 @@ describe("GC in another process and unwritten hits", () => {
     daemon = await startDaemon(config, "api-server");
     const minted = await runLarderd(["make-token", "--config", config, "--sub", "t", "--validity", "1h", "--pull", "*", "--push", "*", "--create-cache", "*"]);
     token = minted.stdout.trim().split("\n").at(-1) as string;
-    const created = await fetch(`${daemon.url}/_api/v1/cache-config/main`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify({ keypair: "Generate", is_public: false, store_dir: "/nix/store", priority: 41, upstream_cache_key_names: [] }),
-    });
-    expect(created.status).toBe(200);
+    await createCache(daemon.url, token, "main");
   }, 60_000);
 
   afterAll(async () => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, startLarder, type Larder } from "./support/larder.ts";
 import { globalPostgres, postgresAvailable } from "./support/postgres.ts";
 import { rawRequest } from "./support/raw-http.ts";
-import { pushPath } from "./support/load.ts";
+import { createCache, pushPath } from "./support/load.ts";
 
 const get = (l: Larder, path: string, host: string) => rawRequest(l.url, [`GET ${path} HTTP/1.1`, `Host: ${host}`, "Connection: close"]);
 
@@ -61,12 +61,7 @@ describe.skipIf(!postgresAvailable("readiness with a read-only PostgreSQL"))("re
 
   it("fails readiness (not liveness) while writes cannot succeed, and refuses pushes with 503", async () => {
     const cache = "ro";
-    const created = await fetch(`${l.url}/_api/v1/cache-config/${cache}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${l.rootToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ keypair: "Generate", is_public: false, store_dir: "/nix/store", priority: 41, upstream_cache_key_names: [] }),
-    });
-    expect(created.status).toBe(200);
+    await createCache(l.url, l.rootToken, cache);
     expect((await fetch(`${l.url}/_api/v1/health`)).status).toBe(200);
     await readOnly(true);
     try {

@@ -33,6 +33,16 @@ export interface Load {
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
+/** Creates a private cache through attic's API with `token` (which needs create-cache). */
+export async function createCache(url: string, token: string, name: string): Promise<void> {
+  const res = await fetch(`${url}/_api/v1/cache-config/${name}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ keypair: "Generate", is_public: false, store_dir: "/nix/store", priority: 41, upstream_cache_key_names: [] }),
+  });
+  if (res.status !== 200) throw new Error(`creating cache ${name}: ${res.status} ${await res.text()}`);
+}
+
 async function attempt(answers: Answer[], op: Answer["op"], run: () => Promise<Response>): Promise<Response | undefined> {
   try {
     const res = await run();
