@@ -137,7 +137,7 @@ describe.skipIf(!haveNix)("NixOS module (real nix-instantiate)", () => {
     expect(config.listen).toEqual({ host: "127.0.0.1", port: 8080 });
     expect(config.databaseUrl).toBe("sqlite:///var/lib/larder/server.db");
     expect(config.storage).toEqual({ type: "local", path: "/var/lib/larder/storage" });
-    expect(config.gc).toEqual({ intervalSeconds: 43200, defaultRetentionSeconds: 0, graceSeconds: 21600 });
+    expect(config.gc).toEqual({ intervalSeconds: 43200, defaultRetentionSeconds: 0, graceSeconds: 21600, accessFlushSeconds: 10 });
   });
 
   describe("larderd --mode check-config, as the module runs it at build time", () => {
