@@ -8,9 +8,8 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectGarbage } from "../src/gc/run.ts";
+import { A_YEAR_ON, expireAllObjects, gcAYearOn } from "./support/gc.ts";
 import { BACKENDS, createTestCache, startLarder, type Larder } from "./support/larder.ts";
 import { createNixEnv, type NixEnv } from "./support/nix.ts";
 import { requireTool } from "./support/requirements.ts";
@@ -124,8 +123,8 @@ describe.skipIf(!haveNix).each(BACKENDS)("build logs on %s", (backend) => {
 
   it.skipIf(skip)("GC removes a log with the last output of its derivation, bytes included", async () => {
     const db = larder.server.ctx.db.kysely;
-    const now = Date.now() + 365 * 24 * 3600_000;
-    const gc = () => collectGarbage({ db: larder.server.ctx.db, storage: larder.server.ctx.storage, gc: { ...larder.config.gc, defaultRetentionSeconds: 3600 }, buildLogs: larder.config.buildLogs, log: pino({ level: "silent" }) }, now);
+    const now = A_YEAR_ON();
+    const gc = () => gcAYearOn(larder, now);
     // The orphan log (no outputs) goes after the grace period; the built path's log stays while its output does.
     await db.updateTable("object").set({ last_accessed_at: now }).execute();
     await gc();
@@ -135,7 +134,7 @@ describe.skipIf(!haveNix).each(BACKENDS)("build logs on %s", (backend) => {
     expect((await fetch(logUrl(drv), { headers: auth(token) })).status).toBe(200);
     expect(await storageKeys("log/")).toHaveLength(kept.length);
 
-    await db.updateTable("object").set({ created_at: 0, last_accessed_at: 0 }).execute();
+    await expireAllObjects(larder);
     await gc();
     expect(await db.selectFrom("object").select("id").execute()).toHaveLength(0);
     expect(await db.selectFrom("build_log").select("id").execute()).toHaveLength(0);

@@ -11,8 +11,7 @@ import { BACKENDS, createTestCache, startLarder, type Larder } from "./support/l
 import { createNixEnv, type NixEnv } from "./support/nix.ts";
 import { requireTool } from "./support/requirements.ts";
 import { postgresAvailable } from "./support/postgres.ts";
-import { pino } from "pino";
-import { collectGarbage } from "../src/gc/run.ts";
+import { expireAllObjects, gcAYearOn } from "./support/gc.ts";
 
 const haveNix = requireTool("nix", "end-to-end tests drive the real Nix client");
 
@@ -92,9 +91,8 @@ describe.skipIf(!haveNix).each(BACKENDS)("NAR listings on %s", (backend) => {
 
   it.skipIf(skip)("GC removes a listing with its NAR, and the path's .ls with its narinfo", async () => {
     const db = larder.server.ctx.db.kysely;
-    await db.updateTable("object").set({ created_at: 0, last_accessed_at: 0 }).execute();
-    const now = Date.now() + 365 * 24 * 3600_000;
-    await collectGarbage({ db: larder.server.ctx.db, storage: larder.server.ctx.storage, gc: { ...larder.config.gc, defaultRetentionSeconds: 3600 }, log: pino({ level: "silent" }) }, now);
+    await expireAllObjects(larder);
+    await gcAYearOn(larder);
     expect(await db.selectFrom("nar").select("id").execute()).toHaveLength(0);
     expect(await db.selectFrom("nar_listing").select("nar_id").execute()).toHaveLength(0);
     expect((await getLs(top)).status).toBe(404);

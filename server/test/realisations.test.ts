@@ -7,9 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectGarbage } from "../src/gc/run.ts";
+import { expireAllObjects, gcAYearOn } from "./support/gc.ts";
 import { BACKENDS, createTestCache, startLarder, type Larder } from "./support/larder.ts";
 import { createNixEnv, type NixEnv } from "./support/nix.ts";
 import { requireTool } from "./support/requirements.ts";
@@ -139,9 +138,8 @@ describe.skipIf(!haveNix).each(BACKENDS)("realisations on %s", (backend) => {
     const db = larder.server.ctx.db.kysely;
     const [row] = await db.selectFrom("realisation").selectAll().where("out_path", "=", out.slice("/nix/store/".length)).execute();
     const url = `${larder.url}/main/realisations/${row!.drv_output}.doi`;
-    await db.updateTable("object").set({ created_at: 0, last_accessed_at: 0 }).execute();
-    const now = Date.now() + 365 * 24 * 3600_000;
-    await collectGarbage({ db: larder.server.ctx.db, storage: larder.server.ctx.storage, gc: { ...larder.config.gc, defaultRetentionSeconds: 3600 }, log: pino({ level: "silent" }) }, now);
+    await expireAllObjects(larder);
+    await gcAYearOn(larder);
     expect(await db.selectFrom("object").select("id").execute()).toHaveLength(0);
     expect((await fetch(url, { headers: auth() })).status).toBe(404);
     expect(await db.selectFrom("realisation").select("id").execute()).toHaveLength(0);
