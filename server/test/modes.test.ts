@@ -100,7 +100,7 @@ token-hs256-secret-base64 = "${randomBytes(48).toString("base64")}"
     const done = await gc;
     expect(done.code, done.stderr + done.stdout).toBe(0);
     const stats = JSON.parse(done.stdout.trim().split("\n").at(-1) as string) as Record<string, number>;
-    expect(Object.keys(stats).sort()).toEqual(["bytes_freed", "duration_ms", "nars", "objects", "staged_expired", "storage_objects"]);
+    expect(Object.keys(stats).sort()).toEqual(["build_logs", "bytes_freed", "duration_ms", "nars", "objects", "realisations", "staged_expired", "storage_objects"]);
   });
 
   for (const killAt of ["objects:2", "nars:1", "storage:3"]) {
