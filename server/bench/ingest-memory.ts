@@ -1,14 +1,21 @@
 /**
  * `node server/bench/ingest-memory.ts [--big-mib 1024] [--bzip2-mib 256]` — larderd's peak
  * memory while the real Nix 2.8 client pushes a big NAR in the compressions where decoding used
- * to buffer whole NARs: xz (Nix's default, no `?compression=`) and bzip2. Each push goes to a
- * fresh larderd (SQLite + local disk), so its VmHWM is that push's peak. Prints one line per push.
+ * to buffer whole NARs: xz (Nix's default, no `?compression=`) and bzip2. The files are zeros, as
+ * much of a VM image is: the most compressible input, where a decoder without backpressure
+ * expands furthest per input chunk (and Nix's own xz is fast on it). Each push goes to a fresh
+ * larderd (SQLite + local disk), so its VmHWM is that push's peak. Prints one line per push.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { buildData, createBenchNix } from "./data.ts";
+import { createBenchNix } from "./data.ts";
+
+const ZEROS_NIX = `{ mib, name }: builtins.derivation {
+  inherit name; system = builtins.currentSystem; builder = "/bin/sh";
+  args = [ "-c" "/usr/bin/head -c \${toString (mib * 1048576)} /dev/zero > $out" ];
+}`;
 import { sampleRss, startLarderd } from "./larderd.ts";
 
 const { values } = parseArgs({ options: { "big-mib": { type: "string" }, "bzip2-mib": { type: "string" }, keep: { type: "boolean" } } });
@@ -20,7 +27,15 @@ const log = (s: string) => process.stderr.write(`${new Date().toISOString().slic
 try {
   const nx = await createBenchNix(join(work, "nix"));
   log(`building a ${bigMiB} MiB and a ${bzip2MiB} MiB path`);
-  const data = await buildData(nx, { closurePaths: 2, mediumMiB: bzip2MiB, bigMiB }, String(Date.now()));
+  const expr = join(work, "zeros.nix");
+  await writeFile(expr, ZEROS_NIX);
+  const seed = String(Date.now());
+  const build = async (mib: number): Promise<{ path: string; narSize: number }> => {
+    const path = (await nx.nix(["nix-build", "--store", nx.store, expr, "--arg", "mib", String(mib), "--argstr", "name", `zeros-${seed}-${mib}m`, "--no-out-link"])).stdout.trim();
+    const [info] = JSON.parse((await nx.nix(["nix", "--store", nx.store, "path-info", "--json", path])).stdout) as Array<{ narSize: number }>;
+    return { path, narSize: (info as { narSize: number }).narSize };
+  };
+  const data = { big: await build(bigMiB), medium: await build(bzip2MiB) };
   for (const [label, path, narSize, query] of [
     ["xz (default)", data.big.path, data.big.narSize, ""],
     ["bzip2", data.medium.path, data.medium.narSize, "?compression=bzip2"],
