@@ -463,11 +463,25 @@ export function describeStorageContract(
         expect(signed.searchParams.get("X-Amz-Expires")).toBe("300");
         expect(signed.searchParams.get("X-Amz-Signature")).toMatch(/^[0-9a-f]{64}$/);
       });
+
+      it("presignPut() returns a URL a plain HTTP client can store an object through, with Content-MD5 signed", async () => {
+        const key = `${ns()}/staging/part-1`;
+        const data = randomBytes(70_000);
+        const md5 = createHash("md5").update(data).digest("base64");
+        const url = await storage.presignPut!(key, 300, md5);
+        const signed = new URL(url);
+        expect(signed.searchParams.get("X-Amz-SignedHeaders")?.split(";")).toContain("content-md5");
+        const res = await fetch(url, { method: "PUT", body: data, headers: { "content-md5": md5 } });
+        expect(res.status).toBe(200);
+        expect(res.headers.get("etag")).toBe(`"${createHash("md5").update(data).digest("hex")}"`);
+        expect((await storage.head(key))?.size).toBe(data.length);
+      });
     } else {
       it("presignGet() returns null (no direct URL for this backend)", async () => {
         const key = `${ns()}/local`;
         await storage.put(key, bodyOf("x"));
         expect(await storage.presignGet(key, 300)).toBeNull();
+        expect(storage.presignPut).toBeUndefined();
       });
     }
 

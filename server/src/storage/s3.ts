@@ -53,6 +53,12 @@ export interface S3StorageOptions {
   prefix?: string;
 }
 
+function checkExpiry(expiresInSeconds: number): void {
+  if (!Number.isInteger(expiresInSeconds) || expiresInSeconds < 1 || expiresInSeconds > 7 * 24 * 3600) {
+    throw new StorageError(`presign expiry must be 1 to 604800 seconds, got ${expiresInSeconds}`);
+  }
+}
+
 export async function createS3Storage(opts: S3StorageOptions): Promise<Storage> {
   const { bucket } = opts;
   if (!bucket) throw new StorageError("S3 storage: bucket is empty; set storage.bucket");
@@ -168,13 +174,26 @@ export async function createS3Storage(opts: S3StorageOptions): Promise<Storage> 
 
     async presignGet(key: string, expiresInSeconds: number): Promise<string | null> {
       assertValidKey(key);
-      if (!Number.isInteger(expiresInSeconds) || expiresInSeconds < 1 || expiresInSeconds > 7 * 24 * 3600) {
-        throw new StorageError(`presign expiry must be 1 to 604800 seconds, got ${expiresInSeconds}`);
-      }
+      checkExpiry(expiresInSeconds);
       const fullKey = base + key;
       try {
         return await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: fullKey }), {
           expiresIn: expiresInSeconds,
+        });
+      } catch (err) {
+        throw fail("presign", fullKey, err);
+      }
+    },
+
+    async presignPut(key: string, expiresInSeconds: number, contentMd5?: string): Promise<string> {
+      assertValidKey(key);
+      checkExpiry(expiresInSeconds);
+      const fullKey = base + key;
+      try {
+        // Content-MD5 becomes a signed header: a PUT without it, or with another, is refused by S3.
+        return await getSignedUrl(client, new PutObjectCommand({ Bucket: bucket, Key: fullKey, ...(contentMd5 !== undefined && { ContentMD5: contentMd5 }) }), {
+          expiresIn: expiresInSeconds,
+          ...(contentMd5 !== undefined && { signableHeaders: new Set(["content-md5"]) }),
         });
       } catch (err) {
         throw fail("presign", fullKey, err);

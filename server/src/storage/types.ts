@@ -44,6 +44,10 @@ export interface Storage {
   delete(key: string): Promise<void>;
   /** A short-lived URL a client can GET directly, or null when the backend cannot make one (local). */
   presignGet(key: string, expiresInSeconds: number): Promise<string | null>;
+  /** A short-lived URL a client can PUT one object to without credentials (S3). With `contentMd5` (base64) the PUT
+   *  must carry that Content-MD5, and S3 refuses a body that does not match it. Backends without direct URLs leave
+   *  it out and the server receives the upload itself. */
+  presignPut?(key: string, expiresInSeconds: number, contentMd5?: string): Promise<string>;
   /** Every key under a prefix, for GC sweeps and tests. */
   list(prefix?: string): AsyncIterable<{ key: string; size: number }>;
   /** Cheap round trip for the health endpoint; throws when the backend is unusable. */
