@@ -37,7 +37,7 @@ export interface LargeOptions {
 }
 
 /** A narinfo of the size larder answers for these paths, for nginx to serve as a file. */
-function narinfoFile(hash: string): string {
+export function narinfoFile(hash: string): string {
   return [
     `StorePath: /nix/store/${hash}-synth`,
     `URL: nar/${hash}aaaaaaaaaaaaaaaaaaaa.nar.zst`,
