@@ -112,20 +112,28 @@ try {
   const tokenOut = (await larderd.admin(["make-token", "--sub", "bench", "--validity", "1d", "--pull", "*"])).trim().split("\n");
   const token = tokenOut[tokenOut.length - 1] as string;
   const nginxOrigin = new URL(nginx.cacheUrl).origin;
+  const { readFileSync } = await import("node:fs");
+  const nginxWorker = Number(readFileSync(`/proc/${nginx.pid}/task/${nginx.pid}/children`, "utf8").trim().split(" ")[0]);
   const wrkDir = join(work, "wrk");
   await mkdir(wrkDir, { recursive: true });
 
-  const results: Record<string, { larder: number; nginx: number; ratio: number; larderCpuUsPerReq?: number; detail?: string }> = {};
+  const results: Record<string, { larder: number; nginx: number; ratio: number; larderCpuUsPerReq: number; nginxCpuUsPerReq: number; detail: string }> = {};
   const compare = async (key: string, run: Omit<LoadRun, "origin">, larderExtra: Partial<LoadRun> = {}, unit: "rps" | "mibPerSec" = "rps") => {
     let bestL: LoadResult | undefined;
     let bestN: LoadResult | undefined;
     let cpu = 0;
+    let nginxCpu = 0;
     for (let i = 0; i < rounds; i++) {
+      const nBefore = cpuSeconds(nginxWorker);
       const n = await runWrk(tools.wrk as string, wrkDir, { ...run, origin: nginxOrigin });
+      const nUsed = cpuSeconds(nginxWorker) - nBefore;
       const before = cpuSeconds(larderd.pid);
       const l = await runWrk(tools.wrk as string, wrkDir, { ...run, ...larderExtra, origin: larderd.url });
       const used = cpuSeconds(larderd.pid) - before;
-      if (!bestN || n[unit] > bestN[unit]) bestN = n;
+      if (!bestN || n[unit] > bestN[unit]) {
+        bestN = n;
+        nginxCpu = nUsed;
+      }
       if (!bestL || l[unit] > bestL[unit]) {
         bestL = l;
         cpu = used;
@@ -133,8 +141,8 @@ try {
     }
     const l = bestL as LoadResult;
     const n = bestN as LoadResult;
-    results[key] = { larder: Math.round(l[unit]), nginx: Math.round(n[unit]), ratio: Number((l[unit] / n[unit]).toFixed(3)), larderCpuUsPerReq: Number(((cpu * 1e6) / l.requests).toFixed(1)), detail: `larder p50 ${l.p50Us} µs, nginx p50 ${n.p50Us} µs` };
-    log(`${key}: larder ${l[unit].toFixed(0)} nginx ${n[unit].toFixed(0)} → ${(l[unit] / n[unit]).toFixed(2)}×`);
+    results[key] = { larder: Math.round(l[unit]), nginx: Math.round(n[unit]), ratio: Number((l[unit] / n[unit]).toFixed(3)), larderCpuUsPerReq: Number(((cpu * 1e6) / l.requests).toFixed(1)), nginxCpuUsPerReq: Number(((nginxCpu * 1e6) / n.requests).toFixed(1)), detail: `larder p50 ${l.p50Us} µs, nginx p50 ${n.p50Us} µs` };
+    log(`${key}: larder ${l[unit].toFixed(0)} nginx ${n[unit].toFixed(0)} → ${(l[unit] / n[unit]).toFixed(2)}×; CPU per request larderd ${results[key].larderCpuUsPerReq} µs, nginx ${results[key].nginxCpuUsPerReq} µs`);
   };
   const hits = hashes.slice(0, 300).map((h) => `/${CACHE}/${h}.narinfo`);
   const misses = Array.from({ length: 1000 }, () => `/${CACHE}/${encodeNixBase32(randomBytes(20))}.narinfo`);

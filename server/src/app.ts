@@ -2,8 +2,8 @@
  * Builds the HTTP server from a ready context: hooks (host check, metrics), the error mapping,
  * and the route table. No environment, files or process state are read here.
  */
-import { randomBytes } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import { createServer, type ServerOptions } from "node:http";
+import type { Logger } from "pino";
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type onResponseHookHandler } from "fastify";
 import type { AppContext } from "./context.ts";
 import { errorBody, ServerError, type ErrorKind } from "./errors.ts";
@@ -15,23 +15,14 @@ import { unauthorized } from "./http/cache-access.ts";
 import { bodyIdleTimeout, hasBody } from "./http/timeouts.ts";
 import { settleUnreadBody } from "./http/unread-body.ts";
 import { clientGone } from "./ingest/failures.ts";
-
-// Request ids: a random prefix per process and a counter, unique across api-servers without
-// a random UUID per request (the hot path's requests are tens of microseconds).
-const ID_PREFIX = randomBytes(6).toString("base64url");
-let requestCount = 0;
+import { requestId } from "./http/request-id.ts";
+import { recordResponse } from "./http/record.ts";
+import { withFastReads, type RequestHandler } from "./http/fast-reads.ts";
 
 /** Counts and times every answer (and logs writes and failures); bound to its route's URL pattern. */
 function responseRecorder(ctx: AppContext, route: string) {
   return (req: FastifyRequest, reply: FastifyReply): void => {
-    const status = reply.statusCode;
-    ctx.metrics.requests.inc({ route, method: req.method, status: String(status) });
-    ctx.metrics.latency.observe({ route, method: req.method }, reply.elapsedTime / 1000);
-    if (status >= 500 || (req.method !== "GET" && req.method !== "HEAD")) {
-      req.log.info({ method: req.method, url: req.url, status, ms: Math.round(reply.elapsedTime) }, "request");
-    } else if (ctx.log.isLevelEnabled("debug")) {
-      req.log.debug({ method: req.method, url: req.url, status, ms: Math.round(reply.elapsedTime) }, "request");
-    }
+    recordResponse(ctx, route, req.method, req.url, reply.statusCode, reply.elapsedTime, () => req.log as Logger);
   };
 }
 
@@ -42,15 +33,18 @@ declare module "fastify" {
   }
 }
 
-export function buildApp(ctx: AppContext): FastifyInstance {
+export interface AppOptions {
+  /** Answer plain narinfo and nix-cache-info reads before Fastify (http/fast-reads.ts); default on. */
+  fastReads?: boolean;
+}
+
+export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstance {
+  const fastReads = opts.fastReads ?? true;
   // The pino instance's type is wider than Fastify's base logger; the app only uses the base.
   const app = Fastify({
     loggerInstance: ctx.log,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "reqId" }),
-    genReqId: (req: IncomingMessage) => {
-      const given = req.headers["x-request-id"];
-      return typeof given === "string" && /^[\w.-]{1,64}$/.test(given) ? given : `${ID_PREFIX}-${(++requestCount).toString(36)}`;
-    },
+    genReqId: requestId,
     bodyLimit: 16 * 1024 * 1024,
     // Nix sends encoded-looking characters (":" "!" in realisations); keep params raw.
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 512 },
@@ -61,6 +55,16 @@ export function buildApp(ctx: AppContext): FastifyInstance {
     requestTimeout: 0,
     // headersTimeout is enforced by a sweep every connectionsCheckingInterval.
     http: { headersTimeout: ctx.config.timeouts.headersMs, connectionsCheckingInterval: Math.min(5000, ctx.config.timeouts.headersMs || 5000) },
+    // The server Fastify would make (its lib/server.js, HTTP/1), with the fast path in front.
+    ...(fastReads && {
+      serverFactory: (handler: RequestHandler, o: { http: ServerOptions; keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number }) => {
+        const server = createServer(o.http, withFastReads(ctx, handler));
+        server.keepAliveTimeout = o.keepAliveTimeout;
+        server.requestTimeout = o.requestTimeout;
+        server.setTimeout(o.connectionTimeout);
+        return server;
+      },
+    }),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
   app.decorateRequest("larderCaller", null);

@@ -8,6 +8,8 @@ import { getCache, type CacheRow } from "./db/caches.ts";
 
 export interface CacheDirectory {
   get(name: string): Promise<CacheRow | undefined>;
+  /** What `get` would answer from memory right now: the row, null for "no such cache", undefined when it must ask the database. */
+  peek(name: string): CacheRow | null | undefined;
   invalidate(name?: string): void;
 }
 
@@ -33,6 +35,11 @@ export function createCacheDirectory(db: Db, opts: CacheDirectoryOptions = {}): 
       if (entries.size > 10_000) entries.clear();
       entries.set(name, { row, at: now });
       return row;
+    },
+    peek(name) {
+      const hit = entries.get(name);
+      if (hit === undefined || Date.now() - hit.at >= ttlMs) return undefined;
+      return hit.row ?? null;
     },
     invalidate(name) {
       generation++;

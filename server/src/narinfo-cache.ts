@@ -23,7 +23,8 @@
  *   pushed through this process is visible to the next request.
  */
 export interface CachedHit {
-  readonly text: string;
+  /** The rendered narinfo, as sent. */
+  readonly body: Buffer;
   readonly objectId: number;
   /** The signing key and version the text was signed with; a key change makes it stale. */
   readonly keypair: string;

@@ -78,9 +78,19 @@ function listenError(listen: Config["listen"], e: unknown): Error {
   }
 }
 
-export async function startServer(config: Config, opts: ContextOptions & { ctx?: AppContext } = {}): Promise<RunningServer> {
+export interface ServerOptions extends ContextOptions {
+  ctx?: AppContext;
+  /**
+   * Answer plain narinfo reads before the framework (http/fast-reads.ts). Off only to compare
+   * the two paths: server/test/fast-reads.test.ts, and bench/reads.ts with the environment
+   * variable LARDER_FAST_READS=0 (a switch for measuring, not a setting; not in the config).
+   */
+  fastReads?: boolean;
+}
+
+export async function startServer(config: Config, opts: ServerOptions = {}): Promise<RunningServer> {
   const ctx = opts.ctx ?? (await createContext(config, opts));
-  const app = buildApp(ctx);
+  const app = buildApp(ctx, { fastReads: opts.fastReads ?? process.env.LARDER_FAST_READS !== "0" });
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
   } catch (e) {

@@ -20,18 +20,18 @@ import { formatHex } from "../src/nix/hash.ts";
 import type { AppContext } from "../src/context.ts";
 
 describe("the narinfo cache on its own", () => {
-  const hit = (text: string) => ({ text, objectId: 1, keypair: "k", keyVersion: 1 });
+  const hit = (text: string) => ({ body: Buffer.from(text), objectId: 1, keypair: "k", keyVersion: 1 });
 
   it("keeps an answer for the TTL, then asks for a lookup again", () => {
     let now = 1000;
     const c = createNarInfoCache({ ttlMs: 1000, now: () => now });
     c.set(c.ticket(), 1, "a", hit("A"));
     c.set(c.ticket(), 1, "b", null);
-    expect(c.get(1, "a")).toMatchObject({ text: "A" });
+    expect(c.get(1, "a")).toMatchObject({ body: Buffer.from("A") });
     expect(c.get(1, "b")).toBeNull();
     expect(c.get(2, "a")).toBeUndefined();
     now += 999;
-    expect(c.get(1, "a")).toMatchObject({ text: "A" });
+    expect(c.get(1, "a")).toMatchObject({ body: Buffer.from("A") });
     now += 1;
     expect(c.get(1, "a")).toBeUndefined();
     expect(c.get(1, "b")).toBeUndefined();

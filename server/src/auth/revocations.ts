@@ -8,6 +8,8 @@ import type { TokenClaims } from "./tokens.ts";
 
 export interface Revocations {
   isRevoked(claims: TokenClaims): Promise<boolean>;
+  /** The same answer from the list in memory, or undefined when the list is due for a reload. */
+  isRevokedNow(claims: TokenClaims): boolean | undefined;
   revokeJti(jti: string): Promise<void>;
   /** Revokes every token of `subject` issued before `before` (epoch ms). */
   revokeSubject(subject: string, before?: number): Promise<void>;
@@ -39,14 +41,22 @@ export function createRevocations(db: Db, refreshMs = 5000): Revocations {
     await loading;
   }
 
+  function listed(claims: TokenClaims): boolean {
+    if (claims.jti !== undefined && jtis.has(claims.jti)) return true;
+    const before = subjects.get(claims.sub);
+    if (before === undefined) return false;
+    const issuedMs = (claims.iat ?? claims.nbf ?? 0) * 1000;
+    return issuedMs < before;
+  }
+
   return {
     async isRevoked(claims) {
       await fresh();
-      if (claims.jti !== undefined && jtis.has(claims.jti)) return true;
-      const before = subjects.get(claims.sub);
-      if (before === undefined) return false;
-      const issuedMs = (claims.iat ?? claims.nbf ?? 0) * 1000;
-      return issuedMs < before;
+      return listed(claims);
+    },
+    isRevokedNow(claims) {
+      if (Date.now() - loadedAt >= refreshMs) return undefined;
+      return listed(claims);
     },
     async revokeJti(jti) {
       await db.kysely.insertInto("revoked_token").values({ jti, subject: null, issued_before: null, created_at: Date.now() }).execute();

@@ -86,6 +86,25 @@ async function resolve(ctx: AppContext, req: FastifyRequest): Promise<Caller> {
   return { claims, tokenProblem: undefined, permissionsFor: (name) => permissionsFor(claims.caches, name) };
 }
 
+/**
+ * The caller as `caller` would resolve it, when that is known without waiting: no token, or a
+ * token verified before and still within its times, with the revocation list fresh and not
+ * naming it. Undefined means "not known now" (a new, invalid or revoked token, a stale list):
+ * the framework path resolves it, logs what it must and fills what this reads.
+ */
+export function settledCaller(ctx: AppContext, authorization: string | undefined): Caller | undefined {
+  if (authorization === undefined) return ANONYMOUS_NO_TOKEN;
+  const token = extractToken(authorization);
+  if (token === undefined || token === "") return ANONYMOUS_NO_TOKEN;
+  const hit = verified.get(token);
+  if (hit === undefined || hit.keys !== ctx.tokens) return undefined;
+  const now = Math.floor(Date.now() / 1000);
+  const claims = hit.claims;
+  if (!(claims.exp > now && (claims.nbf ?? now) <= now)) return undefined;
+  if (ctx.revocations.isRevokedNow(claims) !== false) return undefined;
+  return { claims, tokenProblem: undefined, permissionsFor: (name) => permissionsFor(claims.caches, name) };
+}
+
 export function caller(ctx: AppContext, req: FastifyRequest): Promise<Caller> {
   if (req.headers.authorization === undefined) return NO_TOKEN;
   // On the request itself rather than in a WeakMap keyed by it: a WeakMap entry per request
