@@ -9,7 +9,7 @@ import { writeFirstRunConfig, xdgPaths } from "./config/first-run.ts";
 import { loadConfig, readConfigText } from "./cli/load-config.ts";
 import { createCacheCommand, makeToken, revokeTokenCommand } from "./cli/admin.ts";
 import { PERMISSION_FLAGS } from "./auth/token-request.ts";
-import { runMode, MODES, type Mode } from "./modes.ts";
+import { runMode, MODES, type Mode, type ModeHooks } from "./modes.ts";
 import { invocation } from "./util/invocation.ts";
 import type { PermissionName } from "./auth/permissions.ts";
 
@@ -78,16 +78,20 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 /**
  * Crash tests set LARDER_TEST_GC_KILL_AT=<step>:<n> (step: objects, nars or storage) to have a GC
- * run kill itself with SIGKILL at its n-th checkpoint of that step, as a power cut would.
+ * run kill itself with SIGKILL at its n-th checkpoint of that step, as a power cut would, and
+ * LARDER_TEST_GC_OBJECT_BATCH=<n> to make its object batches small enough that the kill lands
+ * between two batches of one closure. Test-only; neither is configuration.
  */
-function gcKillSwitch(spec: string | undefined): { gcCheckpoint?: (step: string) => void } {
+function gcKillSwitch(spec: string | undefined, batch: string | undefined): Pick<ModeHooks, "gcCheckpoint" | "gcObjectBatch"> {
   const m = spec === undefined ? null : /^(objects|nars|storage):(\d+)$/.exec(spec);
-  if (!m) return {};
   let seen = 0;
   return {
-    gcCheckpoint: (step) => {
-      if (step === m[1] && ++seen === Number(m[2])) process.kill(process.pid, "SIGKILL");
-    },
+    ...(m && {
+      gcCheckpoint: (step: string) => {
+        if (step === m[1] && ++seen === Number(m[2])) process.kill(process.pid, "SIGKILL");
+      },
+    }),
+    ...(batch !== undefined && /^[1-9]\d{0,5}$/.test(batch) && { gcObjectBatch: Number(batch) }),
   };
 }
 
@@ -102,7 +106,7 @@ const program = new Command("larderd")
     const config = await serverConfig(opts);
     const code = await runMode(opts.mode, config, {
       onSignal: (handler) => ["SIGINT", "SIGTERM"].forEach((s) => process.once(s, handler)),
-      ...gcKillSwitch(env.LARDER_TEST_GC_KILL_AT),
+      ...gcKillSwitch(env.LARDER_TEST_GC_KILL_AT, env.LARDER_TEST_GC_OBJECT_BATCH),
     });
     process.exitCode = code;
   });

@@ -11,6 +11,8 @@ export interface ModeHooks {
   onSignal(handler: () => void): void;
   /** Called between GC steps (crash tests stop the process there). */
   gcCheckpoint?: (step: string) => void;
+  /** Test-only object batch size for GC (crash tests; GcDeps.objectBatch). */
+  gcObjectBatch?: number;
 }
 
 function untilSignal(hooks: ModeHooks): Promise<void> {
@@ -47,7 +49,7 @@ export async function runMode(mode: Mode, config: Config, hooks: ModeHooks): Pro
     case "garbage-collector":
     case "garbage-collector-once": {
       const { runGcMode } = await import("./gc/loop.ts");
-      return runGcMode(config, mode === "garbage-collector-once", () => untilSignal(hooks), hooks.gcCheckpoint);
+      return runGcMode(config, mode === "garbage-collector-once", () => untilSignal(hooks), hooks.gcCheckpoint, hooks.gcObjectBatch);
     }
     default: {
       const never: never = mode;

@@ -105,10 +105,12 @@ token-hs256-secret-base64 = "${randomBytes(48).toString("base64")}"
 
   // GC deletes a small dead closure level by level inside one batch, so the object step of this
   // 24-path cache commits once: "objects:1" kills right after that commit, before the NAR step.
-  for (const killAt of ["objects:1", "nars:1", "storage:3"]) {
-    it(`finishes a GC run killed with SIGKILL at ${killAt}, serving nothing that is missing`, async () => {
+  // With batches of 4 (the test-only LARDER_TEST_GC_OBJECT_BATCH), "objects:2" kills between two
+  // committed batches of the same closure, in the middle of the object step.
+  for (const [killAt, batch] of [["objects:1"], ["objects:2", "4"], ["nars:1"], ["storage:3"]] as const) {
+    it(`finishes a GC run killed with SIGKILL at ${killAt}${batch ? ` (object batches of ${batch})` : ""}, serving nothing that is missing`, async () => {
       const [a, b] = servers as [Daemon, Daemon];
-      const cache = `crash-${killAt.split(":")[0]}`;
+      const cache = `crash-${killAt.replace(":", "-")}`;
       const pub = await createCache(a.url, cache, 3600);
       await nix.setToken(a.url, rootToken);
       const dag = await buildDag(nix, `${cache}-${randomBytes(3).toString("hex")}`, 24, rng(killAt.length * 31));
@@ -118,10 +120,21 @@ token-hs256-secret-base64 = "${randomBytes(48).toString("base64")}"
       await query(`update object set created_at = 0, last_accessed_at = 0 where cache_id = (select id from cache where name = $1) and store_path <> $2`, [cache, keep]);
       await query(`update nar set created_at = 0`);
 
-      const killed = await runLarderd(["--config", configFile, "--mode", "garbage-collector-once"], { LARDER_TEST_GC_KILL_AT: killAt });
+      const count = async () => Number((await query<{ n: string }>(`select count(*) as n from object where cache_id = (select id from cache where name = $1)`, [cache]))[0]?.n);
+      const before = await count();
+      const killed = await runLarderd(["--config", configFile, "--mode", "garbage-collector-once"], { LARDER_TEST_GC_KILL_AT: killAt, ...(batch && { LARDER_TEST_GC_OBJECT_BATCH: batch }) });
       expect(killed.signal, killed.stdout + killed.stderr).toBe("SIGKILL");
+      const atKill = await count();
       const again = await runLarderd(["--config", configFile, "--mode", "garbage-collector-once"]);
       expect(again.code, again.stderr).toBe(0);
+      // The kill landed where it was meant to: inside the object step, after it, or (NAR and
+      // storage steps) after every object delete was committed.
+      if (batch) {
+        expect(atKill).toBeLessThan(before);
+        expect(atKill).toBeGreaterThan(await count());
+      } else {
+        expect(atKill).toBe(await count());
+      }
 
       // Consistent: no journal left, every NAR row has its bytes and storage has nothing else.
       expect(await query(`select * from storage_journal`)).toEqual([]);

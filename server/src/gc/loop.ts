@@ -75,7 +75,7 @@ export function startGcLoop(ctx: AppContext): GcLoop {
 }
 
 /** `--mode garbage-collector` (periodic) and `garbage-collector-once` (prints counts, exit code). */
-export async function runGcMode(config: Config, once: boolean, untilSignal: () => Promise<void>, checkpoint?: GcDeps["checkpoint"]): Promise<number> {
+export async function runGcMode(config: Config, once: boolean, untilSignal: () => Promise<void>, checkpoint?: GcDeps["checkpoint"], objectBatch?: number): Promise<number> {
   // A one-shot run's result is its stdout (the counts, for scripts); its log goes to stderr so the
   // two can never interleave.
   const log = createLogger(
@@ -87,7 +87,7 @@ export async function runGcMode(config: Config, once: boolean, untilSignal: () =
     await db.migrate();
     const storage = await createStorage(config.storage);
     // Servers elsewhere hold hits in memory for up to one flush interval.
-    const deps: GcDeps = { db, storage, gc: config.gc, buildLogs: config.buildLogs, log, metrics: createMetrics(), unflushedAccessMs: unflushedAccessMs(config), ...(checkpoint && { checkpoint }) };
+    const deps: GcDeps = { db, storage, gc: config.gc, buildLogs: config.buildLogs, log, metrics: createMetrics(), unflushedAccessMs: unflushedAccessMs(config), ...(checkpoint && { checkpoint }), ...(objectBatch !== undefined && { objectBatch }) };
     if (once) {
       await sweepSpoolFor(config, log);
       const stats = await collectGarbage(deps);

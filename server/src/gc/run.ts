@@ -50,6 +50,11 @@ export interface GcDeps {
   unflushedAccessMs?: number;
   /** Called between steps; tests use it to stop a run at a chosen point. */
   checkpoint?: (step: string) => Promise<void> | void;
+  /**
+   * Test-only: candidates per object batch (default BATCH). Crash tests make it small so a run
+   * can be killed between two committed batches of one closure, in the middle of the object step.
+   */
+  objectBatch?: number;
 }
 
 const BATCH = 1000;
@@ -74,18 +79,18 @@ const after = (a: Position, b: Position) => a.at > b.at || (a.at === b.at && a.i
  * access time, then older times, as two ranges, because neither SQLite nor PostgreSQL bounds an
  * index range by a row-value comparison for certain.
  */
-async function expiredBatch(trx: Kysely<Database>, cacheId: number, from: Position): Promise<Position[]> {
+async function expiredBatch(trx: Kysely<Database>, cacheId: number, from: Position, size: number): Promise<Position[]> {
   const { rows: same } = await sql<Position>`
     select last_accessed_at as at, id from object
     where cache_id = ${cacheId} and last_accessed_at = ${from.at} and id < ${from.id}
     order by id desc
-    limit ${BATCH}`.execute(trx);
-  if (same.length === BATCH) return same;
+    limit ${size}`.execute(trx);
+  if (same.length === size) return same;
   const { rows: older } = await sql<Position>`
     select last_accessed_at as at, id from object
     where cache_id = ${cacheId} and last_accessed_at < ${from.at}
     order by last_accessed_at desc, id desc
-    limit ${BATCH - same.length}`.execute(trx);
+    limit ${size - same.length}`.execute(trx);
   return [...same, ...older];
 }
 
@@ -173,6 +178,7 @@ async function collectBatch(trx: Kysely<Database>, cacheId: number, batch: Posit
  * stopped, so a run costs O(expired), not O(expired × all) as a search from the start per batch.
  */
 async function collectObjects(d: GcDeps, now: number): Promise<number> {
+  const size = d.objectBatch ?? BATCH;
   let total = 0;
   const caches = await d.db.kysely.selectFrom("cache").select(["id", "name", "retention_period", "deleted_at"]).execute();
   const judgesRetention = caches.some((c) => c.deleted_at === null && (c.retention_period ?? d.gc.defaultRetentionSeconds) > 0);
@@ -196,8 +202,8 @@ async function collectObjects(d: GcDeps, now: number): Promise<number> {
         const start: Position = from;
         const r = await d.db.kysely.transaction().execute(async (trx) => {
           await lockCache(trx, d.db, cache.id, "exclusive");
-          const batch = await expiredBatch(trx, cache.id, start);
-          return { ...(await collectBatch(trx, cache.id, batch, cutoff, keepPinned)), next: batch.length === BATCH ? batch[BATCH - 1] : undefined };
+          const batch = await expiredBatch(trx, cache.id, start, size);
+          return { ...(await collectBatch(trx, cache.id, batch, cutoff, keepPinned)), next: batch.length === size ? batch[size - 1] : undefined };
         });
         from = r.next;
         total += r.deleted;
