@@ -153,6 +153,62 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex("realisation_out_path").on("realisation").columns(["cache_id", "out_path_hash"]).execute();
       },
     },
+    "2026-12-03-20-cachix": {
+      async up(db: Kysely<any>) {
+        // A Cachix multipart upload: its parts land in storage under cachix-parts/<nar_uuid>/ and
+        // become a NAR only at complete, through the ingest pipeline.
+        await id(db.schema.createTable("cachix_upload"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull().references("cache.id").onDelete("cascade"))
+          .addColumn("nar_uuid", "varchar(36)", (c: any) => c.notNull().unique())
+          .addColumn("upload_id", "varchar(64)", (c: any) => c.notNull())
+          // Key of the HMAC that part URLs served by larderd carry.
+          .addColumn("secret", "varchar(64)", (c: any) => c.notNull())
+          .addColumn("compression", "varchar(8)", (c: any) => c.notNull())
+          .addColumn("state", "varchar(12)", (c: any) => c.notNull())
+          .addColumn("completed_store_hash", "varchar(32)")
+          .addColumn("created_by", "text")
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addColumn("updated_at", "bigint", (c: any) => c.notNull())
+          .execute();
+        await db.schema.createIndex("cachix_upload_updated").on("cachix_upload").column("updated_at").execute();
+        await db.schema
+          .createTable("cachix_part")
+          .addColumn("upload_id", ref, (c: any) => c.notNull().references("cachix_upload.id").onDelete("cascade"))
+          .addColumn("part_number", "integer", (c: any) => c.notNull())
+          .addColumn("content_md5", "varchar(32)", (c: any) => c.notNull())
+          // Set once larderd has stored the part itself (local storage); S3 parts are found by HEAD.
+          .addColumn("size", "bigint")
+          .addPrimaryKeyConstraint("cachix_part_pk", ["upload_id", "part_number"])
+          .execute();
+        // A completed path whose references have not all arrived: invisible until they do. Its
+        // staged_nar row keeps the NAR from GC and, when GC expires it, takes this row with it.
+        await id(db.schema.createTable("cachix_pending"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull().references("cache.id").onDelete("cascade"))
+          .addColumn("staged_id", ref, (c: any) => c.notNull().references("staged_nar.id").onDelete("cascade"))
+          .addColumn("store_path_hash", "varchar(32)", (c: any) => c.notNull())
+          .addColumn("object", "text", (c: any) => c.notNull())
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addUniqueConstraint("cachix_pending_cache_path", ["cache_id", "store_path_hash"])
+          .execute();
+        await db.schema.createIndex("cachix_pending_staged").on("cachix_pending").column("staged_id").execute();
+        await db.schema
+          .createTable("cachix_pending_ref")
+          .addColumn("pending_id", ref, (c: any) => c.notNull().references("cachix_pending.id").onDelete("cascade"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull())
+          .addColumn("ref_hash", "varchar(32)", (c: any) => c.notNull())
+          .execute();
+        await db.schema.createIndex("cachix_pending_ref_hash").on("cachix_pending_ref").columns(["cache_id", "ref_hash"]).execute();
+        await db.schema.createIndex("cachix_pending_ref_pending").on("cachix_pending_ref").column("pending_id").execute();
+        // Public keys registered by `cachix generate-keypair`, whose signatures the client sends.
+        await id(db.schema.createTable("cachix_key"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull().references("cache.id").onDelete("cascade"))
+          .addColumn("key_name", "varchar(255)", (c: any) => c.notNull())
+          .addColumn("public_key", "varchar(64)", (c: any) => c.notNull())
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addUniqueConstraint("cachix_key_cache_key", ["cache_id", "public_key"])
+          .execute();
+      },
+    },
   };
 }
 

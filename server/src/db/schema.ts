@@ -137,6 +137,59 @@ export interface RealisationTable {
   created_at: number;
 }
 
+export interface CachixUploadTable {
+  id: Generated<number>;
+  cache_id: number;
+  /** The `narId` the client names the upload by (a lowercase UUID). */
+  nar_uuid: string;
+  /** The `uploadId` every call of the upload must repeat. */
+  upload_id: string;
+  /** Hex key of the HMAC in part URLs that larderd serves. */
+  secret: string;
+  /** "xz" or "zst", as the client named it. */
+  compression: string;
+  /** "open", "completing" or "done". */
+  state: string;
+  completed_store_hash: string | null;
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface CachixPartTable {
+  upload_id: number;
+  part_number: number;
+  /** Base64 MD5 the client announced for the part. */
+  content_md5: string;
+  size: number | null;
+}
+
+export interface CachixPendingTable {
+  id: Generated<number>;
+  cache_id: number;
+  staged_id: number;
+  store_path_hash: string;
+  /** JSON of the object to insert once every reference is present. */
+  object: string;
+  created_at: number;
+}
+
+export interface CachixPendingRefTable {
+  pending_id: number;
+  cache_id: number;
+  /** A reference the pending path still waits for. */
+  ref_hash: string;
+}
+
+export interface CachixKeyTable {
+  id: Generated<number>;
+  cache_id: number;
+  key_name: string;
+  /** Base64 of the raw 32-byte Ed25519 public key. */
+  public_key: string;
+  created_at: number;
+}
+
 export interface Database {
   cache: CacheTable;
   nar: NarTable;
@@ -149,4 +202,9 @@ export interface Database {
   nar_listing: NarListingTable;
   build_log: BuildLogTable;
   realisation: RealisationTable;
+  cachix_upload: CachixUploadTable;
+  cachix_part: CachixPartTable;
+  cachix_pending: CachixPendingTable;
+  cachix_pending_ref: CachixPendingRefTable;
+  cachix_key: CachixKeyTable;
 }

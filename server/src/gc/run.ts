@@ -21,6 +21,7 @@ import type { Storage } from "../storage/types.ts";
 import type { Metrics } from "../metrics.ts";
 import { collectBuildLogs } from "./logs.ts";
 import { collectRealisations } from "./realisations.ts";
+import { sweepCachixUploads } from "../cachix/sweep.ts";
 
 export interface GcStats {
   objects: number;
@@ -329,6 +330,7 @@ export async function collectGarbage(d: GcDeps, now = Date.now()): Promise<GcSta
   const started = performance.now();
   try {
     const staged = await expireStaged(d, now);
+    await sweepCachixUploads(d, now);
     const objects = await collectObjects(d, now);
     const buildLogs = await collectBuildLogs(d.db, { graceSeconds: d.gc.graceSeconds, retentionSeconds: d.buildLogs?.retentionSeconds ?? 0 }, now);
     await d.checkpoint?.("build-logs");

@@ -20,6 +20,24 @@ const BODY_LIMIT = MAX_MISSING_PATHS_HASHES * 40 + 64 * 1024;
 const tooMany = (n: number | string) =>
   new ServerError("PayloadTooLarge", `get-missing-paths takes at most ${MAX_MISSING_PATHS_HASHES} store_path_hashes per request (got ${n}); ask in batches.`);
 
+/**
+ * The hashes a cache lacks, in the order asked, without repeats; the ones it has count as used
+ * now. Also the Cachix client's narinfo query.
+ */
+export async function missingHashes(ctx: AppContext, cacheId: number, hashes: readonly string[]): Promise<string[]> {
+  const unique = [...new Set(hashes)];
+  const missing: string[] = [];
+  const now = Date.now();
+  for (let i = 0; i < unique.length; i += SLICE) {
+    const slice = unique.slice(i, i + SLICE);
+    const have = await existingHashes(ctx.db, cacheId, slice);
+    // What the client now will not upload must not be collected before its referrers arrive.
+    await touchHashes(ctx.db, cacheId, [...have], now);
+    for (const h of slice) if (!have.has(h)) missing.push(h);
+  }
+  return missing;
+}
+
 export function registerGetMissingPaths(app: FastifyInstance, ctx: AppContext): void {
   app.post("/_api/v1/get-missing-paths", { bodyLimit: BODY_LIMIT }, async (req, reply) => {
     const hashes = (req.body as { store_path_hashes?: unknown } | undefined)?.store_path_hashes;
@@ -31,17 +49,7 @@ export function registerGetMissingPaths(app: FastifyInstance, ctx: AppContext): 
       throw badRequest(`invalid get-missing-paths request: ${describeZodError(parsed.error)}`);
     }
     const { cache } = await requireCache(ctx, req, parsed.data.cache, "push");
-    const unique = [...new Set(parsed.data.store_path_hashes)];
-    const missing: string[] = [];
-    const now = Date.now();
-    for (let i = 0; i < unique.length; i += SLICE) {
-      const slice = unique.slice(i, i + SLICE);
-      const have = await existingHashes(ctx.db, cache.id, slice);
-      // What the client now will not upload must not be collected before its referrers arrive.
-      await touchHashes(ctx.db, cache.id, [...have], now);
-      for (const h of slice) if (!have.has(h)) missing.push(h);
-    }
-    const body: GetMissingPathsResponse = { missing_paths: missing };
+    const body: GetMissingPathsResponse = { missing_paths: await missingHashes(ctx, cache.id, parsed.data.store_path_hashes) };
     return reply.send(body);
   });
 }

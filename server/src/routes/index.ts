@@ -23,6 +23,15 @@ import { registerGetMissingPaths } from "./get-missing-paths.ts";
 import { registerUploadPath } from "./upload-path.ts";
 import { registerPathDelete } from "./path-delete.ts";
 import { registerTokenRevoke } from "./token-revoke.ts";
+import { registerCachixCacheGet } from "./cachix-cache-get.ts";
+import { registerCachixNarinfoQuery } from "./cachix-narinfo-query.ts";
+import { registerCachixNarinfoHead } from "./cachix-narinfo-head.ts";
+import { registerCachixMultipartCreate } from "./cachix-multipart-create.ts";
+import { registerCachixMultipartPart } from "./cachix-multipart-part.ts";
+import { registerCachixMultipartComplete } from "./cachix-multipart-complete.ts";
+import { registerCachixMultipartAbort } from "./cachix-multipart-abort.ts";
+import { registerCachixPartPut } from "./cachix-part-put.ts";
+import { registerCachixKey } from "./cachix-key.ts";
 
 export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get("/", async (_req, reply) =>
@@ -56,4 +65,14 @@ export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
   registerUploadPath(app, ctx);
   registerPathDelete(app, ctx);
   registerTokenRevoke(app, ctx);
+  // The Cachix client's API (docs/CACHIX.md).
+  registerCachixCacheGet(app, ctx);
+  registerCachixNarinfoQuery(app, ctx);
+  registerCachixNarinfoHead(app, ctx);
+  registerCachixMultipartCreate(app, ctx);
+  registerCachixMultipartPart(app, ctx);
+  registerCachixMultipartComplete(app, ctx);
+  registerCachixMultipartAbort(app, ctx);
+  registerCachixPartPut(app, ctx);
+  registerCachixKey(app, ctx);
 }
