@@ -18,6 +18,8 @@ export interface TokenRequestArgs {
   validity: string;
   /** Patterns per make-token flag ("pull", "create-cache", …). */
   patterns: Partial<Record<string, string[]>>;
+  /** With --agent: the deploy-agent group the token acts for. */
+  agentGroup?: string;
 }
 
 /**
@@ -28,7 +30,7 @@ export function makeTokenCommand(request: TokenRequestArgs): string[] {
   const grants = new Map<PermissionName, string[]>();
   for (const [flag, permission] of PERMISSION_FLAGS) grants.set(permission, request.patterns[flag] ?? []);
   try {
-    checkTokenRequest({ sub: request.sub, validity: request.validity, grants });
+    checkTokenRequest({ sub: request.sub, validity: request.validity, grants, ...(request.agentGroup !== undefined && { agentGroup: request.agentGroup }) });
   } catch (e) {
     if (e instanceof TokenRequestError) fail(e.message);
     throw e;
@@ -37,6 +39,7 @@ export function makeTokenCommand(request: TokenRequestArgs): string[] {
   for (const [flag] of PERMISSION_FLAGS) {
     for (const pattern of request.patterns[flag] ?? []) args.push(`--${flag}`, pattern);
   }
+  if (request.agentGroup !== undefined) args.push("--agent-group", request.agentGroup);
   return args;
 }
 
@@ -49,15 +52,16 @@ export async function main(argv: string[]): Promise<void> {
     .description("mint a larder token on the deployed host")
     .requiredOption("--sub <subject>", "who the token is for (its sub claim)")
     .option("--validity <duration>", 'lifetime, e.g. "30d", "3 months", "1y"', "1y")
+    .option("--agent-group <name>", "the deploy-agent group an --agent token acts for")
     .option("--save <file>", "store the token as an age secret (listed in secrets/recipients.json) instead of printing it");
   for (const [flag, , help] of PERMISSION_FLAGS) {
     program.addOption(new Option(`--${flag} <pattern>`, `${help} (repeatable)`).default([]).argParser(collect));
   }
   program.parse(argv);
-  const options = program.opts<HostOptions & Record<string, string[]> & { sub: string; validity: string; save?: string }>();
+  const options = program.opts<HostOptions & Record<string, string[]> & { sub: string; validity: string; save?: string; agentGroup?: string }>();
   const patterns: TokenRequestArgs["patterns"] = {};
   for (const [flag] of PERMISSION_FLAGS) patterns[flag] = options[flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase())] ?? [];
-  const command = makeTokenCommand({ sub: options.sub, validity: options.validity, patterns });
+  const command = makeTokenCommand({ sub: options.sub, validity: options.validity, patterns, ...(options.agentGroup !== undefined && { agentGroup: options.agentGroup }) });
   const target = await targetFrom(options);
   const token = lastLine(await runRemote(target, command), "larderd-admin make-token");
   if (options.save === undefined) {

@@ -157,7 +157,8 @@ export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstanc
     else if (kind === "Unauthorized" || kind === "AccessError") req.log.info({ reason: message, url: req.url }, "access denied");
     if (reply.sent) return;
     if (req.is404) reply.raw.once("finish", () => recordUnmatched(req, reply));
-    void reply.code(body.code).header("content-type", "application/json; charset=utf-8").send(body);
+    const full = err instanceof ServerError && err.details !== undefined && body.code < 500 ? { ...err.details, ...body } : body;
+    void reply.code(body.code).header("content-type", "application/json; charset=utf-8").send(full);
   });
 
   app.setNotFoundHandler((req, reply) => {

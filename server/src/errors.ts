@@ -19,7 +19,9 @@ export type ErrorKind =
   | "MethodNotAllowed"
   | "InternalServerError"
   | "ServiceUnavailable"
-  | "InsufficientStorage";
+  | "InsufficientStorage"
+  /** A deployment's target is not wholly in the cache and signed by its key (body: ClosureRefusal). */
+  | "ClosureIncomplete";
 
 export function httpStatus(kind: ErrorKind): number {
   switch (kind) {
@@ -43,6 +45,8 @@ export function httpStatus(kind: ErrorKind): number {
       return 409;
     case "PayloadTooLarge":
       return 413;
+    case "ClosureIncomplete":
+      return 422;
     case "InternalServerError":
       return 500;
     case "ServiceUnavailable":
@@ -73,6 +77,7 @@ const DEFAULT_MESSAGES: Record<ErrorKind, string> = {
   InternalServerError: "The server encountered an internal error or misconfiguration.",
   ServiceUnavailable: "The service is temporarily unavailable.",
   InsufficientStorage: "The server has no room to store the upload right now; retry later.",
+  ClosureIncomplete: "The target's closure is not wholly in the cache and signed.",
 };
 
 export interface ServerErrorOptions {
@@ -81,17 +86,21 @@ export interface ServerErrorOptions {
   /** The request ended because the client went away: nobody reads the answer, nothing failed here. */
   clientGone?: boolean;
   cause?: unknown;
+  /** Extra fields of a 4xx body (ClosureRefusal's path lists); never used for 5xx. */
+  details?: Readonly<Record<string, unknown>>;
 }
 
 export class ServerError extends Error {
   readonly kind: ErrorKind;
   readonly backend: ServerErrorOptions["backend"];
   readonly clientGone: boolean;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
   constructor(kind: ErrorKind, message?: string, opts: ServerErrorOptions = {}) {
     super(message ?? DEFAULT_MESSAGES[kind], opts.cause === undefined ? undefined : { cause: opts.cause });
     this.kind = kind;
     this.backend = opts.backend;
     this.clientGone = opts.clientGone ?? false;
+    this.details = opts.details;
   }
   get status(): number {
     return httpStatus(this.kind);

@@ -43,7 +43,8 @@ async function serverConfig(opts: { config?: string; listen?: string; mode: Mode
     const token = await makeToken(config, {
       sub: "root",
       validity: "2y",
-      grants: new Map(PERMISSION_FLAGS.map(([, permission]) => [permission, ["*"]])),
+      // Not `agent`: an agent token acts for one group, which a root token has no reason to pick.
+      grants: new Map(PERMISSION_FLAGS.filter(([, permission]) => permission !== "agent").map(([, permission]) => [permission, ["*"]])),
     });
     const port = config.listen.port;
     const larder = invocation("larder", env);
@@ -117,7 +118,8 @@ const makeTokenCmd = program
   .option("-f, --config <path>", "server.toml")
   .requiredOption("--sub <subject>", "who the token is for")
   .requiredOption("--validity <duration>", 'how long it is valid, e.g. "1h", "3 months", "2y"')
-  .option("--dump-claims", "print the claims instead of a signed token");
+  .option("--dump-claims", "print the claims instead of a signed token")
+  .option("--agent-group <name>", "the deploy-agent group an --agent token acts for (one per token)");
 for (const [flag, , help] of PERMISSION_FLAGS) makeTokenCmd.option(`--${flag} <pattern>`, `${help} (repeatable)`, collect);
 makeTokenCmd.action(async (opts: Record<string, unknown>) => {
   const config = await loadConfig(opts.config as string | undefined, env);
@@ -126,7 +128,7 @@ makeTokenCmd.action(async (opts: Record<string, unknown>) => {
     const value = opts[flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
     if (Array.isArray(value)) grants.set(permission, value as string[]);
   }
-  process.stdout.write(`${await makeToken(config, { sub: opts.sub as string, validity: opts.validity as string, grants, dumpClaims: opts.dumpClaims === true })}\n`);
+  process.stdout.write(`${await makeToken(config, { sub: opts.sub as string, validity: opts.validity as string, grants, ...(typeof opts.agentGroup === "string" && { agentGroup: opts.agentGroup }), dumpClaims: opts.dumpClaims === true })}\n`);
 });
 
 program

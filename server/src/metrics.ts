@@ -13,13 +13,23 @@ export interface Metrics {
   readonly gcDeleted: Counter<"level">;
   readonly gcBytesFreed: Counter;
   readonly backendErrors: Counter<"backend">;
+  /** Deployments that ended, by outcome (succeeded, failed, rolled-back, superseded). */
+  readonly deployments: Counter<"outcome">;
+  readonly rolloutDuration: Histogram<"outcome">;
+  /** Deploy agents by state, read from the database at scrape time (the same on every api-server). */
+  readonly deployAgents: Gauge<"state">;
+  /** Where deployAgents reads its counts; set once the database is open. */
+  agentStates?: () => Promise<Map<string, number>>;
 }
+
+/** Every agent state, so a state with no agent shows 0 rather than vanishing. */
+const AGENT_STATES = ["idle", "prefetching", "prefetched", "waiting", "migrating", "activating", "checking", "healthy", "failed", "rolling-back", "rolled-back", "lost"];
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: "larder_" });
   const registers = [registry];
-  return {
+  const metrics: Metrics = {
     registry,
     requests: new Counter({ name: "larder_http_requests_total", help: "HTTP requests by route, method and status.", labelNames: ["route", "method", "status"], registers }),
     latency: new Histogram({
@@ -37,5 +47,26 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     gcDeleted: new Counter({ name: "larder_gc_deleted_total", help: "Items deleted by GC, by level (objects, nars, storage_objects).", labelNames: ["level"], registers }),
     gcBytesFreed: new Counter({ name: "larder_gc_bytes_freed_total", help: "Stored bytes freed by GC.", registers }),
     backendErrors: new Counter({ name: "larder_backend_errors_total", help: "Database and storage errors.", labelNames: ["backend"], registers }),
+    deployments: new Counter({ name: "larder_deployments_total", help: "Deployments that ended, by outcome.", labelNames: ["outcome"], registers }),
+    rolloutDuration: new Histogram({
+      name: "larder_deploy_rollout_duration_seconds",
+      help: "From activation to the end of a rollout, by outcome.",
+      labelNames: ["outcome"],
+      buckets: [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600],
+      registers,
+    }),
+    deployAgents: new Gauge({
+      name: "larder_deploy_agents",
+      help: "Deploy agents by state, across all caches and environments.",
+      labelNames: ["state"],
+      registers,
+      async collect() {
+        if (!metrics.agentStates) return;
+        // A scrape must answer while the database is down (that is when it matters): keep the last counts.
+        const counts = await metrics.agentStates().catch(() => undefined);
+        if (counts) for (const state of AGENT_STATES) this.set({ state }, counts.get(state) ?? 0);
+      },
+    }),
   };
+  return metrics;
 }

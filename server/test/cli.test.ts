@@ -65,7 +65,7 @@ describe("larderd command line", () => {
     expect(config).toContain(`sqlite://${join(dir.path, "data", "larder", "server.db")}`);
     const claims = decodeJwt(token as string);
     expect(claims.sub).toBe("root");
-    expect(claims["https://jwt.attic.rs/v1"]).toEqual({ caches: { "*": { r: 1, w: 1, d: 1, cc: 1, cr: 1, cq: 1, cd: 1 } } });
+    expect(claims["https://jwt.attic.rs/v1"]).toEqual({ caches: { "*": { r: 1, w: 1, d: 1, cc: 1, cr: 1, cq: 1, cd: 1, dp: 1 } } });
 
     const create = await fetch(`http://127.0.0.1:${port}/_api/v1/cache-config/first`, {
       method: "POST",

@@ -17,6 +17,11 @@ export const PERMISSION_KEYS = {
   configureCache: "cr",
   configureCacheRetention: "cq",
   destroyCache: "cd",
+  // larder's own: attic ignores keys it does not know, so its tokens and ours still read alike.
+  /** Start, pause, resume and roll back deployments (`larder deploy`). */
+  deploy: "dp",
+  /** Act as a deploy agent of the group named in the token's AGENT_GROUP_CLAIM (`larder agent`). */
+  agent: "ag",
 } as const;
 
 export type PermissionName = keyof typeof PERMISSION_KEYS;
@@ -27,7 +32,7 @@ export type Grants = ReadonlyMap<string, Readonly<Permissions>>;
 const PERMISSION_ENTRIES = Object.entries(PERMISSION_KEYS) as [PermissionName, string][];
 
 export const NO_PERMISSIONS: Permissions = Object.freeze({
-  pull: false, push: false, delete: false, createCache: false, configureCache: false, configureCacheRetention: false, destroyCache: false,
+  pull: false, push: false, delete: false, createCache: false, configureCache: false, configureCacheRetention: false, destroyCache: false, deploy: false, agent: false,
 });
 
 export const CACHE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9\-_+]{0,49}$/;

@@ -5,6 +5,7 @@
  */
 import { DurationError, parseDuration } from "../util/duration.ts";
 import { CACHE_PATTERN_RE, type PermissionName } from "./permissions.ts";
+import { AGENT_GROUP_RE } from "../api/deploy-types.ts";
 
 /** make-token's permission flags (attic's `atticadm make-token` names), in help order. */
 export const PERMISSION_FLAGS: readonly (readonly [flag: string, permission: PermissionName, help: string])[] = [
@@ -15,6 +16,8 @@ export const PERMISSION_FLAGS: readonly (readonly [flag: string, permission: Per
   ["configure-cache", "configureCache", "configure caches matching the pattern"],
   ["configure-cache-retention", "configureCacheRetention", "change retention of caches matching the pattern"],
   ["destroy-cache", "destroyCache", "destroy caches matching the pattern"],
+  ["deploy", "deploy", "start, pause, resume and roll back deployments on caches matching the pattern"],
+  ["agent", "agent", "run deploy agents of --agent-group on caches matching the pattern"],
 ];
 
 export interface TokenRequest {
@@ -23,12 +26,15 @@ export interface TokenRequest {
   validity: string;
   /** Patterns per permission. */
   grants: ReadonlyMap<PermissionName, readonly string[]>;
+  /** The deploy-agent group an `agent` token acts for; required with `agent`, refused without. */
+  agentGroup?: string;
 }
 
 export interface CheckedTokenRequest {
   sub: string;
   validitySeconds: number;
   grants: Partial<Record<PermissionName, string[]>>;
+  agentGroup?: string;
 }
 
 export class TokenRequestError extends Error {}
@@ -59,5 +65,11 @@ export function checkTokenRequest(r: TokenRequest): CheckedTokenRequest {
   }
   // Such a token opens nothing; minting one is always a mistake in the flags.
   if (count === 0) throw new TokenRequestError(`the token would grant nothing: add at least one of ${PERMISSION_FLAGS.map(([f]) => `--${f}`).join(", ")} with a cache name pattern`);
-  return { sub: r.sub, validitySeconds, grants };
+  // One group per token, so a host's token can never act for another group's hosts.
+  if (grants.agent !== undefined && r.agentGroup === undefined) throw new TokenRequestError("--agent needs --agent-group NAME: an agent token acts for exactly one agent group");
+  if (r.agentGroup !== undefined) {
+    if (grants.agent === undefined) throw new TokenRequestError("--agent-group is only meaningful with --agent PATTERN");
+    if (!AGENT_GROUP_RE.test(r.agentGroup)) throw new TokenRequestError(`--agent-group "${r.agentGroup}" is not a group name: 1–50 of a-z 0-9 _ -, starting with a letter or digit`);
+  }
+  return { sub: r.sub, validitySeconds, grants, ...(r.agentGroup !== undefined && { agentGroup: r.agentGroup }) };
 }

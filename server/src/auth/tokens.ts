@@ -6,6 +6,7 @@
 import { createPrivateKey, createPublicKey, createSecretKey, randomUUID, type KeyObject } from "node:crypto";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import type { JwtKey } from "../config/load.ts";
+import { AGENT_GROUP_CLAIM, AGENT_GROUP_RE } from "../api/deploy-types.ts";
 import { CACHE_PATTERN_RE, claimFromGrants, CLAIM_NAMESPACE, grantsFromClaim, NO_PERMISSIONS, type Grants, type PermissionName, type Permissions } from "./permissions.ts";
 
 export interface TokenClaims {
@@ -15,6 +16,8 @@ export interface TokenClaims {
   iat?: number;
   jti?: string;
   caches: Grants;
+  /** The deploy-agent group the token acts for (AGENT_GROUP_CLAIM); only valid group names count. */
+  agentGroup?: string;
 }
 
 export class TokenError extends Error {}
@@ -57,9 +60,11 @@ export async function verifyToken(keys: TokenKeys, token: string, nowSeconds = M
   if (typeof payload.exp !== "number") throw new TokenError("token has no expiry");
   const ns = Object.hasOwn(payload, CLAIM_NAMESPACE) ? payload[CLAIM_NAMESPACE] : undefined;
   const caches = grantsFromClaim(typeof ns === "object" && ns !== null && Object.hasOwn(ns, "caches") ? (ns as { caches: unknown }).caches : undefined);
+  const group = Object.hasOwn(payload, AGENT_GROUP_CLAIM) ? payload[AGENT_GROUP_CLAIM] : undefined;
   return {
     sub: payload.sub,
     exp: payload.exp,
+    ...(typeof group === "string" && AGENT_GROUP_RE.test(group) && { agentGroup: group }),
     ...(typeof payload.nbf === "number" && { nbf: payload.nbf }),
     ...(typeof payload.iat === "number" && { iat: payload.iat }),
     ...(typeof payload.jti === "string" && { jti: payload.jti }),
@@ -71,6 +76,7 @@ export interface MintRequest {
   sub: string;
   validitySeconds: number;
   grants: Partial<Record<PermissionName, string[]>>;
+  agentGroup?: string;
 }
 
 export function buildClaims(req: MintRequest, nowSeconds = Math.floor(Date.now() / 1000)): Record<string, unknown> {
@@ -91,6 +97,7 @@ export function buildClaims(req: MintRequest, nowSeconds = Math.floor(Date.now()
     iat: nowSeconds,
     jti: randomUUID(),
     [CLAIM_NAMESPACE]: { caches },
+    ...(req.agentGroup !== undefined && { [AGENT_GROUP_CLAIM]: req.agentGroup }),
   };
 }
 

@@ -209,6 +209,63 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "2026-12-03-50-deploy": {
+      async up(db: Kysely<any>) {
+        // larder deploy (issue 18). Every piece of rollout state is here, so a restarted or a
+        // second api-server carries on from the rows alone; JSON columns hold what is only ever
+        // read whole (targets, rollout settings).
+        await id(db.schema.createTable("deploy_environment"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull().references("cache.id").onDelete("cascade"))
+          .addColumn("name", "varchar(50)", (c: any) => c.notNull())
+          .addColumn("generation", "bigint", (c: any) => c.notNull().defaultTo(0))
+          .addColumn("current_deployment_id", ref)
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addUniqueConstraint("deploy_environment_cache_name", ["cache_id", "name"])
+          .execute();
+        await id(db.schema.createTable("deployment"))
+          .addColumn("environment_id", ref, (c: any) => c.notNull().references("deploy_environment.id").onDelete("cascade"))
+          .addColumn("state", "varchar(20)", (c: any) => c.notNull())
+          .addColumn("targets", "text", (c: any) => c.notNull())
+          .addColumn("rollout", "text", (c: any) => c.notNull())
+          .addColumn("previous", "text", (c: any) => c.notNull())
+          .addColumn("created_by", "text")
+          .addColumn("message", "text")
+          .addColumn("rollback_of", ref)
+          .addColumn("reason", "text")
+          .addColumn("migration_state", "varchar(10)", (c: any) => c.notNull())
+          .addColumn("migration_agent", "varchar(63)")
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addColumn("finished_at", "bigint")
+          .execute();
+        await db.schema.createIndex("deployment_environment").on("deployment").columns(["environment_id", "id"]).execute();
+        await id(db.schema.createTable("deploy_agent"))
+          .addColumn("environment_id", ref, (c: any) => c.notNull().references("deploy_environment.id").onDelete("cascade"))
+          .addColumn("name", "varchar(63)", (c: any) => c.notNull())
+          .addColumn("group_name", "varchar(50)", (c: any) => c.notNull())
+          .addColumn("state", "varchar(20)", (c: any) => c.notNull())
+          .addColumn("current_path", "text")
+          .addColumn("deployment_id", ref)
+          // The deployment this agent was given a slot in, and what it ran before switching.
+          .addColumn("run_deployment_id", ref)
+          .addColumn("previous_path", "text")
+          .addColumn("slot_deployment_id", ref)
+          .addColumn("slot_granted_at", "bigint")
+          .addColumn("message", "text")
+          .addColumn("last_seen_at", "bigint", (c: any) => c.notNull())
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .addUniqueConstraint("deploy_agent_environment_name", ["environment_id", "name"])
+          .execute();
+        await id(db.schema.createTable("deploy_log"))
+          .addColumn("deployment_id", ref, (c: any) => c.notNull().references("deployment.id").onDelete("cascade"))
+          .addColumn("agent", "varchar(63)", (c: any) => c.notNull())
+          .addColumn("step", "varchar(20)", (c: any) => c.notNull())
+          .addColumn("ok", "integer", (c: any) => c.notNull())
+          .addColumn("log", "text", (c: any) => c.notNull())
+          .addColumn("created_at", "bigint", (c: any) => c.notNull())
+          .execute();
+        await db.schema.createIndex("deploy_log_deployment").on("deploy_log").columns(["deployment_id", "agent", "id"]).execute();
+      },
+    },
   };
 }
 

@@ -190,6 +190,72 @@ export interface CachixKeyTable {
   created_at: number;
 }
 
+export interface DeployEnvironmentTable {
+  id: Generated<number>;
+  cache_id: number;
+  name: string;
+  /** Bumped on every change agents act on; long polls compare against it. */
+  generation: number;
+  current_deployment_id: number | null;
+  created_at: number;
+}
+
+export interface DeploymentTable {
+  id: Generated<number>;
+  environment_id: number;
+  /** DeploymentState. */
+  state: string;
+  /** JSON: agent group (or "*") → {storePath, activation}. */
+  targets: string;
+  /** JSON RolloutSettings, defaults filled in. */
+  rollout: string;
+  /** JSON array of the store paths deployed before this one (pinned as rollback targets). */
+  previous: string;
+  created_by: string | null;
+  message: string | null;
+  rollback_of: number | null;
+  /** Why the deployment paused or failed. */
+  reason: string | null;
+  /** none | pending | running | succeeded | failed. */
+  migration_state: string;
+  migration_agent: string | null;
+  created_at: number;
+  finished_at: number | null;
+}
+
+export interface DeployAgentTable {
+  id: Generated<number>;
+  environment_id: number;
+  name: string;
+  group_name: string;
+  /** AgentState. */
+  state: string;
+  current_path: string | null;
+  /** The deployment the agent last reported about. */
+  deployment_id: number | null;
+  /** The deployment in which the agent was granted a slot (it counts as started there). */
+  run_deployment_id: number | null;
+  /** What the agent ran when it got that slot: where it returns on failure. */
+  previous_path: string | null;
+  /** Set while the agent holds a rollout slot of that deployment. */
+  slot_deployment_id: number | null;
+  slot_granted_at: number | null;
+  message: string | null;
+  last_seen_at: number;
+  created_at: number;
+}
+
+export interface DeployLogTable {
+  id: Generated<number>;
+  deployment_id: number;
+  agent: string;
+  step: string;
+  ok: number;
+  /** The tail of the step's output. */
+  log: string;
+  created_at: number;
+}
+
 export interface Database {
   cache: CacheTable;
   nar: NarTable;
@@ -207,4 +273,8 @@ export interface Database {
   cachix_pending: CachixPendingTable;
   cachix_pending_ref: CachixPendingRefTable;
   cachix_key: CachixKeyTable;
+  deploy_environment: DeployEnvironmentTable;
+  deployment: DeploymentTable;
+  deploy_agent: DeployAgentTable;
+  deploy_log: DeployLogTable;
 }

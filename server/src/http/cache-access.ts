@@ -51,18 +51,20 @@ export function assertCacheName(name: string): void {
   }
 }
 
-export async function requireCache(ctx: AppContext, req: FastifyRequest, name: string, need: PermissionName): Promise<CacheAccess> {
+/** `need`: the permission required, or a list of which any one will do (the first is named in a 403). */
+export async function requireCache(ctx: AppContext, req: FastifyRequest, name: string, need: PermissionName | readonly PermissionName[]): Promise<CacheAccess> {
   assertCacheName(name);
   const c = await caller(ctx, req);
   const permissions = c.permissionsFor(name);
   const cache = await ctx.caches.get(name);
   if (cache?.is_public) permissions.pull = true;
   if (!cache) throw canDiscover(permissions) ? new ServerError("NoSuchCache") : unauthorized(c, name);
-  if (!permissions[need]) {
+  const needs = typeof need === "string" ? [need] : need;
+  if (!needs.some((n) => permissions[n])) {
     // A public cache's implicit pull must not make the answer blame a missing permission when
     // the token (or its absence, or its scope) is the problem.
     if (!c.claims || !canDiscover(c.permissionsFor(name))) throw unauthorized(c, name);
-    throw accessError(need, name);
+    throw accessError(needs[0] as PermissionName, name);
   }
   return { cache, caller: c, permissions };
 }

@@ -32,6 +32,19 @@ import { registerCachixMultipartComplete } from "./cachix-multipart-complete.ts"
 import { registerCachixMultipartAbort } from "./cachix-multipart-abort.ts";
 import { registerCachixPartPut } from "./cachix-part-put.ts";
 import { registerCachixKey } from "./cachix-key.ts";
+import { registerDeployActivate } from "./deploy-activate.ts";
+import { registerDeployList } from "./deploy-list.ts";
+import { registerDeployStatus } from "./deploy-status.ts";
+import { registerDeployHistory } from "./deploy-history.ts";
+import { registerDeployLogs } from "./deploy-logs.ts";
+import { registerDeployPause } from "./deploy-pause.ts";
+import { registerDeployResume } from "./deploy-resume.ts";
+import { registerDeployRollback } from "./deploy-rollback.ts";
+import { registerAgentDesired } from "./agent-desired.ts";
+import { registerAgentReport } from "./agent-report.ts";
+import { registerAgentSlot } from "./agent-slot.ts";
+import { registerAgentMigration } from "./agent-migration.ts";
+import { deployWatch } from "../deploy/watch.ts";
 
 export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get("/", async (_req, reply) =>
@@ -75,4 +88,26 @@ export function registerRoutes(app: FastifyInstance, ctx: AppContext): void {
   registerCachixMultipartAbort(app, ctx);
   registerCachixPartPut(app, ctx);
   registerCachixKey(app, ctx);
+  // larder deploy (api/deploy-types.ts): operators, then agents.
+  registerDeployActivate(app, ctx);
+  registerDeployList(app, ctx);
+  registerDeployStatus(app, ctx);
+  registerDeployHistory(app, ctx);
+  registerDeployLogs(app, ctx);
+  registerDeployPause(app, ctx);
+  registerDeployResume(app, ctx);
+  registerDeployRollback(app, ctx);
+  registerAgentDesired(app, ctx);
+  registerAgentReport(app, ctx);
+  registerAgentSlot(app, ctx);
+  registerAgentMigration(app, ctx);
+  const watch = deployWatch(ctx);
+  app.addHook("onClose", (_app, done) => {
+    watch.close();
+    done();
+  });
+  ctx.metrics.agentStates ??= async () => {
+    const rows = await ctx.db.kysely.selectFrom("deploy_agent").select(["state", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("state").execute();
+    return new Map(rows.map((r) => [r.state, Number(r.n)]));
+  };
 }

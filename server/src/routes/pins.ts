@@ -14,12 +14,15 @@ import { requireCache } from "../http/cache-access.ts";
 import { findObject } from "../db/objects.ts";
 import { parseStorePath } from "../nix/store-path.ts";
 import { describeZodError } from "../api/cache-config-types.ts";
+import { isReservedPinName, RESERVED_PIN_PREFIX } from "../deploy/pins.ts";
 
 const PIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/;
 const pinBody = z.strictObject({ store_path: z.string() });
 
 function assertPinName(name: string): void {
   if (!PIN_NAME.test(name)) throw badRequest(`invalid pin name "${name.slice(0, 100)}": use 1–100 of A-Z a-z 0-9 . _ + -, starting with a letter or digit`);
+  // larder deploy keeps deployed closures and their rollback targets under these names.
+  if (isReservedPinName(name)) throw badRequest(`pin names starting with "${RESERVED_PIN_PREFIX}" are reserved for larder deploy`);
 }
 
 export function registerPins(app: FastifyInstance, ctx: AppContext): void {
