@@ -28,6 +28,23 @@
  *   POST /_api/v1/agent/{cache}/{env}/migration       MigrationReport → AgentAck
  *
  * Errors use the server's usual `{code, error, message}` body.
+ *
+ * An agent's turn, as the server (server/src/deploy/rollout.ts) expects it:
+ *   1. poll `desired`; a deployment in state "prefetching" or "rolling" whose target differs
+ *      from what the agent runs: fetch the closure, report `prefetched` (with deploymentId).
+ *      An agent already running its target reports `healthy` on it and is done.
+ *   2. ask for a `slot` until granted (every live agent must have prefetched first; then
+ *      maxUnavailable, canaries, and the migration gate apply). Asking again while holding it is
+ *      harmless and answers the same (`runMigration` again while the migration is still its own).
+ *   3. with `runMigration`: run it, post `migration` {ok}; a failure ends the turn.
+ *   4. report `activating`, switch, `checking`, then `healthy` on the target (frees the slot), or
+ *      `failed` (frees the slot; the deployment pauses, rolls back or carries on per settings),
+ *      then `rolling-back` / `rolled-back` on `previous`. Report at least every leaseSeconds
+ *      while holding a slot, or lose it (state `lost`).
+ *   A deployment in state "rolled-back" (autoRollback) means: every agent that switched to the
+ *   target returns to its `previous`. "paused": finish the current step, ask for no slot.
+ *   Agents silent longer than agentTimeoutSeconds count neither for the prefetch barrier nor
+ *   for success; they follow the current deployment whenever they come back.
  */
 import { z } from "zod";
 
