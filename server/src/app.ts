@@ -17,6 +17,7 @@ import { settleUnreadBody } from "./http/unread-body.ts";
 import { clientGone } from "./ingest/failures.ts";
 import { requestId } from "./http/request-id.ts";
 import { recordResponse } from "./http/record.ts";
+import { cacheHostRewriter, cacheOfHost } from "./cachix/uri.ts";
 import { withFastReads, type RequestHandler } from "./http/fast-reads.ts";
 
 /** Counts and times every answer (and logs writes and failures); bound to its route's URL pattern. */
@@ -55,6 +56,7 @@ export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstanc
     requestTimeout: 0,
     // headersTimeout is enforced by a sweep every connectionsCheckingInterval.
     http: { headersTimeout: ctx.config.timeouts.headersMs, connectionsCheckingInterval: Math.min(5000, ctx.config.timeouts.headersMs || 5000) },
+    ...(ctx.config.cachixCacheDomain !== undefined && { rewriteUrl: cacheHostRewriter(ctx.config.cachixCacheDomain) }),
     // The server Fastify would make (its lib/server.js, HTTP/1), with the fast path in front.
     ...(fastReads && {
       serverFactory: (handler: RequestHandler, o: { http: ServerOptions; keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number }) => {
@@ -83,9 +85,11 @@ export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstanc
 
   // Callback hooks, not async ones: an async hook costs a promise per request on every route.
   const allowedHosts = ctx.config.allowedHosts;
+  const cacheDomain = ctx.config.cachixCacheDomain;
+  const isCacheHost = (host: string) => cacheDomain !== undefined && cacheOfHost(host, cacheDomain) !== undefined;
   app.addHook("onRequest", (req, _reply, done) => {
     const host = req.headers.host;
-    if (host !== undefined && host !== "" && (allowedHosts.length === 0 || allowedHosts.includes(host))) return done();
+    if (host !== undefined && host !== "" && (allowedHosts.length === 0 || allowedHosts.includes(host) || isCacheHost(host))) return done();
     // A load balancer's health check names the target by its address; health says nothing private.
     const q = req.url.indexOf("?");
     if (HEALTH_PATHS.has(q < 0 ? req.url : req.url.slice(0, q))) return done();

@@ -34,6 +34,8 @@ export interface Config {
   allowedHosts: string[];
   apiEndpoint?: string;
   substituterEndpoint?: string;
+  /** Each cache is also served at `<cache>.<cachixCacheDomain>` (cachix/uri.ts). */
+  cachixCacheDomain?: string;
   softDeleteCaches: boolean;
   maxNarInfoSize: number;
   /** Largest uncompressed NAR accepted on upload. */
@@ -325,6 +327,7 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
     allowedHosts: p["allowed-hosts"],
     ...(p["api-endpoint"] !== undefined && { apiEndpoint: p["api-endpoint"] }),
     ...(p["substituter-endpoint"] !== undefined && { substituterEndpoint: p["substituter-endpoint"] }),
+    ...(p["cachix-cache-domain"] !== undefined && { cachixCacheDomain: p["cachix-cache-domain"] }),
     softDeleteCaches: p["soft-delete-caches"],
     maxNarInfoSize: p["max-nar-info-size"],
     maxNarSize: p["max-nar-size"],

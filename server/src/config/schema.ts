@@ -78,6 +78,13 @@ export const configSchema = z.strictObject({
     .describe("Public URL of this server, ending in '/'. Without it, it is derived from Host and X-Forwarded-Proto."),
   "substituter-endpoint": endpoint.optional()
     .describe("Public URL that substituters use, ending in '/'; defaults to api-endpoint."),
+  "cachix-cache-domain": z
+    .string()
+    .regex(/^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be a lowercase DNS name such as \"cachix.example.com\"")
+    .optional()
+    .describe(
+      "Also serve each cache at its own host, `<cache>.<this domain>` (needs wildcard DNS and a wildcard certificate), and give that host to the Cachix client as the cache's `uri`. `cachix use` on a private cache writes a netrc entry for the uri minus its scheme, which Nix matches by host name only; without this key the uri is the cache's substituter URL, whose path keeps that entry from matching (public caches work either way). docs/CACHIX.md.",
+    ),
   "soft-delete-caches": z.boolean().default(false)
     .describe("Keep destroyed caches' rows (name stays taken) instead of deleting them."),
   "require-proof-of-possession": z.boolean().default(true)
