@@ -12,6 +12,8 @@ import { requireCache } from "../http/cache-access.ts";
 import { cacheHasUploadFile, findServedNar } from "../db/nars.ts";
 import { findObject } from "../db/objects.ts";
 import { atticNarPath, narFileName } from "./paths.ts";
+import { sendFileSpan } from "../http/send-file.ts";
+import { settleUnreadBody } from "../http/unread-body.ts";
 
 const PRESIGN_SECONDS = 600;
 
@@ -84,6 +86,21 @@ export function registerNarGet(app: FastifyInstance, ctx: AppContext, prefix = "
       return reply;
     }
     ctx.accessTracker.touchNar(cache.id, nar.id);
+    if (ctx.storage.openFile !== undefined) {
+      const file = await ctx.storage.openFile(nar.storage_key, range);
+      ctx.metrics.bytesServed.inc(range ? range.end - range.start + 1 : nar.file_size);
+      // What the onSend hook does for replies Fastify sends (app.ts); a hijacked reply skips it.
+      if (!req.raw.complete && settleUnreadBody(req.raw, reply.raw)) reply.header("connection", "close");
+      reply.hijack();
+      reply.raw.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string | number>);
+      sendFileSpan(reply.raw, file.handle, file.start, file.end)
+        .catch((e: unknown) => {
+          if (!reply.raw.destroyed) req.log.warn({ err: e, key: nar.storage_key }, "NAR download cut off");
+          reply.raw.destroy();
+        })
+        .finally(() => void file.handle.close().catch(() => undefined));
+      return reply;
+    }
     const body = await ctx.storage.get(nar.storage_key, range);
     ctx.metrics.bytesServed.inc(range ? range.end - range.start + 1 : nar.file_size);
     return reply.send(body);

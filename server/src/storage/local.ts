@@ -12,6 +12,7 @@ import {
   StorageNotFoundError,
   StorageRangeError,
   type ByteRange,
+  type OpenedFile,
   type Storage,
   type StoredObject,
 } from "./types.ts";
@@ -34,6 +35,33 @@ export async function createLocalStorage(opts: LocalStorageOptions): Promise<Sto
   }
   await removeStaleTempFiles(tmpDir);
   const fileOf = (key: string): string => path.join(root, ...key.split("/"));
+
+  const openFile = async (key: string, range?: ByteRange): Promise<OpenedFile> => {
+    assertValidKey(key);
+    assertValidRange(key, range);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(fileOf(key), "r");
+    } catch (err) {
+      if (isMissing(err)) throw new StorageNotFoundError(`storage object ${key} not found`);
+      throw wrap("get", key, err);
+    }
+    try {
+      const stat = await handle.stat();
+      // A key that names a directory (a prefix of other keys) is not an object, as on S3.
+      if (!stat.isFile()) throw new StorageNotFoundError(`storage object ${key} not found`);
+      const size = stat.size;
+      if (range === undefined) return { handle, start: 0, end: size - 1 };
+      if (range.start >= size) {
+        throw new StorageRangeError(`range start ${range.start} is past the end of ${key} (${size} bytes)`);
+      }
+      return { handle, start: range.start, end: Math.min(range.end ?? size - 1, size - 1) };
+    } catch (err) {
+      await handle.close().catch(() => {});
+      if (err instanceof StorageError || err instanceof StorageNotFoundError) throw err;
+      throw wrap("get", key, err);
+    }
+  };
 
   const put = async (key: string, body: Readable): Promise<StoredObject> => {
     assertValidKey(key);
@@ -102,32 +130,11 @@ export async function createLocalStorage(opts: LocalStorageOptions): Promise<Sto
     },
 
     async get(key: string, range?: ByteRange): Promise<Readable> {
-      assertValidKey(key);
-      assertValidRange(key, range);
-      let handle: fs.FileHandle;
-      try {
-        handle = await fs.open(fileOf(key), "r");
-      } catch (err) {
-        if (isMissing(err)) throw new StorageNotFoundError(`storage object ${key} not found`);
-        throw wrap("get", key, err);
-      }
-      try {
-        const stat = await handle.stat();
-        // A key that names a directory (a prefix of other keys) is not an object, as on S3.
-        if (!stat.isFile()) throw new StorageNotFoundError(`storage object ${key} not found`);
-        const size = stat.size;
-        if (range === undefined) return handle.createReadStream();
-        if (range.start >= size) {
-          throw new StorageRangeError(`range start ${range.start} is past the end of ${key} (${size} bytes)`);
-        }
-        const end = Math.min(range.end ?? size - 1, size - 1);
-        return handle.createReadStream({ start: range.start, end });
-      } catch (err) {
-        await handle.close().catch(() => {});
-        if (err instanceof StorageError || err instanceof StorageNotFoundError) throw err;
-        throw wrap("get", key, err);
-      }
+      const { handle, start, end } = await openFile(key, range);
+      return range === undefined ? handle.createReadStream() : handle.createReadStream({ start, end });
     },
+
+    openFile,
 
     async head(key: string): Promise<StoredObject | null> {
       assertValidKey(key);

@@ -27,6 +27,13 @@ export interface StoredObject {
   size: number;
 }
 
+export interface OpenedFile {
+  handle: import("node:fs/promises").FileHandle;
+  start: number;
+  /** Inclusive; start > end for an empty object. */
+  end: number;
+}
+
 export interface Storage {
   /** Streams `body` to `key`. Atomic: readers see the whole object or nothing (temp file + rename; S3 single PUT or
    *  completed multipart upload). Overwriting an existing key is allowed (keys are content addresses). Returns the
@@ -39,6 +46,10 @@ export interface Storage {
   putFile?(key: string, path: string): Promise<StoredObject>;
   /** A stream of the object's bytes (or of the range). Throws StorageNotFoundError if absent. */
   get(key: string, range?: ByteRange): Promise<Readable>;
+  /** The object's file, opened, with the inclusive byte span to send (the range, or all of it), for a server that
+   *  copies the bytes to a socket itself; the caller closes the handle. The same errors as get(). Optional: only
+   *  backends with local files have it. */
+  openFile?(key: string, range?: ByteRange): Promise<OpenedFile>;
   head(key: string): Promise<StoredObject | null>;
   /** Deleting a missing key succeeds (GC must never stall on an already-missing object). */
   delete(key: string): Promise<void>;
