@@ -1,9 +1,10 @@
 # The EC2 host profile: what the AWS stack's user data imports. It runs services.larder on
 # RDS PostgreSQL and S3. The stack hands over only non-secret values (ARNs, names, endpoints);
-# the secrets are fetched from Secrets Manager at boot with the instance role and written to
-# root-only files under /run that larder loads as systemd credentials, so they never enter the
-# Nix store, the user data, Terraform outputs or a process environment. See
-# docs/NIXOS_MODULES.md, "EC2 host profile".
+# the secrets are fetched from Secrets Manager at boot and every few minutes with the instance
+# role and written to files under /run (the token key root-only, loaded as a systemd credential;
+# the database URL readable by larder's group and read in place, so an RDS password rotation
+# needs no restart). They never enter the Nix store, the user data, Terraform outputs or a
+# process environment. See docs/NIXOS_MODULES.md, "EC2 host profile".
 { config, lib, pkgs, modulesPath, ... }:
 let
   inherit (lib) mkOption types;
@@ -25,7 +26,7 @@ let
 
   fetchSecrets = pkgs.writeShellApplication {
     name = "larder-aws-secrets";
-    runtimeInputs = [ pkgs.awscli2 pkgs.jq pkgs.coreutils pkgs.curl pkgs.gnugrep config.systemd.package ];
+    runtimeInputs = [ pkgs.awscli2 pkgs.jq pkgs.coreutils pkgs.diffutils pkgs.findutils pkgs.curl pkgs.gnugrep config.systemd.package ];
     text = (import ./scripts.nix).awsSecrets {
       inherit (cfg) region tokenSecretArn;
       databaseSecretArn = cfg.database.masterUserSecretArn;
@@ -36,6 +37,7 @@ let
       dir = secretsDir;
       tokenFile = "token";
       databaseUrlFile = "database-url";
+      databaseGroup = config.systemd.services.larder.serviceConfig.Group;
     };
   };
 
@@ -171,8 +173,13 @@ in
     };
     secretsRefreshInterval = mkOption {
       type = types.str;
-      default = "1h";
-      description = "How often the secrets are fetched again; larder restarts when they changed (RDS rotation).";
+      default = "2m";
+      description = ''
+        How often the secrets are fetched again (systemd time span). A rotated database password
+        (RDS rotates it every 7 days by default) is used from larderd's next connection after the
+        fetch, without a restart; until then new connections fail, so keep this short (each fetch is
+        two Secrets Manager calls). A changed token signing key restarts larder.
+      '';
     };
   };
 
@@ -189,6 +196,8 @@ in
         ${tokenCredential} = "${secretsDir}/token";
         database-url = "${secretsDir}/database-url";
       };
+      # Read in place on every new connection, not copied at start: RDS rotations need no restart.
+      liveCredentials = [ "database-url" ];
       environment = { AWS_REGION = cfg.region; };
       settings = {
         # The URL, with its password, is a credential.
@@ -270,7 +279,8 @@ in
         RestartSec = "30s";
         ExecStart = lib.getExe fetchSecrets;
         RuntimeDirectory = "larder-aws";
-        RuntimeDirectoryMode = "0700";
+        # Traversable, not listable: larder reads the database URL by name; each file has its own mode.
+        RuntimeDirectoryMode = "0711";
         # The files must outlive this oneshot: larder loads them on every (re)start.
         RuntimeDirectoryPreserve = true;
         PrivateTmp = true;
@@ -283,7 +293,7 @@ in
       wantedBy = [ "timers.target" ];
       timerConfig = {
         OnUnitActiveSec = cfg.secretsRefreshInterval;
-        RandomizedDelaySec = "5m";
+        RandomizedDelaySec = "20s";
       };
     };
   };

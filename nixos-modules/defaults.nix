@@ -225,7 +225,8 @@ in
   # The unit loads each (LoadCredential=<name>:<path>) and server.toml names it by the relative
   # path <name>, which larderd looks up in $CREDENTIALS_DIRECTORY: the value is in neither the
   # store nor the environment. `dummy` is what the build-time config check reads instead (only
-  # its shape is checked); `token` marks the signing keys (one of them is required).
+  # its shape is checked); `token` marks the signing keys (one of them is required); `live` the
+  # ones larderd re-reads while it runs (others are read once at start).
   secrets = [
       { name = "token-hs256-secret-base64"; path = [ "jwt" "signing" "token-hs256-secret-base64-file" ]; token = true;
         dummy = "bGFyZGVyLWJ1aWxkLXRpbWUtY2hlY2stbm90LWEtcmVhbC1zZWNyZXQtMDEyMzQ1Njc4OQ=="; }
@@ -234,9 +235,10 @@ in
         dummy = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCi0tLS0tRU5EIFBSSVZBVEUgS0VZLS0tLS0K"; }
       { name = "token-rs256-pubkey-base64"; path = [ "jwt" "signing" "token-rs256-pubkey-base64-file" ]; token = true;
         dummy = "LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0KLS0tLS1FTkQgUFVCTElDIEtFWS0tLS0tCg=="; }
-      { name = "database-url"; path = [ "database" "url-file" ]; token = false;
+      # live: larderd reads the file again for every new connection (services.larder.liveCredentials).
+      { name = "database-url"; path = [ "database" "url-file" ]; token = false; live = true;
         dummy = "postgresql://larder@localhost/larder"; }
-      { name = "database-password"; path = [ "database" "password-file" ]; token = false;
+      { name = "database-password"; path = [ "database" "password-file" ]; token = false; live = true;
         dummy = "build-time-check"; }
       { name = "s3-access-key-id"; path = [ "storage" "credentials" "access_key_id_file" ]; token = false;
         dummy = "AKIDBUILDTIMECHECK"; }

@@ -57,15 +57,22 @@ let
   renderedSettings = dropNulls cfg.settings;
 
   configFile = format.generate "larder-server.toml" renderedSettings;
+  # What the build-time check reads: the same, but with live credentials named like the copied
+  # ones (relative to $CREDENTIALS_DIRECTORY), since their real files exist only on the host.
+  checkFile = if liveNames == [ ] then configFile else format.generate "larder-server-check.toml"
+    (lib.foldl' (acc: name: lib.recursiveUpdate acc (lib.setAttrByPath secretsByName.${name}.path name)) renderedSettings liveNames);
 
   secretsByName = lib.listToAttrs (map (c: lib.nameValuePair c.name c) defaults.secrets);
   credentialNames = builtins.filter (name: cfg.credentials.${name} != null) (builtins.attrNames secretsByName);
+  liveNames = builtins.filter (name: cfg.credentials.${name} != null) cfg.liveCredentials;
+  copiedNames = builtins.filter (name: !(lib.elem name cfg.liveCredentials)) credentialNames;
+  liveSecretNames = map (c: c.name) (builtins.filter (c: c.live or false) defaults.secrets);
   hasTokenCredential = lib.any (name: secretsByName.${name}.token) credentialNames;
 
   # The config is checked at build time by the server itself (scripts.nix, configCheck).
   checkedConfig = pkgs.runCommand "larder-server-checked.toml" { } (scripts.configCheck {
     larderd = lib.getExe' cfg.package "larderd";
-    inherit configFile;
+    inherit configFile checkFile;
     credentials = map (name: { inherit name; inherit (secretsByName.${name}) dummy; }) credentialNames;
     needsToken = !hasTokenCredential;
     needsDatabaseUrl = renderedSettings.database.url or null == null && cfg.credentials.database-url == null;
@@ -81,7 +88,7 @@ let
     StateDirectory = "larder";
     StateDirectoryMode = "0700";
     EnvironmentFile = lib.optional (cfg.environmentFile != null) cfg.environmentFile;
-    LoadCredential = map (name: "${name}:${cfg.credentials.${name}}") credentialNames;
+    LoadCredential = map (name: "${name}:${cfg.credentials.${name}}") copiedNames;
     ReadWritePaths = extraWritablePaths;
     # setrlimit is filtered below, so the descriptor limit for many concurrent NARs is set here.
     LimitNOFILE = 65536;
@@ -226,10 +233,24 @@ in
       '';
     };
 
+    liveCredentials = mkOption {
+      type = types.listOf (types.enum liveSecretNames);
+      default = [ ];
+      example = [ "database-password" ];
+      description = ''
+        Credentials larderd reads from their path for every new database connection instead of
+        from a copy systemd takes at start (LoadCredential), so a secret that is rewritten in place
+        (write a temporary file, then rename it over) is used without a restart: a rotated database
+        password. Each file must be readable by the group `larder` (e.g. mode 0440, owner root,
+        group larder), which needs the static user (`dynamicUser` defaults to false then). Other
+        secrets are read once at start: change them and restart larder.
+      '';
+    };
+
     dynamicUser = mkOption {
       type = types.bool;
-      default = extraWritablePaths == [ ];
-      defaultText = literalExpression "true unless storage.path or a SQLite file is outside /var/lib/larder";
+      default = extraWritablePaths == [ ] && cfg.liveCredentials == [ ];
+      defaultText = literalExpression "true unless storage.path or a SQLite file is outside /var/lib/larder, or liveCredentials is set";
       description = ''
         Run as a transient DynamicUser `larder` (true), or as a static system user and group
         `larder` that the module creates (false). Directories outside /var/lib/larder (local
@@ -310,6 +331,14 @@ in
           message = "services.larder: ${lib.concatStringsSep " and " extraWritablePaths} is outside /var/lib/larder, which a DynamicUser cannot own; leave services.larder.dynamicUser at its default (false here: a static `larder` user) or keep the data under /var/lib/larder.";
         }
         {
+          assertion = !cfg.dynamicUser || cfg.liveCredentials == [ ];
+          message = "services.larder.liveCredentials are read by larderd from their own files, which need a group that exists before the service starts; leave services.larder.dynamicUser at its default (false here: a static `larder` user and group).";
+        }
+        {
+          assertion = lib.all (name: cfg.credentials.${name} != null) cfg.liveCredentials;
+          message = "services.larder.liveCredentials: ${lib.concatStringsSep ", " (lib.filter (name: cfg.credentials.${name} == null) cfg.liveCredentials)} has no file; set services.larder.credentials.<name> to its path.";
+        }
+        {
           assertion = !cfg.nginx.enable || cfg.nginx.hostName != null;
           message = "services.larder.nginx.enable needs services.larder.nginx.hostName (the cache's domain).";
         }
@@ -364,8 +393,10 @@ in
     }
 
     {
-      # Each credential is named in server.toml by its path relative to $CREDENTIALS_DIRECTORY.
-      services.larder.settings = mkMerge (map (name: lib.setAttrByPath secretsByName.${name}.path name) credentialNames);
+      # Each copied credential is named in server.toml by its path relative to
+      # $CREDENTIALS_DIRECTORY; a live one by its own absolute path.
+      services.larder.settings = mkMerge (map (name: lib.setAttrByPath secretsByName.${name}.path name) copiedNames
+        ++ map (name: lib.setAttrByPath secretsByName.${name}.path cfg.credentials.${name}) liveNames);
     }
 
     (mkIf (cfg.credentials.database-url != null) {

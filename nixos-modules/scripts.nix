@@ -15,7 +15,9 @@ rec {
   # stand-in of the right shape; a signing key or database URL that only the environment file
   # provides at runtime gets a throwaway one.
   #   credentials: [ { name, dummy } ]
-  configCheck = { larderd, configFile, credentials, needsToken, needsDatabaseUrl }: ''
+  #   checkFile: what larderd checks, when it differs from configFile only in naming live
+  #   credentials by their credential name instead of their path on the host
+  configCheck = { larderd, configFile, checkFile ? configFile, credentials, needsToken, needsDatabaseUrl }: ''
     set -eu
     : "''${out:?set by the Nix builder}"
     export HOME="$TMPDIR"
@@ -30,7 +32,7 @@ rec {
     ${optional needsDatabaseUrl ''
       export LARDER_SERVER_DATABASE_URL="sqlite://$TMPDIR/check.db"
     ''}
-    ${escape larderd} --config ${escape configFile} --mode check-config
+    ${escape larderd} --config ${escape checkFile} --mode check-config
     cp ${escape configFile} "$out"
   '';
 
@@ -70,12 +72,16 @@ rec {
     exec "$(dirname "$(readlink -f "$0")")/larderd" "$@"
   '';
 
-  # The EC2 host profile's secret fetch: each secret from Secrets Manager into a root-only file
-  # that larder.service loads as a systemd credential (never into its environment).
-  #   dir: where the files go; tokenFile/databaseUrlFile: their names in it
+  # The EC2 host profile's secret fetch, run at boot and then every few minutes: each secret from
+  # Secrets Manager into a file, never into an environment. The token signing key is root-only
+  # and loaded as a systemd credential (a copy taken at start, so a new key restarts larder). The
+  # database URL is readable by larder's group and read by larderd in place for every new
+  # connection, so a rotated RDS password is used without a restart once it is fetched.
+  #   dir: where the files go (traversable, not listable); tokenFile/databaseUrlFile: their names
+  #   in it; databaseGroup: the group that may read the database URL
   #   sslParameters: the URL's TLS query ("sslmode=…"); caFetch: null or { url, file } for the
-  #   RDS CA bundle fetched at boot
-  awsSecrets = { region, tokenSecretArn, databaseSecretArn, host, port, name, sslParameters, caFetch ? null, dir, tokenFile, databaseUrlFile }: ''
+  #   RDS CA bundle, fetched when missing or a day old
+  awsSecrets = { region, tokenSecretArn, databaseSecretArn, host, port, name, sslParameters, caFetch ? null, dir, tokenFile, databaseUrlFile, databaseGroup }: ''
     # Never trace: the values below are secrets.
     set +x
     umask 077
@@ -97,19 +103,22 @@ rec {
 
     ${optional (caFetch != null) ''
       # Public data, but it decides whom larder trusts: only over https, only if it parses as
-      # certificates, and never replacing a good bundle with a failed download.
+      # certificates, and never replacing a good bundle with a failed download. Fetched when
+      # missing or a day old, not on every refresh of the secrets.
       install -d -m 0755 ${escape (dirOf caFetch.file)}
-      if curl -fsS --retry 5 --retry-connrefused --max-time 60 -o ${escape "${caFetch.file}.new"} ${escape caFetch.url} \
-          && grep -q -- '-----BEGIN CERTIFICATE-----' ${escape "${caFetch.file}.new"}; then
-        chmod 0644 ${escape "${caFetch.file}.new"}
-        mv -f ${escape "${caFetch.file}.new"} ${escape caFetch.file}
-      else
-        rm -f ${escape "${caFetch.file}.new"}
-        if [ ! -s ${escape caFetch.file} ]; then
-          printf '%s\n' "larder-aws-secrets: cannot fetch the RDS CA bundle from "${escape caFetch.url}"; larder cannot verify the database (database.tls = verify-full)" >&2
-          exit 1
+      if [ ! -s ${escape caFetch.file} ] || [ -z "$(find ${escape caFetch.file} -mmin -1440)" ]; then
+        if curl -fsS --retry 5 --retry-connrefused --max-time 60 -o ${escape "${caFetch.file}.new"} ${escape caFetch.url} \
+            && grep -q -- '-----BEGIN CERTIFICATE-----' ${escape "${caFetch.file}.new"}; then
+          chmod 0644 ${escape "${caFetch.file}.new"}
+          mv -f ${escape "${caFetch.file}.new"} ${escape caFetch.file}
+        else
+          rm -f ${escape "${caFetch.file}.new"}
+          if [ ! -s ${escape caFetch.file} ]; then
+            printf '%s\n' "larder-aws-secrets: cannot fetch the RDS CA bundle from "${escape caFetch.url}"; larder cannot verify the database (database.tls = verify-full)" >&2
+            exit 1
+          fi
+          echo "larder-aws-secrets: RDS CA bundle not refreshed; using the one from an earlier fetch" >&2
         fi
-        echo "larder-aws-secrets: RDS CA bundle not refreshed; using the one from an earlier boot" >&2
       fi
     ''}
     token=$(secret ${escape tokenSecretArn})
@@ -130,36 +139,43 @@ rec {
       exit 1
     }
 
+    # Names are not secret: larder's user may reach a file it knows, but not list the directory.
     mkdir -p ${escape dir}
+    chmod 0711 ${escape dir}
     created=false
-    changed=false
+    token_changed=false
+    url_changed=false
     # Each file is replaced whole (write, then rename), so a reader never sees half of one.
+    #   put NAME VALUE MODE [GROUP]: status 0 when the file is new or changed
     put() {
       local target=${escape dir}/$1 tmp
       tmp=$(mktemp ${escape dir}/.new.XXXXXX)
       printf '%s' "$2" > "$tmp"
-      chmod 0400 "$tmp"
+      if [ -n "''${4:-}" ]; then chgrp "$4" "$tmp"; fi
+      chmod "$3" "$tmp"
       if [ -e "$target" ] && cmp -s "$tmp" "$target"; then
         rm -f "$tmp"
-        return 0
+        return 1
       fi
-      if [ -e "$target" ]; then changed=true; else created=true; fi
+      if [ ! -e "$target" ]; then created=true; fi
       mv -f "$tmp" "$target"
     }
-    put ${escape tokenFile} "$token"
-    put ${escape databaseUrlFile} "$url"
+    if put ${escape tokenFile} "$token" 0400; then token_changed=true; fi
+    if put ${escape databaseUrlFile} "$url" 0440 ${escape databaseGroup}; then url_changed=true; fi
 
     # The first success may come from a retry, long after larder's own start failed for want of
-    # these files (e.g. the token secret got its value after the instance booted): start it now.
+    # these files (e.g. the token secret got its value after the instance booted): start it now
+    # (--no-block: larder.service is ordered after this unit).
     if [ "$created" = true ]; then
       systemctl start --no-block larder.service
-    fi
-    # A credential is copied when the unit starts: a rotated secret (RDS rotates the master
-    # password, 7 days by default) reaches the server on restart; --no-block because
-    # larder.service is ordered after this unit.
-    if [ "$changed" = true ]; then
-      echo "larder-aws-secrets: secrets changed, restarting larder" >&2
+    elif [ "$token_changed" = true ]; then
+      # A credential is a copy taken when the unit starts, and the key is read once.
+      echo "larder-aws-secrets: the token signing key changed, restarting larder" >&2
       systemctl try-restart --no-block larder.service
+    elif [ "$url_changed" = true ]; then
+      # RDS rotated the master password (7 days by default): larderd reads this file for each
+      # new connection, so no restart; open connections stay valid.
+      echo "larder-aws-secrets: the database password changed; larder uses it from its next connection" >&2
     fi
   '';
 

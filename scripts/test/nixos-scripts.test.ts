@@ -23,7 +23,7 @@ if (tools.length > 0 && process.env.CI === "true") throw new Error(`missing ${to
 const SCRIPTS = join(REPO, "nixos-modules", "scripts.nix");
 const LARDERD = join(REPO, "server", "bin", "larderd.js");
 
-interface Secret { name: string; path: string[]; token: boolean; dummy: string }
+interface Secret { name: string; path: string[]; token: boolean; dummy: string; live?: boolean }
 
 function nixEval<T>(expr: string): T {
   const dir = tempDir();
@@ -113,8 +113,8 @@ describe.skipIf(tools.length > 0)("NixOS module scripts (nixos-modules/scripts.n
       ["larderd-admin (package)", asShellScript(nixEval<string>(`(import ${SCRIPTS}).packageAdmin`))],
       ["larder-server-checked.toml (build step)", script("configCheck", { ...stand, credentials: secrets.map((s) => ({ name: s.name, dummy: s.dummy })), needsToken: true, needsDatabaseUrl: true })],
       ["larder-server-checked.toml (no credentials)", script("configCheck", { ...stand, credentials: [], needsToken: false, needsDatabaseUrl: false })],
-      ["larder-aws-secrets", asShellApplication(script("awsSecrets", { region: "eu-west-1", tokenSecretArn: "arn:aws:secretsmanager:eu-west-1:1:secret:t", databaseSecretArn: "arn:aws:secretsmanager:eu-west-1:1:secret:rds!db-1", host: "db.example", port: "5432", name: "larder", sslParameters: "sslmode=verify-full&sslrootcert=/var/lib/larder-aws/rds-ca-bundle.pem", caFetch: { url: "https://truststore.example/global-bundle.pem", file: "/var/lib/larder-aws/rds-ca-bundle.pem" }, dir: "/run/larder-aws", tokenFile: "token", databaseUrlFile: "database-url" }))],
-      ["larder-aws-secrets (CA bundle packaged)", asShellApplication(script("awsSecrets", { region: "eu-west-1", tokenSecretArn: "t", databaseSecretArn: "d", host: "db", port: "5432", name: "larder", sslParameters: "sslmode=no-verify", caFetch: null, dir: "/run/larder-aws", tokenFile: "token", databaseUrlFile: "database-url" }))],
+      ["larder-aws-secrets", asShellApplication(script("awsSecrets", { region: "eu-west-1", tokenSecretArn: "arn:aws:secretsmanager:eu-west-1:1:secret:t", databaseSecretArn: "arn:aws:secretsmanager:eu-west-1:1:secret:rds!db-1", host: "db.example", port: "5432", name: "larder", sslParameters: "sslmode=verify-full&sslrootcert=/var/lib/larder-aws/rds-ca-bundle.pem", caFetch: { url: "https://truststore.example/global-bundle.pem", file: "/var/lib/larder-aws/rds-ca-bundle.pem" }, dir: "/run/larder-aws", tokenFile: "token", databaseUrlFile: "database-url", databaseGroup: "larder" }))],
+      ["larder-aws-secrets (CA bundle packaged)", asShellApplication(script("awsSecrets", { region: "eu-west-1", tokenSecretArn: "t", databaseSecretArn: "d", host: "db", port: "5432", name: "larder", sslParameters: "sslmode=no-verify", caFetch: null, dir: "/run/larder-aws", tokenFile: "token", databaseUrlFile: "database-url", databaseGroup: "larder" }))],
       ["larder-aws-disk-metric", asShellApplication(script("awsDiskMetric", { region: "eu-west-1", namespace: "larder", dimensions: "Deployment=prod,Mode=monolithic" }))],
     ];
     it.each(cases)("%s is clean", (_name, text) => {
@@ -152,6 +152,32 @@ describe.skipIf(tools.length > 0)("NixOS module scripts (nixos-modules/scripts.n
       expect(readFileSync(out, "utf8")).toBe(toml);
     }
   }, 180_000);
+
+  it("a live credential (read in place on the host) is checked under its credential name, and installed with its host path", () => {
+    const dir = tempDir();
+    const larderd = larderdStandIn(dir);
+    const live = secrets.find((s) => s.name === "database-url");
+    expect(live).toMatchObject({ live: true });
+    const body = (urlFile: string) => ['listen = "127.0.0.1:8080"', `[database]\n"url-file" = "${urlFile}"`, `[storage]\ntype = "local"\npath = "${dir}/nars"`].join("\n");
+    const configFile = join(dir, "host.toml");
+    const checkFile = join(dir, "check.toml");
+    writeFileSync(configFile, body("/run/larder-aws/database-url"));
+    writeFileSync(checkFile, body("database-url"));
+    const check = (args: Record<string, unknown>, name: string) => {
+      const tmp = join(dir, `tmp-${name}`);
+      mkdirSync(tmp);
+      const out = join(dir, `${name}.out`);
+      const r = spawnSync("bash", ["-c", script("configCheck", { larderd, configFile, credentials: [{ name: "database-url", dummy: live?.dummy }], needsToken: true, needsDatabaseUrl: false, ...args })], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH, TMPDIR: tmp, out } });
+      return { ...r, out };
+    };
+    const ok = check({ checkFile }, "live");
+    expect(ok.stderr).toBe("");
+    expect(readFileSync(ok.out, "utf8")).toBe(body("/run/larder-aws/database-url"));
+    // Checking the host's file itself cannot work at build time: the path exists only on the host.
+    const direct = check({}, "direct");
+    expect(direct.status).not.toBe(0);
+    expect(direct.stderr).toContain("/run/larder-aws/database-url: no such file");
+   }, 60_000);
 
   describe("larderd-admin with the exact command lines the ops scripts send", () => {
     function setUp() {

@@ -7,33 +7,17 @@
 import { randomBytes } from "node:crypto";
 import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterUnavailableReason, startPostgresCluster, type PostgresCluster } from "./support/postgres-cluster.ts";
 import { missing } from "./support/requirements.ts";
 import { startS3rver, type S3rverHandle } from "./support/s3rver.ts";
 import { runLarderd, startDaemon, type Daemon } from "./support/daemon.ts";
-import { checkServed, createCache, startLoad, type Answer, type Load } from "./support/load.ts";
+import { createCache } from "./support/load.ts";
+import { admin, terminateLarder, underLoad as underLoadOf } from "./support/db-faults.ts";
 import { makeTempDir, type TempDir } from "./support/tmp.ts";
 
 const why = clusterUnavailableReason();
 const skip = why !== null && !missing(why, "PostgreSQL faults under load (needs a cluster of its own to restart)");
-
-async function admin<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(text)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
-const terminateLarder = (cluster: PostgresCluster) =>
-  admin(cluster.url, "select pg_terminate_backend(pid) from pg_stat_activity where usename = 'larder' and pid <> pg_backend_pid()");
-
-/** Answers other than 200 and 503 (a 500, a dropped connection, a timeout). */
-const unexpected = (answers: Answer[]) => answers.filter((a) => a.status !== 200 && a.status !== 503);
 
 describe.skipIf(skip)("PostgreSQL faults under load (8 clients pushing and pulling)", () => {
   let cluster: PostgresCluster;
@@ -86,33 +70,7 @@ describe.skipIf(skip)("PostgreSQL faults under load (8 clients pushing and pulli
     await dir?.cleanup();
   });
 
-  /** Runs the load, applies `fault`, and checks what the clients saw and what is served after. */
-  async function underLoad(fault: () => Promise<void>, opts: { recoverWithinMs: number }) {
-    const load: Load = startLoad(daemon.url, token, cache, 8);
-    try {
-      await new Promise((r) => setTimeout(r, 1000));
-      const before = load.answers.length;
-      expect(before).toBeGreaterThan(0);
-      expect(load.answers.filter((a) => a.status !== 200), "before the fault").toEqual([]);
-      const started = Date.now();
-      await fault();
-      const tookMs = await load.recovered(Date.now(), opts.recoverWithinMs);
-      const back = Date.now();
-      // Serving again means serving: no tail of failures once a request has succeeded.
-      await new Promise((r) => setTimeout(r, 1500));
-      await load.stop();
-      expect(daemon.child.exitCode, daemon.output()).toBeNull();
-      expect(unexpected(load.answers), daemon.output().slice(-3000)).toEqual([]);
-      const late = load.answers.filter((a) => a.at > back + 1000 && a.status !== 200);
-      expect(late, "answers after recovery").toEqual([]);
-      const failed = load.answers.filter((a) => a.at >= started && a.status === 503).length;
-      const problems = await checkServed(daemon.url, token, cache, load.pushed);
-      expect(problems).toEqual([]);
-      return { tookMs, failed, total: load.answers.length };
-    } finally {
-      await load.stop();
-    }
-  }
+  const underLoad = (fault: () => Promise<void>, opts: { recoverWithinMs: number }) => underLoadOf({ daemon, token, cache }, fault, opts);
 
   it("survives a restart of PostgreSQL (a failover) and serves again by itself", async () => {
     const r = await underLoad(() => cluster.restart("fast", 2000), { recoverWithinMs: 30_000 });
