@@ -23,7 +23,7 @@ import { ensureTools } from "./tools.ts";
 
 const CLIENT_BIN = fileURLToPath(new URL("../bin/larder.js", import.meta.url));
 const MiB = 1048576;
-type RunName = "file_xz" | "file_zstd" | "nix_copy_xz" | "nix_copy_zstd" | "larder_push" | "larder_push_medium";
+type RunName = "file_xz" | "file_zstd" | "nix_copy_xz" | "nix_copy_zstd" | "larder_push" | "larder_push_plain" | "larder_push_medium" | "larder_push_medium_plain";
 type Timing = { seconds: number; cpuUs: number };
 
 const { values } = parseArgs({
@@ -32,6 +32,7 @@ const { values } = parseArgs({
     "medium-mib": { type: "string" },
     rounds: { type: "string" },
     jobs: { type: "string" },
+    "skip-xz": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
   },
 });
@@ -67,8 +68,8 @@ try {
     return { seconds: Number(process.hrtime.bigint() - t) / 1e9, cpuUs: (cpuSeconds(larderd.pid) - cpu) * 1e6 };
   };
   const nixCopy = (to: string, p: string) => nx.nix(["nix", "copy", "--store", nx.store, "--to", to, p]);
-  const larderPush = (cache: string, p: string) =>
-    run(process.execPath, [CLIENT_BIN, "push", `bench:${cache}`, p, "--store", nx.store, ...(values.jobs ? ["--jobs", values.jobs] : [])], { env: clientEnv, timeoutMs: 1_800_000 });
+  const larderPush = (cache: string, p: string, ...flags: string[]) =>
+    run(process.execPath, [CLIENT_BIN, "push", `bench:${cache}`, p, "--store", nx.store, ...(values.jobs ? ["--jobs", values.jobs] : []), ...flags], { env: clientEnv, timeoutMs: 1_800_000 });
 
   // Each run is prepared (its fresh cache created) before it is timed.
   const runs: Record<RunName, () => Promise<() => Promise<unknown>>> = {
@@ -77,8 +78,12 @@ try {
     nix_copy_xz: async () => ((c) => () => nixCopy(`${larderd.url}/_push/${c}`, data.closureRoot))(await fresh()),
     nix_copy_zstd: async () => ((c) => () => nixCopy(`${larderd.url}/_push/${c}?compression=zstd`, data.closureRoot))(await fresh()),
     larder_push: async () => ((c) => () => larderPush(c, data.closureRoot))(await fresh()),
+    larder_push_plain: async () => ((c) => () => larderPush(c, data.closureRoot, "--no-compress"))(await fresh()),
     larder_push_medium: async () => ((c) => () => larderPush(c, data.medium.path))(await fresh()),
+    larder_push_medium_plain: async () => ((c) => () => larderPush(c, data.medium.path, "--no-compress"))(await fresh()),
   };
+  // Nix's xz is slow on this data (about 1 MiB/s of NAR on a loaded 2-core machine): skippable while iterating.
+  if (values["skip-xz"]) for (const k of ["file_xz", "nix_copy_xz"] as const) delete (runs as Partial<typeof runs>)[k];
   const flatNone = join(work, "flat-none");
   await nixCopy(`file://${flatNone}?compression=none`, data.medium.path);
   const mediumNar = join(flatNone, await flatNarUrl(flatNone, data.medium.path));
@@ -86,30 +91,34 @@ try {
   let limit3 = Number.POSITIVE_INFINITY;
   for (let r = 0; r < rounds; r++) {
     for (const name of Object.keys(runs) as RunName[]) {
-      const t = await timed(await runs[name]());
+      const t = await timed(await (runs[name] as () => Promise<() => Promise<unknown>>)());
       log(`round ${r + 1}: ${name} ${t.seconds.toFixed(2)} s, larderd CPU ${(t.cpuUs / 1e6).toFixed(2)} s`);
       const was = best[name];
       if (!was || t.seconds < was.seconds) best[name] = t;
     }
     limit3 = Math.min(limit3, await limitPipeline(tools as { zstd: string; sha256sum: string }, [mediumNar], 3));
   }
-  const b = best as Record<RunName, Timing>;
+  const b = best as Record<Exclude<RunName, "file_xz" | "nix_copy_xz">, Timing> & Partial<Record<"file_xz" | "nix_copy_xz", Timing>>;
   const mibs = (s: { seconds: number }) => closureMiB / s.seconds;
   const result = {
     paths: data.closure.length,
     closure_mib: closureMiB,
     medium_mib: data.medium.narSize / MiB,
-    mib_per_s: Object.fromEntries(Object.entries(b).map(([k, v]) => [k, k === "larder_push_medium" ? data.medium.narSize / MiB / v.seconds : mibs(v)])),
+    mib_per_s: Object.fromEntries(Object.entries(b).map(([k, v]) => [k, k.startsWith("larder_push_medium") ? data.medium.narSize / MiB / v.seconds : mibs(v)])),
     zstd3_sha256_mib_per_s: data.medium.narSize / MiB / limit3,
     ingest_ratio_larder_push_closure_vs_file: mibs(b.larder_push) / mibs(b.file_zstd),
-    ingest_ratio_nix_copy_closure_vs_file: mibs(b.nix_copy_xz) / mibs(b.file_xz),
+    ingest_ratio_larder_push_plain_closure_vs_file: mibs(b.larder_push_plain) / mibs(b.file_zstd),
+    ingest_ratio_nix_copy_closure_vs_file: b.nix_copy_xz && b.file_xz ? mibs(b.nix_copy_xz) / mibs(b.file_xz) : null,
     ingest_ratio_nix_copy_zstd_closure_vs_file: mibs(b.nix_copy_zstd) / mibs(b.file_zstd),
-    ingest_ratio_larder_push_zstd3: data.medium.narSize / MiB / b.larder_push_medium.seconds / (data.medium.narSize / MiB / limit3),
+    ingest_ratio_larder_push_zstd3: limit3 / b.larder_push_medium.seconds,
+    ingest_ratio_larder_push_plain_zstd3: limit3 / b.larder_push_medium_plain.seconds,
     server_us_per_path: {
-      nix_copy_xz: b.nix_copy_xz.cpuUs / data.closure.length,
+      nix_copy_xz: b.nix_copy_xz ? b.nix_copy_xz.cpuUs / data.closure.length : null,
       nix_copy_zstd: b.nix_copy_zstd.cpuUs / data.closure.length,
       larder_push: b.larder_push.cpuUs / data.closure.length,
+      larder_push_plain: b.larder_push_plain.cpuUs / data.closure.length,
     },
+    larderd_cpu_s_medium: { larder_push: b.larder_push_medium.cpuUs / 1e6, larder_push_plain: b.larder_push_medium_plain.cpuUs / 1e6 },
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {

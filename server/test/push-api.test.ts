@@ -11,7 +11,9 @@ import { FIXTURES } from "./fixtures/nix/fixtures.ts";
 import { parseNarInfo } from "../src/nix/narinfo.ts";
 import { formatHex } from "../src/nix/hash.ts";
 import { encodeNixBase32 } from "../src/nix/base32.ts";
-import { randomBytes } from "node:crypto";
+import { lengthPrefix, NAR_MAGIC, padding, tokens } from "../src/nix/nar-encode.ts";
+import { createHash, randomBytes } from "node:crypto";
+import zlib from "node:zlib";
 
 async function uploadFixture(l: Larder, token: string, cache: string, hash: string): Promise<Response> {
   const dir = join(FIXTURES, "caches", "none");
@@ -93,6 +95,46 @@ describe.each(BACKENDS)("push API on %s", (backend) => {
     expect(r.status).toBe(403);
     expect(((await r.json()) as { message: string }).message).toContain('"delete"');
     expect((await fetch(`${l.url}/_api/v1/cache/p/path/${TOP}`, { method: "DELETE" })).status).toBe(401);
+  });
+
+  it.skipIf(skip)("takes zstd NAR bodies (larder push), checks them decompressed and stores them as sent", async () => {
+    await createTestCache(l, "z");
+    const zt = await l.token({ pull: ["z"], push: ["z"] });
+    const config = (await (await fetch(`${l.url}/_api/v1/cache-config/z`, { headers: { authorization: `bearer ${zt}` } })).json()) as { upload_zstd_level?: number };
+    expect(config.upload_zstd_level).toBe(3);
+    // A small NAR (ingested in memory) and one whose zstd exceeds the in-memory limit (streamed).
+    for (const size of [8192, 2 * 1024 * 1024]) {
+      const contents = Buffer.from(randomBytes(size).toString("base64").slice(0, size));
+      const nar = Buffer.concat([tokens(NAR_MAGIC, "(", "type", "regular", "contents"), lengthPrefix(size), contents, padding(size), tokens(")")]);
+      const hash = encodeNixBase32(randomBytes(20));
+      const narHash = `sha256:${createHash("sha256").update(nar).digest("hex")}`;
+      const meta = (o: object = {}) => JSON.stringify({ cache: "z", store_path_hash: hash, store_path: `/nix/store/${hash}-zstd-${size}`, references: [], system: null, deriver: null, sigs: [], ca: null, nar_hash: narHash, nar_size: nar.length, ...o });
+      const put = (body: Buffer, encoding: string, m = meta()) =>
+        fetch(`${l.url}/_api/v1/upload-path`, { method: "PUT", headers: { authorization: `bearer ${zt}`, "x-attic-nar-info": m, "content-encoding": encoding }, body });
+      const zstd = (b: Buffer) => zlib.zstdCompressSync(b, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 3 } });
+      const refusal = async (r: Response) => [r.status, ((await r.json()) as { message: string }).message] as const;
+      const narinfo = () => fetch(`${l.url}/z/${hash}.narinfo`, { headers: { authorization: `bearer ${zt}` } });
+
+      // Every refusal leaves nothing visible.
+      const otherHash = `sha256:${createHash("sha256").update("another NAR").digest("hex")}`;
+      expect(await refusal(await put(zstd(nar), "zstd", meta({ nar_hash: otherHash })))).toEqual([400, expect.stringContaining("Bad NAR Hash or Size")]);
+      expect(await refusal(await put(zstd(nar), "zstd", meta({ nar_size: nar.length - 8 })))).toEqual([400, expect.stringContaining("longer than nar_size")]);
+      expect(await refusal(await put(randomBytes(size), "zstd"))).toEqual([400, expect.stringContaining("does not decompress")]);
+      expect(await refusal(await put(zstd(nar).subarray(0, 60), "zstd"))).toEqual([400, expect.stringMatching(/does not decompress|Bad NAR Hash or Size|not a valid NAR/)]);
+      expect(await refusal(await put(zlib.gzipSync(nar), "gzip"))).toEqual([400, expect.stringContaining('Content-Encoding "gzip"')]);
+      expect((await narinfo()).status).toBe(404);
+
+      const sent = zstd(nar);
+      const ok = await put(sent, "zstd");
+      expect(ok.status, await ok.clone().text()).toBe(200);
+      expect(((await ok.json()) as { file_size: number }).file_size).toBe(sent.length);
+      const served = parseNarInfo(await (await narinfo()).text());
+      expect(served.compression).toBe("zstd");
+      expect(served.fileSize).toBe(sent.length);
+      expect(encodeNixBase32(served.fileHash?.digest as Buffer)).toBe(encodeNixBase32(createHash("sha256").update(sent).digest()));
+      const file = Buffer.from(await (await fetch(`${l.url}/z/${served.url}`, { headers: { authorization: `bearer ${zt}` } })).arrayBuffer());
+      expect(file.equals(sent)).toBe(true);
+    }
   });
 
   it.skipIf(skip)("lets a token revoke itself, and only itself", async () => {

@@ -49,6 +49,12 @@ export interface CacheConfigResponse {
   priority: number;
   upstream_cache_key_names: string[];
   retention_period: "Global" | { Period: number };
+  /**
+   * larder's addition: the server stores NARs in zstd at this level, and upload-path takes NAR
+   * bodies sent with `Content-Encoding: zstd` (kept as sent, after NarHash and NarSize are
+   * checked on the decompressed bytes). Absent when the server stores another compression.
+   */
+  upload_zstd_level?: number;
 }
 
 export function describeZodError(e: z.ZodError): string {

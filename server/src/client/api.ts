@@ -224,6 +224,8 @@ export interface CacheConfig {
   priority?: number;
   upstream_cache_key_names?: string[];
   retention_period?: "Global" | { Period: number };
+  /** larder: upload-path takes zstd NAR bodies, stored as sent at this level. */
+  upload_zstd_level?: number;
 }
 
 export async function getCacheConfig(api: Api, cache: string): Promise<CacheConfig> {

@@ -202,10 +202,13 @@ interface PushFlags {
   forcePreamble?: boolean;
   store?: string;
   logs?: boolean;
+  compress: boolean;
 }
 
-function pushOptions(o: PushFlags): PushOptions {
+function pushOptions(o: PushFlags, cfg: CacheConfig): PushOptions {
+  const level = cfg.upload_zstd_level;
   return {
+    ...(o.compress && Number.isInteger(level) && (level as number) >= 1 && (level as number) <= 19 && { zstdLevel: level as number }),
     ...(o.store !== undefined && { store: o.store }),
     closure: o.closure,
     ignoreUpstreamFilter: o.ignoreUpstreamCacheFilter === true,
@@ -222,7 +225,8 @@ function pushFlags(cmd: Command): Command {
     .option("--store <url>", "the Nix store to push from (e.g. a chroot store path)")
     .option("--logs", "also upload the build logs of the pushed paths' derivations, where the local store has them")
     .addOption(new Option("--no-closure", "push only the paths given, not what they reference"))
-    .addOption(new Option("--force-preamble", "send upload info as a body preamble, never as a header").hideHelp());
+    .addOption(new Option("--force-preamble", "send upload info as a body preamble, never as a header").hideHelp())
+    .addOption(new Option("--no-compress", "send NARs uncompressed even where the server takes zstd").hideHelp());
 }
 
 pushFlags(
@@ -236,7 +240,7 @@ pushFlags(
   if (roots.length === 0) fail("no paths to push; give store paths (or ./result links) or --stdin");
   const target = await pushTarget(api, cache);
   const resolved = await Promise.all(roots.map((r) => resolveArg(r, target.cfg.store_dir)));
-  const { plan, summary } = await push(target, resolved, pushOptions(o), progress());
+  const { plan, summary } = await push(target, resolved, pushOptions(o, target.cfg), progress());
   out(summaryLine(cache, plan, summary));
   if (summary.failed > 0) fail(`${summary.failed} of ${plan.upload.length} paths failed to push (see above)`);
 });
@@ -244,7 +248,7 @@ pushFlags(
 pushFlags(program.command("watch-store <cache>").description("push new store paths as they appear, until interrupted")).action(async (ref: string, o: PushFlags) => {
   const { api, cache } = await apiFor(ref);
   const target = await pushTarget(api, cache);
-  const w = watchStore(target, pushOptions(o), progress, out);
+  const w = watchStore(target, pushOptions(o, target.cfg), progress, out);
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => w.stop());
   await w.stopped;
 });

@@ -5,6 +5,7 @@
  * with backoff on network errors and 5xx.
  */
 import { PassThrough, Readable } from "node:stream";
+import zlib from "node:zlib";
 import { Api, backoffMs, getCacheConfig, sleep, TransientError, type CacheConfig } from "./api.ts";
 import { CliError } from "./errors.ts";
 import { dumpNar, localBuildLog, pathInfos, type LocalPathInfo } from "./nix.ts";
@@ -22,6 +23,12 @@ export interface PushOptions {
   forcePreamble: boolean;
   /** Also upload the build logs of the pushed paths' derivations that the local store has. */
   logs?: boolean;
+  /**
+   * Send NARs in zstd at this level (the server's stored level, from its cache config): this
+   * process's core compresses while the server only decompresses to check and hash, and stores
+   * the bytes as sent. Undefined sends them uncompressed, as attic's client does.
+   */
+  zstdLevel?: number;
 }
 
 export interface PushPlan {
@@ -143,14 +150,21 @@ async function uploadOne(api: Api, cache: string, info: LocalPathInfo, opts: Pus
   for (let attempt = 0; ; attempt++) {
     const dump = await dumpNar(info.path, opts.store);
     dump.stdout.on("data", (d: Buffer) => progress.bytes(info.path, d.length));
-    let body: Readable = dump.stdout;
+    let nar: Readable = dump.stdout;
     const headers: Record<string, string> = {};
+    if (opts.zstdLevel !== undefined) {
+      const zstd = zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: opts.zstdLevel, [zlib.constants.ZSTD_c_checksumFlag]: 0 } });
+      dump.stdout.on("error", (e) => zstd.destroy(e));
+      nar = dump.stdout.pipe(zstd);
+      headers["content-encoding"] = "zstd";
+    }
+    let body: Readable = nar;
     if (preamble) {
       const pre = Buffer.from(json);
       headers["x-attic-nar-info-preamble-size"] = String(pre.length);
       const joined = new PassThrough({ highWaterMark: 1 << 20 });
       joined.write(pre);
-      dump.stdout.pipe(joined);
+      nar.pipe(joined);
       body = joined;
     } else {
       headers["x-attic-nar-info"] = json;

@@ -21,6 +21,7 @@ export function registerCacheConfigGet(app: FastifyInstance, ctx: AppContext): v
       priority: cache.priority,
       upstream_cache_key_names: upstreamKeyNames(cache),
       retention_period: cache.retention_period === null ? "Global" : { Period: cache.retention_period },
+      ...(ctx.config.compression.type === "zstd" && { upload_zstd_level: ctx.config.compression.level }),
     };
     return reply.send(body);
   };

@@ -13,7 +13,7 @@ import { requireCache } from "../http/cache-access.ts";
 import type { Caller } from "../http/caller.ts";
 import type { Db } from "../db/connect.ts";
 import { readPreamble } from "../http/preamble.ts";
-import { discardIngested, ingest, type Ingested } from "../ingest/pipeline.ts";
+import { discardIngested, ingest, maxUploadFor, type Ingested } from "../ingest/pipeline.ts";
 import { commitNar } from "../ingest/commit.ts";
 import { upsertObject } from "../db/objects.ts";
 import { parseHash, type Sha256 } from "../nix/hash.ts";
@@ -105,8 +105,20 @@ async function canReadNar(db: Db, who: Caller, narId: number): Promise<boolean> 
   return holders.some((h) => Boolean(h.is_public) || who.permissionsFor(h.name).pull);
 }
 
+/**
+ * The NAR body's encoding: attic sends it uncompressed; larder push may send zstd (the cache
+ * config's upload_zstd_level), so its own core compresses while the server hashes and stores.
+ */
+function bodyEncoding(header: string | undefined): "none" | "zstd" {
+  const value = header?.trim().toLowerCase();
+  if (value === undefined || value === "" || value === "identity") return "none";
+  if (value === "zstd") return "zstd";
+  throw new ServerError("InvalidCompressionType", `Content-Encoding "${header?.slice(0, 40)}" is not supported for upload-path; send the NAR uncompressed or as zstd`);
+}
+
 export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void {
   app.put("/_api/v1/upload-path", async (req, reply) => {
+    const encoding = bodyEncoding(req.headers["content-encoding"]);
     const info = await readNarInfo(ctx, req);
     const { cache, caller } = await requireCache(ctx, req, info.cache, "push");
     const checked = checkInfo(info, cache.store_dir);
@@ -119,15 +131,16 @@ export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void 
       try {
         ingested = await ingest({
           body: req.raw,
-          input: "none",
+          input: encoding,
           stored: ctx.config.compression,
           spoolDir: ctx.spoolDir,
-          // The body is the uncompressed NAR: more bytes than claimed can only be wrong.
-          maxUploadBytes: info.nar_size,
+          // More NAR bytes than claimed can only be wrong; a zstd body may be a little larger than its NAR.
+          maxUploadBytes: encoding === "none" ? info.nar_size : maxUploadFor(info.nar_size),
+          maxNarBytes: info.nar_size,
         });
       } catch (e) {
         if (e instanceof ServerError && e.kind === "PayloadTooLarge") {
-          throw badRequest(`Bad NAR Hash or Size: the body is longer than nar_size (${info.nar_size} bytes)`);
+          throw badRequest(`Bad NAR Hash or Size: the NAR is longer than nar_size (${info.nar_size} bytes)`);
         }
         throw e;
       }
