@@ -14,6 +14,7 @@ import { BarProgress, LineProgress, type Progress } from "./progress.ts";
 import { push, pushTarget, summaryLine, type PushOptions } from "./push.ts";
 import { useCache } from "./use.ts";
 import { watchStore } from "./watch-store.ts";
+import { registerAgent } from "./agent/command.ts";
 import { humanDuration, parseDuration } from "../util/duration.ts";
 import type { DeletePathResult } from "../api/push-types.ts";
 
@@ -299,6 +300,8 @@ program
     if (pins.length === 0) out(`no pins in "${cache}"`);
     for (const p of pins) out(`${p.name}\t${p.store_path ?? "(path no longer in the cache)"}\t${p.pinned_at}`);
   });
+
+registerAgent(program, env, note);
 
 const tokenCmd = program.command("token").description("manage the token of a configured server");
 tokenCmd
