@@ -17,6 +17,7 @@ import { watchStore } from "./watch-store.ts";
 import { registerAgent } from "./agent/command.ts";
 import { humanDuration, parseDuration } from "../util/duration.ts";
 import type { DeletePathResult } from "../api/push-types.ts";
+import { registerDeployCommands } from "./deploy-commands.ts";
 
 const env: Env = { ...process.env };
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -323,6 +324,8 @@ tokenCmd
     }
     out(`revoked ${o.all ? `every token of subject "${r?.sub}" issued up to now` : `token ${r?.jti ?? ""}`.trim()} on server "${s.name}"; log in with a new token: ${LARDER} login ${s.name} ${s.endpoint} TOKEN`);
   });
+
+registerDeployCommands(program, { apiFor, out });
 
 try {
   await program.parseAsync(process.argv);
