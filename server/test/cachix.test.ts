@@ -311,6 +311,16 @@ describe.skipIf(!haveNix).each(BACKENDS)("Cachix client replay, %s", (backend) =
       expect((await cachix.abort("main", n.narId, "x".repeat(32))).status).toBe(404);
     }, 120_000);
 
+    it.skipIf(skip)("a file of exactly one chunk: the client's empty last part is uploaded and assembled", async () => {
+      const { p } = await small();
+      // xz stream padding (zero bytes, a multiple of four) makes the file exactly 5 MiB; it decodes to the same NAR.
+      const xz = await compressNar(await dumpNar(nix, p.path), "xz");
+      const exact = Buffer.concat([xz, Buffer.alloc(5 * MIB - xz.length)]);
+      const r = await cachix.uploadPath("main", nix, p, { compression: "xz", file: exact, chunkSize: 5 * MIB });
+      expect(r.parts).toBe(2);
+      expect(await narinfoStatus(hashOf(p.path))).toBe(200);
+    }, 60_000);
+
     it.skipIf(skip || backend !== "sqlite-local")("part URL capability: forged, another part's, wrong bytes, too large; no Authorization needed", async () => {
       const { file } = await small();
       const u = await start(file);

@@ -88,7 +88,12 @@ async function promoteWaiting(tx: Db, cacheId: number, arrived: string, now: num
     for (const w of waiting) {
       const object = JSON.parse(w.object) as NewObject;
       await trx.deleteFrom("cachix_pending_ref").where("pending_id", "=", w.id).where("ref_hash", "=", hash).execute();
-      if ((await missingReferences(trx, cacheId, object.storePathHash, object.references)).length > 0) continue;
+      if ((await missingReferences(trx, cacheId, object.storePathHash, object.references)).length > 0) {
+        // Still waiting, but its closure is arriving: a big closure pushed referrers first may
+        // take longer than GC's grace period, which counts from the last progress, not the start.
+        await trx.updateTable("staged_nar").set({ created_at: now }).where("id", "=", w.staged_id).execute();
+        continue;
+      }
       await upsertObject(tx, object, now);
       // Takes the held row and its remaining references with it (ON DELETE CASCADE).
       await trx.deleteFrom("staged_nar").where("id", "=", w.staged_id).execute();

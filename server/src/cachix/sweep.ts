@@ -9,11 +9,20 @@ import type { Db } from "../db/connect.ts";
 import type { Storage } from "../storage/types.ts";
 import { partsPrefix, uploadOfPartKey } from "./uploads.ts";
 
+const COMPLETING_GRACE_FACTOR = 4;
+
 export async function sweepCachixUploads(d: { db: Db; storage: Storage; log: Logger; gc: { graceSeconds: number } }, now = Date.now()): Promise<number> {
-  // "completing" too: a process killed mid-completion leaves it so, and the client gave up long ago.
+  const grace = d.gc.graceSeconds * 1000;
+  // "completing" too, after longer (a completion reads the whole NAR, which for a huge one takes
+  // a while): a process killed mid-completion leaves it so, and the client gave up long ago.
   const expired = await d.db.kysely
     .deleteFrom("cachix_upload")
-    .where("updated_at", "<", now - d.gc.graceSeconds * 1000)
+    .where((eb) =>
+      eb.or([
+        eb.and([eb("state", "!=", "completing"), eb("updated_at", "<", now - grace)]),
+        eb("updated_at", "<", now - COMPLETING_GRACE_FACTOR * grace),
+      ]),
+    )
     .returning("nar_uuid")
     .execute();
   const byUpload = new Map<string, string[]>();
