@@ -279,6 +279,8 @@ describe.skipIf(!haveNix).each(BACKENDS)("Cachix client replay, %s", (backend) =
       expect(bad.status).toBe(400);
       expect(bad.text).toMatch(/NarHash/);
       expect(await narinfoStatus(hashOf(p.path))).toBe(404);
+      const garbled = await cachix.complete("main", u.narId, u.uploadId, { parts: null, narInfoCreate: { ...good.narInfoCreate, cFileHash: "sha256:abc" } });
+      expect([garbled.status, garbled.text]).toEqual([400, expect.stringMatching(/narInfoCreate\.cFileHash/)]);
       const wrongOrder = await cachix.complete("main", u.narId, u.uploadId, { ...good, parts: [{ partNumber: 2, eTag: etag }, { partNumber: 1, eTag: etag }] });
       expect(wrongOrder.status).toBe(400);
       expect((await cachix.complete("main", u.narId, u.uploadId, good)).status).toBe(200);

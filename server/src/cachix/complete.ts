@@ -96,6 +96,8 @@ async function partList(ctx: AppContext, upload: UploadRow, listed: CompletedMul
   // Every part must be whole in storage, and no bigger than a part may be.
   for (const n of numbers) {
     const row = byNumber.get(n)!;
+    // Where larderd receives parts itself it knows which arrived with the announced bytes.
+    if (row.size === null && !ctx.storage.presignPut) throw badRequest(`part ${n} was never uploaded`);
     const head = row.size !== null ? { size: row.size } : await ctx.storage.head(partKey(upload.nar_uuid, n)).catch((e: unknown) => {
       throw storageFailure(e, "storage");
     });
