@@ -352,13 +352,29 @@ describe("durability", () => {
     await op.activate({ targets: { "*": v2 } });
     await expireAllObjects(l);
     await gcAYearOn(l);
-    const present = async (p: string) => (await fetch(`${l.url}/fleet/${baseName(p).slice(0, 32)}.narinfo`, { headers: { authorization: `Bearer ${l.rootToken}` } })).status;
+    // Asked of the database: the server keeps rendered narinfo answers for a while.
+    const present = async (p: string) => ((await l.server.ctx.db.kysely.selectFrom("object").select("id").where("store_path", "=", p).executeTakeFirst()) ? 200 : 404);
     const closure = async (app: string) => {
       const row = await l.server.ctx.db.kysely.selectFrom("object").select("refs").where("store_path", "=", app).executeTakeFirstOrThrow();
       return [app, ...(JSON.parse(row.refs) as string[]).map((r) => `/nix/store/${r}`)];
     };
     for (const p of [...(await closure(v1)), ...(await closure(v2))]) expect(await present(p)).toBe(200);
     expect(await present(unrelated)).toBe(404);
+    // The pins follow the releases: a new deployment moves them, so v1 is left to retention.
+    const pins = async () => ((await call(l.url, l.rootToken, "GET", "/_api/v1/pins/fleet")).body.pins as { name: string; store_path: string }[]).filter((p) => p.name.startsWith(`deploy.${env}.`));
+    expect((await pins()).map((p) => [p.name.split(".")[2], p.store_path]).sort()).toEqual([["previous", v1], ["target", v2]]);
+    // Once the agent runs v2, a new release makes v2 the rollback target and leaves v1 to retention.
+    const id = (await op.status()).body.current!.id;
+    await prefetch(fleet, id, v1);
+    expect((await fleet[0]!.slot(id)).body.granted).toBe(true);
+    await switchTo(fleet[0]!, id, v2);
+    const v3 = await release("gc3");
+    expect((await op.activate({ targets: { "*": v3 } })).status).toBe(200);
+    expect((await pins()).map((p) => [p.name.split(".")[2], p.store_path]).sort()).toEqual([["previous", v2], ["target", v3]]);
+    await expireAllObjects(l);
+    await gcAYearOn(l);
+    expect(await present(v1)).toBe(404);
+    expect(await present(v2)).toBe(200);
   });
 
   it("carries a rollout on across a server restart", async () => {

@@ -11,7 +11,7 @@ import { ServerError } from "../errors.ts";
 import { checkClosure } from "./closure.ts";
 import { replaceDeployPins } from "./pins.ts";
 import { advance, supersede, type Effects } from "./rollout.ts";
-import { bumpGeneration, currentDeployment, environmentAgents, parseDeployment, RUNNING, targetsGroup, type Deployment, type EnvRow, type Target, type Trx } from "./store.ts";
+import { bumpGeneration, pruneLogs, currentDeployment, environmentAgents, parseDeployment, RUNNING, targetsGroup, type Deployment, type EnvRow, type Target, type Trx } from "./store.ts";
 
 export interface NewDeployment {
   targets: Map<string, Target>;
@@ -87,6 +87,7 @@ export async function startDeployment(db: Db, trx: Trx, env: EnvRow, cache: Cach
   fx.woke = true;
   const previousHashes = await existingHashes({ ...db, kysely: trx }, cache.id, [...previous].map((p) => p.slice(cache.store_dir.length + 1, cache.store_dir.length + 33)));
   await replaceDeployPins(trx, cache.id, env.name, roots.map((r) => r.slice(0, 32)), previousHashes, now);
+  await pruneLogs(trx, env.id);
   const row = await trx.selectFrom("deployment").selectAll().where("id", "=", inserted.id).executeTakeFirstOrThrow();
   const d = parseDeployment(row);
   // Agents already on their target count at once; a fleet already there is done.

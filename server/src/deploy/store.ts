@@ -46,6 +46,8 @@ export const FINISHED: ReadonlySet<DeploymentState> = new Set(["succeeded", "fai
 export const LOG_TAIL_BYTES = 64 * 1024;
 /** Log entries kept per agent and deployment (the oldest go first). */
 export const LOGS_PER_AGENT = 50;
+/** Deployments per environment whose logs are kept; older ones keep their history row only. */
+export const DEPLOYMENTS_WITH_LOGS = 20;
 
 export function parseDeployment(row: DeploymentRow): Deployment {
   const targets = new Map<string, Target>(Object.entries(JSON.parse(row.targets) as Record<string, Target>));
@@ -144,6 +146,14 @@ export async function appendLog(trx: Trx, deploymentId: number, agent: string, s
         old.map((r) => r.id),
       )
       .execute();
+}
+
+/** Drops the logs of all but the newest DEPLOYMENTS_WITH_LOGS deployments of an environment. */
+export async function pruneLogs(trx: Trx, envId: number): Promise<void> {
+  const cutoff = await trx.selectFrom("deployment").select("id").where("environment_id", "=", envId).orderBy("id", "desc").offset(DEPLOYMENTS_WITH_LOGS - 1).limit(1).executeTakeFirst();
+  if (!cutoff) return;
+  const old = trx.selectFrom("deployment").select("id").where("environment_id", "=", envId).where("id", "<", cutoff.id);
+  await trx.deleteFrom("deploy_log").where("deployment_id", "in", old).execute();
 }
 
 function iso(ms: number | null): string | null {

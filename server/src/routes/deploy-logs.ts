@@ -1,6 +1,7 @@
 /**
  * GET /_api/v1/deploy/{cache}/{env}/deployments/{id}/logs?agent= — the tails of each step's
- * output that agents reported (permission `deploy` or `pull`).
+ * output that agents reported (permission `deploy` or `pull`): the newest LOGS_MAX entries, oldest
+ * first, so an answer stays a few MiB however large the fleet (`agent` narrows it to one host).
  */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
@@ -11,6 +12,7 @@ import { AGENT_NAME_RE, type ActivationLog } from "../api/deploy-types.ts";
 import { requireDeployReader } from "../deploy/access.ts";
 import { findEnvironment } from "../deploy/store.ts";
 
+const LOGS_MAX = 100;
 const query = z.object({ agent: z.string().regex(AGENT_NAME_RE, "is not an agent name").optional() });
 
 export function registerDeployLogs(app: FastifyInstance, ctx: AppContext): void {
@@ -24,7 +26,7 @@ export function registerDeployLogs(app: FastifyInstance, ctx: AppContext): void 
     if (!d) throw new ServerError("NotFound", `No deployment ${req.params.id} in environment "${req.params.env}" of cache "${cache.name}".`);
     let q = ctx.db.kysely.selectFrom("deploy_log").selectAll().where("deployment_id", "=", d.id);
     if (parsed.data.agent !== undefined) q = q.where("agent", "=", parsed.data.agent);
-    const rows = await q.orderBy("id").limit(5000).execute();
+    const rows = (await q.orderBy("id", "desc").limit(LOGS_MAX).execute()).reverse();
     const logs: ActivationLog[] = rows.map((r) => ({ agent: r.agent, step: r.step as ActivationLog["step"], ok: r.ok === 1, at: new Date(r.created_at).toISOString(), log: r.log }));
     return reply.send({ logs });
   });
