@@ -56,6 +56,24 @@ describe.each(BACKENDS)("push API on %s", (backend) => {
     expect(new Set(missing_paths)).toEqual(new Set(hashes.filter((h) => ![TREE, TOP, DEP].includes(h))));
   });
 
+  it.skipIf(skip)("counts the paths get-missing-paths reports present as used (written with the next access flush), and only those", async () => {
+    for (const h of [TREE, TOP]) expect((await uploadFixture(l, token, "p", h)).status).toBe(200);
+    const db = l.server.ctx.db.kysely;
+    const cacheId = (await db.selectFrom("cache").select("id").where("name", "=", "p").executeTakeFirstOrThrow()).id;
+    await l.server.ctx.accessTracker.flush();
+    await db.updateTable("object").set({ last_accessed_at: 0 }).where("cache_id", "=", cacheId).execute();
+    const res = await fetch(`${l.url}/_api/v1/get-missing-paths`, {
+      method: "POST",
+      headers: { authorization: `bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ cache: "p", store_path_hashes: [TREE, encodeNixBase32(randomBytes(20))] }),
+    });
+    expect(res.status).toBe(200);
+    await l.server.ctx.accessTracker.flush();
+    const times = Object.fromEntries((await db.selectFrom("object").select(["store_path_hash", "last_accessed_at"]).where("cache_id", "=", cacheId).execute()).map((r) => [r.store_path_hash, r.last_accessed_at]));
+    expect(times[TREE]).toBeGreaterThan(Date.now() - 60_000);
+    expect(times[TOP]).toBe(0);
+  });
+
   it.skipIf(skip)("deletes a path only when nothing in the cache references it, unless forced", async () => {
     for (const h of [TREE, TOP, DEP]) await uploadFixture(l, token, "p", h);
     const del = (h: string, q = "") => fetch(`${l.url}/_api/v1/cache/p/path/${h}${q}`, { method: "DELETE", headers: { authorization: `bearer ${token}` } });

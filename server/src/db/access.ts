@@ -30,16 +30,3 @@ export async function touchCacheNars(db: Db, cacheId: number, narIds: readonly n
       .execute();
   }
 }
-
-/**
- * Marks the paths a push client was just told are present: attic's client uploads a closure in
- * any order after asking which paths are missing, so those present must not be collected under it.
- */
-export async function touchHashes(db: Db, cacheId: number, hashes: readonly string[], now: number): Promise<void> {
-  if (hashes.length === 0) return;
-  const list =
-    db.dialect === "sqlite"
-      ? sql`(select value from json_each(${JSON.stringify(hashes)}))`
-      : sql`(select unnest(${hashes as string[]}::text[]))`;
-  await sql`update object set last_accessed_at = ${now} where cache_id = ${cacheId} and store_path_hash in ${list} and ${stale(now)}`.execute(db.kysely);
-}

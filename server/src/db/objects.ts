@@ -186,6 +186,21 @@ export async function existingHashes(db: Db, cacheId: number, hashes: readonly s
   return new Set(rows.map((r) => r.store_path_hash));
 }
 
+/**
+ * The objects of `hashes` this cache has, by hash → id. On SQLite the id is the key of the
+ * (cache_id, store_path_hash) index's rows, so this reads the index alone.
+ */
+export async function presentObjects(db: Db, cacheId: number, hashes: readonly string[]): Promise<Map<string, number>> {
+  if (hashes.length === 0) return new Map();
+  const list =
+    db.dialect === "sqlite"
+      ? sql`(select value from json_each(${JSON.stringify(hashes)}))`
+      : sql`(select unnest(${hashes as string[]}::text[]))`;
+  const { rows } = await sql<{ store_path_hash: string; id: number }>`
+    select store_path_hash, id from object where cache_id = ${cacheId} and store_path_hash in ${list}`.execute(db.kysely);
+  return new Map(rows.map((r) => [r.store_path_hash, Number(r.id)]));
+}
+
 export async function deleteObject(db: Db, objectId: number): Promise<void> {
   await db.kysely.deleteFrom("object").where("id", "=", objectId).execute();
 }
