@@ -9,6 +9,7 @@ import type { AccessTracker } from "./access-tracker.ts";
 import type { CacheDirectory } from "./cache-directory.ts";
 import type { NarInfoCache } from "./narinfo-cache.ts";
 import type { Metrics } from "./metrics.ts";
+import type { BucketLayout } from "./bucket/types.ts";
 
 export interface AppContext {
   readonly config: Config;
@@ -21,6 +22,8 @@ export interface AppContext {
   readonly narInfos: NarInfoCache;
   readonly accessTracker: AccessTracker;
   readonly metrics: Metrics;
+  /** Public caches' layouts in the S3 bucket; absent when the server has no bucket for them. */
+  readonly bucketLayout?: BucketLayout;
   readonly log: Logger;
   /** Where uploads are spooled between decompression and storage. */
   readonly spoolDir: string;

@@ -10,6 +10,7 @@ import { loadConfig, readConfigText } from "./cli/load-config.ts";
 import { createCacheCommand, makeToken, revokeTokenCommand } from "./cli/admin.ts";
 import { PERMISSION_FLAGS } from "./auth/token-request.ts";
 import { runMode, MODES, type Mode, type ModeHooks } from "./modes.ts";
+import { syncBucketLayout } from "./cli/bucket-layout.ts";
 import { invocation } from "./util/invocation.ts";
 import type { PermissionName } from "./auth/permissions.ts";
 
@@ -156,6 +157,20 @@ program
   .action(async (opts: { config?: string; jti?: string; sub?: string }) => {
     const config = await loadConfig(opts.config, env);
     process.stdout.write(`${await revokeTokenCommand(config, opts)}\n`);
+  });
+
+program
+  .command("bucket-layout")
+  .description("public caches' layouts in the S3 bucket (docs/BUCKET.md)")
+  .command("sync [cache]")
+  .description("reconcile the layout of one cache (or all) with the database: remove what left, top-down; write what is missing, bottom-up; prints the counts")
+  .option("-f, --config <path>", "server.toml")
+  .action(async (cache: string | undefined, opts: { config?: string }) => {
+    const config = await loadConfig(opts.config, env);
+    const stats = await syncBucketLayout(config, cache);
+    process.stdout.write(`${JSON.stringify(stats)}\n`);
+    // Pending entries (a bucket error, a reference not in the cache) make a script retry.
+    process.exitCode = stats.pending > 0 ? 2 : 0;
   });
 
 try {

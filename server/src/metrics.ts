@@ -20,6 +20,8 @@ export interface Metrics {
   readonly deployAgents: Gauge<"state">;
   /** Where deployAgents reads its counts; set once the database is open. */
   agentStates?: () => Promise<Map<string, number>>;
+  readonly bucketLayoutFailures: Counter<"op">;
+  readonly bucketLayoutDeferred: Counter<"op">;
 }
 
 /** Every agent state, so a state with no agent shows 0 rather than vanishing. */
@@ -67,6 +69,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
         if (counts) for (const state of AGENT_STATES) this.set({ state }, counts.get(state) ?? 0);
       },
     }),
+    bucketLayoutFailures: new Counter({ name: "larder_bucket_layout_failures_total", help: "Bucket-layout writes that failed (the push succeeded; the next sync retries), by what was written (path, log, realisation, sync).", labelNames: ["op"], registers }),
+    bucketLayoutDeferred: new Counter({ name: "larder_bucket_layout_deferred_total", help: "Bucket-layout writes left for a later sync (a reference not yet in the layout, or removed meanwhile), by what was written.", labelNames: ["op"], registers }),
   };
   return metrics;
 }

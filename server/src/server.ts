@@ -18,6 +18,7 @@ import { createAccessTracker } from "./access-tracker.ts";
 import { createMetrics } from "./metrics.ts";
 import { buildApp } from "./app.ts";
 import { sweepSpool } from "./ingest/spool.ts";
+import { createBucketLayout } from "./bucket/layout.ts";
 
 export interface ContextOptions {
   log?: Logger;
@@ -38,6 +39,8 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
   const swept = await sweepSpool(config.spoolDir, { graceMs: config.gc.graceSeconds * 1000, atStart: true });
   if (swept > 0) log.info({ removed: swept, spoolDir: config.spoolDir }, "removed spool files of uploads that died with their process");
   const narInfos = createNarInfoCache({ ttlMs: opts.narInfoTtlMs ?? config.narInfoCacheTtlMs });
+  const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false });
+  const bucketLayout = createBucketLayout({ db, storage, storageConfig: config.storage, layout: config.bucketLayout, log, metrics });
   return {
     config,
     db,
@@ -48,7 +51,8 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
     caches: createCacheDirectory(db, { onInvalidate: () => narInfos.clear() }),
     narInfos,
     accessTracker: createAccessTracker(db, opts.accessFlushMs ?? config.gc.accessFlushSeconds * 1000, (e) => log.warn({ err: e }, "could not record access times")),
-    metrics: createMetrics({ defaultMetrics: opts.defaultMetrics ?? false }),
+    metrics,
+    ...(bucketLayout && { bucketLayout }),
     log,
     spoolDir: config.spoolDir,
   };
@@ -110,6 +114,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     url: `http://${host}:${port}`,
     async close() {
       await app.close();
+      await ctx.bucketLayout?.idle();
       await ctx.accessTracker.stop();
       await ctx.db.close();
     },

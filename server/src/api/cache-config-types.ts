@@ -20,6 +20,8 @@ export const createCacheRequest = z.object({
   store_dir: storeDir,
   priority,
   upstream_cache_key_names: keyNames,
+  /** larder's addition: keep a Nix binary-cache layout of this public cache in the S3 bucket (docs/BUCKET.md). */
+  bucket_layout: z.boolean().optional(),
 });
 export type CreateCacheRequest = z.infer<typeof createCacheRequest>;
 
@@ -35,6 +37,8 @@ export const cacheConfigPatch = z.object({
   priority: priority.optional(),
   upstream_cache_key_names: keyNames.optional(),
   retention_period: retentionPeriodConfig.optional(),
+  bucket_layout: z.boolean().optional(),
+  bucket_endpoint: z.string().optional(),
 });
 export type CacheConfigPatch = z.infer<typeof cacheConfigPatch>;
 
@@ -55,6 +59,9 @@ export interface CacheConfigResponse {
    * checked on the decompressed bytes). Absent when the server stores another compression.
    */
   upload_zstd_level?: number;
+  /** larder's addition: whether the cache has a layout in the bucket, and where clients read it (when the server knows). */
+  bucket_layout: boolean;
+  bucket_endpoint?: string;
 }
 
 export function describeZodError(e: z.ZodError): string {

@@ -54,6 +54,8 @@ export interface Config {
   compression: { type: StoredCompression; level: number };
   gc: { intervalSeconds: number; defaultRetentionSeconds: number; graceSeconds: number; accessFlushSeconds: number };
   buildLogs: { maxBytes: number; retentionSeconds: number };
+  /** Where public caches' bucket layouts go; `target` is absent when no bucket is known (local storage, none set). */
+  bucketLayout: { prefix: string; target?: BucketTarget; publicUrl?: string };
   jwt: { issuer?: string; audiences?: string[]; key: JwtKey };
   logLevel: ParsedConfig["log"]["level"];
 }
@@ -273,15 +275,40 @@ function resolveDatabase(p: ParsedConfig, env: Env): DatabaseConfig {
   return { url: tls.url, ...(passwordSource && { passwordSource }), ...(tls.tls && { tls: tls.tls }) };
 }
 
-function resolveS3Credentials(c: NonNullable<Extract<ParsedConfig["storage"], { type: "s3" }>["credentials"]>, env: Env): S3Credentials {
+function resolveS3Credentials(c: NonNullable<Extract<ParsedConfig["storage"], { type: "s3" }>["credentials"]>, env: Env, where = "storage.credentials"): S3Credentials {
   const get = (name: "access_key_id" | "secret_access_key" | "session_token") =>
-    resolveSecret({ key: `storage.credentials.${name}`, fileKey: `storage.credentials.${name}_file`, inline: c[name], file: c[`${name}_file`] }, env)?.value;
+    resolveSecret({ key: `${where}.${name}`, fileKey: `${where}.${name}_file`, inline: c[name], file: c[`${name}_file`] }, env)?.value;
   const accessKeyId = get("access_key_id");
   const secretAccessKey = get("secret_access_key");
   const sessionToken = get("session_token");
-  if (accessKeyId === undefined) throw new ConfigError("storage.credentials: access_key_id (or access_key_id_file) is required");
-  if (secretAccessKey === undefined) throw new ConfigError("storage.credentials: secret_access_key (or secret_access_key_file) is required");
+  if (accessKeyId === undefined) throw new ConfigError(`${where}: access_key_id (or access_key_id_file) is required`);
+  if (secretAccessKey === undefined) throw new ConfigError(`${where}: secret_access_key (or secret_access_key_file) is required`);
   return { accessKeyId, secretAccessKey, ...(sessionToken !== undefined && { sessionToken }) };
+}
+
+export interface BucketTarget {
+  bucket: string;
+  region: string;
+  endpoint?: string;
+  credentials?: S3Credentials;
+}
+
+/** The layout bucket: its own settings, else the storage bucket's (endpoint and credentials too, when the bucket is the same). */
+function resolveBucketLayout(p: ParsedConfig, storage: StorageConfig, env: Env): Config["bucketLayout"] {
+  const b = p["bucket-layout"];
+  const publicUrl = b["public-url"] !== undefined ? { publicUrl: b["public-url"] } : {};
+  const fromStorage = storage.type === "s3" && (b.bucket === undefined || b.bucket === storage.bucket) ? storage : undefined;
+  const bucket = b.bucket ?? fromStorage?.bucket;
+  if (bucket === undefined) {
+    if (b.region !== undefined || b.endpoint !== undefined || b.credentials !== undefined) throw new ConfigError("bucket-layout: set bucket (local storage has none to default to)");
+    if (b["public-url"] !== undefined) throw new ConfigError("bucket-layout.public-url needs a bucket: set bucket-layout.bucket (local storage has none to default to)");
+    return { prefix: b.prefix };
+  }
+  const region = b.region ?? (storage.type === "s3" ? storage.region : undefined);
+  if (region === undefined) throw new ConfigError("bucket-layout.region is required with local storage");
+  const endpoint = b.endpoint ?? fromStorage?.endpoint;
+  const credentials = b.credentials !== undefined ? resolveS3Credentials(b.credentials, env, "bucket-layout.credentials") : fromStorage?.credentials;
+  return { prefix: b.prefix, ...publicUrl, target: { bucket, region, ...(endpoint !== undefined && { endpoint }), ...(credentials !== undefined && { credentials }) } };
 }
 
 /** The file path of a sqlite:// URL ("sqlite:///abs/path.db?mode=rwc" → "/abs/path.db"). */
@@ -351,6 +378,7 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
       accessFlushSeconds: p["garbage-collection"]["access-flush-interval"],
     },
     buildLogs: { maxBytes: p["build-logs"]["max-size"], retentionSeconds: p["build-logs"].retention },
+    bucketLayout: resolveBucketLayout(p, storage, env),
     jwt: {
       ...(p.jwt["token-bound-issuer"] !== undefined && { issuer: p.jwt["token-bound-issuer"] }),
       ...(p.jwt["token-bound-audiences"] !== undefined && { audiences: p.jwt["token-bound-audiences"] }),

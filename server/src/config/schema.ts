@@ -51,6 +51,15 @@ const localStorage = z.strictObject({
     .describe("Behind nginx: answer NAR downloads with X-Accel-Redirect to this internal location (an nginx `location … { internal; alias <path>/; }`), so nginx sends the file with sendfile after larder's access check."),
 });
 
+const s3Credentials = z.strictObject({
+  access_key_id: z.string().min(1).optional().describe("Access key id (prefer the default AWS credential chain); this or access_key_id_file."),
+  access_key_id_file: secretFile("access_key_id"),
+  secret_access_key: z.string().min(1).optional().describe("Secret access key; this or secret_access_key_file."),
+  secret_access_key_file: secretFile("secret_access_key"),
+  session_token: z.string().optional().describe("Session token for temporary credentials."),
+  session_token_file: secretFile("session_token"),
+}).optional().describe("Static credentials; without them the AWS default chain is used (env, instance role).");
+
 const s3Storage = z.strictObject({
   type: z.literal("s3").describe("Store NARs in an S3 bucket (AWS or S3-compatible)."),
   region: z.string().min(1).describe("AWS region of the bucket (any string for S3-compatible stores)."),
@@ -60,14 +69,7 @@ const s3Storage = z.strictObject({
     .describe("Key prefix inside the bucket, to share a bucket."),
   "presign-downloads": z.boolean().default(false)
     .describe("Answer NAR downloads with a redirect to a short-lived presigned URL, so bytes bypass the server."),
-  credentials: z.strictObject({
-    access_key_id: z.string().min(1).optional().describe("Access key id (prefer the default AWS credential chain); this or access_key_id_file."),
-    access_key_id_file: secretFile("access_key_id"),
-    secret_access_key: z.string().min(1).optional().describe("Secret access key; this or secret_access_key_file."),
-    secret_access_key_file: secretFile("secret_access_key"),
-    session_token: z.string().optional().describe("Session token for temporary credentials."),
-    session_token_file: secretFile("session_token"),
-  }).optional().describe("Static credentials; without them the AWS default chain is used (env, instance role)."),
+  credentials: s3Credentials,
 });
 
 export const configSchema = z.strictObject({
@@ -128,6 +130,16 @@ export const configSchema = z.strictObject({
     "access-flush-interval": duration("How often each server writes the access times of its narinfo and NAR hits to the database, where retention reads them (at least \"1s\"). A GC run that finds paths past retention first waits twice this long, so hits that other processes have not written yet still count; give every process the same value.", "10s")
       .refine((s) => s >= 1, { message: "must be at least 1s" }),
   }).prefault({}).describe("Garbage collection."),
+  "bucket-layout": z.strictObject({
+    prefix: z.string().regex(/^[a-z0-9._-]+(\/[a-z0-9._-]+)*$/, "lowercase path segments without leading or trailing '/'").default("public")
+      .describe("Key prefix of the layouts: cache `main` is kept under `<prefix>/main/`. A CDN in front of the bucket uses `/<prefix>` as its origin path, so clients substitute from `https://<cdn>/main`."),
+    bucket: z.string().min(1).optional().describe("Bucket of the layouts; default: the storage bucket (S3 storage). Needed with local storage."),
+    region: z.string().min(1).optional().describe("Region of `bucket`; default: the storage's."),
+    endpoint: z.string().url().optional().describe("Custom endpoint of `bucket` (S3-compatible stores); default: the storage's when the bucket is the storage's."),
+    credentials: s3Credentials,
+    "public-url": endpoint.optional()
+      .describe("Where clients read the layouts (the CDN in front of `<prefix>/`, or the bucket's own URL followed by `<prefix>/`), ending in '/'; the cache config API then answers `bucket_endpoint` = this URL + the cache name."),
+  }).prefault({}).describe("Public caches readable straight from the bucket: caches configured with `bucket_layout` get a standard Nix binary-cache layout (nix-cache-info, signed narinfos, NARs, listings, build logs, realisations) in this bucket, kept by larder (docs/BUCKET.md)."),
   "build-logs": z.strictObject({
     "max-size": z.number().int().positive().default(64 * 1024 * 1024)
       .describe("Largest build log accepted, in bytes after any Content-Encoding is undone; a larger upload is refused with 413."),

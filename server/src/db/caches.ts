@@ -14,6 +14,7 @@ export interface NewCache {
   priority: number;
   upstreamCacheKeyNames: string[];
   retentionPeriod: number | null;
+  bucketLayout?: boolean;
 }
 
 export async function getCache(db: Db, name: string): Promise<CacheRow | undefined> {
@@ -47,6 +48,7 @@ export async function createCache(db: Db, c: NewCache, now = Date.now()): Promis
       priority: c.priority,
       upstream_cache_key_names: JSON.stringify(c.upstreamCacheKeyNames),
       retention_period: c.retentionPeriod,
+      bucket_layout: c.bucketLayout === true ? 1 : 0,
       created_at: now,
       deleted_at: null,
     })
@@ -62,6 +64,7 @@ export interface CachePatch {
   priority?: number;
   upstreamCacheKeyNames?: string[];
   retentionPeriod?: number | null;
+  bucketLayout?: boolean;
 }
 
 export async function updateCache(db: Db, id: number, p: CachePatch): Promise<void> {
@@ -71,6 +74,7 @@ export async function updateCache(db: Db, id: number, p: CachePatch): Promise<vo
   if (p.priority !== undefined) set.priority = p.priority;
   if (p.upstreamCacheKeyNames !== undefined) set.upstream_cache_key_names = JSON.stringify(p.upstreamCacheKeyNames);
   if (p.retentionPeriod !== undefined) set.retention_period = p.retentionPeriod;
+  if (p.bucketLayout !== undefined) set.bucket_layout = p.bucketLayout ? 1 : 0;
   let q = db.kysely.updateTable("cache").set(set as never).where("id", "=", id);
   if (p.keypair !== undefined) {
     q = q.set((eb) => ({ keypair: p.keypair as string, key_version: eb("key_version", "+", 1) }));

@@ -266,6 +266,35 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex("deploy_log_deployment").on("deploy_log").columns(["deployment_id", "agent", "id"]).execute();
       },
     },
+    "2026-12-03-40-bucket-layout": {
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable("cache").addColumn("bucket_layout", "integer", (c: any) => c.notNull().defaultTo(0)).execute();
+        // What larder has written (or is writing) to a public cache's bucket layout. No foreign key to
+        // cache: entries of a destroyed cache must outlive its row until their keys are deleted.
+        await id(db.schema.createTable("bucket_entry"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull())
+          .addColumn("prefix", "varchar(300)", (c: any) => c.notNull())
+          .addColumn("kind", "varchar(12)", (c: any) => c.notNull())
+          .addColumn("name", "varchar(300)", (c: any) => c.notNull())
+          .addColumn("nar_key", "varchar(300)")
+          .addColumn("state", "varchar(12)", (c: any) => c.notNull())
+          .addColumn("key_version", "integer", (c: any) => c.notNull())
+          .addColumn("updated_at", "bigint", (c: any) => c.notNull())
+          .addUniqueConstraint("bucket_entry_cache_name", ["cache_id", "kind", "name"])
+          .execute();
+        await db.schema.createIndex("bucket_entry_nar_key").on("bucket_entry").columns(["prefix", "nar_key"]).execute();
+        // Which published entries a layout entry needs (a narinfo's references, a realisation's output):
+        // removal asks "does a remaining entry still need this one?".
+        await db.schema
+          .createTable("bucket_ref")
+          .addColumn("entry_id", ref, (c: any) => c.notNull().references("bucket_entry.id").onDelete("cascade"))
+          .addColumn("cache_id", ref, (c: any) => c.notNull())
+          .addColumn("ref_hash", "varchar(32)", (c: any) => c.notNull())
+          .execute();
+        await db.schema.createIndex("bucket_ref_target").on("bucket_ref").columns(["cache_id", "ref_hash"]).execute();
+        await db.schema.createIndex("bucket_ref_entry").on("bucket_ref").columns(["entry_id"]).execute();
+      },
+    },
   };
 }
 

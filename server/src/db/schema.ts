@@ -20,6 +20,8 @@ export interface CacheTable {
   retention_period: number | null;
   created_at: number;
   deleted_at: number | null;
+  /** 1: larder keeps a Nix binary-cache layout of this (public) cache in the S3 bucket (bucket/). */
+  bucket_layout: Generated<number>;
 }
 
 export interface NarTable {
@@ -256,6 +258,30 @@ export interface DeployLogTable {
   created_at: number;
 }
 
+export interface BucketEntryTable {
+  id: Generated<number>;
+  cache_id: number;
+  /** Where the entry lives in the bucket, e.g. `public/main/`. */
+  prefix: string;
+  /** "info" (nix-cache-info), "path" (narinfo + NAR + listing), "log", "realisation". */
+  kind: "info" | "path" | "log" | "realisation";
+  /** Store-path hash, derivation base name, realisation id; "nix-cache-info" for info. */
+  name: string;
+  /** A path's NAR key relative to `prefix`. */
+  nar_key: string | null;
+  /** "writing": keys may be partly written; "published": complete; "removing": keys being deleted. */
+  state: "writing" | "published" | "removing";
+  /** The cache key version the written signature was made with. */
+  key_version: number;
+  updated_at: number;
+}
+
+export interface BucketRefTable {
+  entry_id: number;
+  cache_id: number;
+  ref_hash: string;
+}
+
 export interface Database {
   cache: CacheTable;
   nar: NarTable;
@@ -277,4 +303,6 @@ export interface Database {
   deployment: DeploymentTable;
   deploy_agent: DeployAgentTable;
   deploy_log: DeployLogTable;
+  bucket_entry: BucketEntryTable;
+  bucket_ref: BucketRefTable;
 }

@@ -8,6 +8,7 @@ import { createStorage } from "../storage/index.ts";
 import { createMetrics } from "../metrics.ts";
 import { collectGarbage, type GcDeps } from "./run.ts";
 import { sweepSpool } from "../ingest/spool.ts";
+import { createBucketLayout } from "../bucket/layout.ts";
 
 /** Spool files of uploads that died with their process (ingest/spool.ts); a failure here never stops GC. */
 async function sweepSpoolFor(config: Config, log: GcDeps["log"]): Promise<void> {
@@ -63,7 +64,7 @@ export function startPeriodicGc(deps: GcDeps, intervalSeconds: number, beforeRun
 export function startGcLoop(ctx: AppContext): GcLoop {
   return startPeriodicGc(
     // Each committed batch of deleted objects drops the narinfos this server keeps rendered.
-    { db: ctx.db, storage: ctx.storage, gc: ctx.config.gc, buildLogs: ctx.config.buildLogs, log: ctx.log, metrics: ctx.metrics, checkpoint: (step) => void (step === "objects" && ctx.narInfos.clear()) },
+    { db: ctx.db, storage: ctx.storage, gc: ctx.config.gc, buildLogs: ctx.config.buildLogs, log: ctx.log, metrics: ctx.metrics, ...(ctx.bucketLayout && { bucketLayout: ctx.bucketLayout }), checkpoint: (step) => void (step === "objects" && ctx.narInfos.clear()) },
     ctx.config.gc.intervalSeconds,
     async () => {
       // This process's recent hits must count before anything is judged unused. A monolithic
@@ -86,8 +87,10 @@ export async function runGcMode(config: Config, once: boolean, untilSignal: () =
   try {
     await db.migrate();
     const storage = await createStorage(config.storage);
+    const metrics = createMetrics();
+    const bucketLayout = createBucketLayout({ db, storage, storageConfig: config.storage, layout: config.bucketLayout, log, metrics });
     // Servers elsewhere hold hits in memory for up to one flush interval.
-    const deps: GcDeps = { db, storage, gc: config.gc, buildLogs: config.buildLogs, log, metrics: createMetrics(), unflushedAccessMs: unflushedAccessMs(config), ...(checkpoint && { checkpoint }), ...(objectBatch !== undefined && { objectBatch }) };
+    const deps: GcDeps = { db, storage, gc: config.gc, buildLogs: config.buildLogs, log, metrics, unflushedAccessMs: unflushedAccessMs(config), ...(bucketLayout && { bucketLayout }), ...(checkpoint && { checkpoint }), ...(objectBatch !== undefined && { objectBatch }) };
     if (once) {
       await sweepSpoolFor(config, log);
       const stats = await collectGarbage(deps);

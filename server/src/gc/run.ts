@@ -22,6 +22,7 @@ import type { Metrics } from "../metrics.ts";
 import { collectBuildLogs } from "./logs.ts";
 import { collectRealisations } from "./realisations.ts";
 import { sweepCachixUploads } from "../cachix/sweep.ts";
+import type { BucketLayout } from "../bucket/types.ts";
 
 export interface GcStats {
   objects: number;
@@ -49,6 +50,8 @@ export interface GcDeps {
    * have no other servers pass nothing.
    */
   unflushedAccessMs?: number;
+  /** Public caches' bucket layouts: reconciled after the database steps (what left the caches leaves the bucket, top-down). */
+  bucketLayout?: BucketLayout;
   /** Called between steps; tests use it to stop a run at a chosen point. */
   checkpoint?: (step: string) => Promise<void> | void;
   /**
@@ -335,6 +338,11 @@ export async function collectGarbage(d: GcDeps, now = Date.now()): Promise<GcSta
     const buildLogs = await collectBuildLogs(d.db, { graceSeconds: d.gc.graceSeconds, retentionSeconds: d.buildLogs?.retentionSeconds ?? 0 }, now);
     await d.checkpoint?.("build-logs");
     const realisations = await collectRealisations(d.db, d.gc.graceSeconds, now);
+    if (d.bucketLayout) {
+      // The layout holds its own copies of NARs, so its failures never hold up collecting larder's storage.
+      await d.bucketLayout.sync().catch((e: unknown) => d.log.error({ err: e }, "gc: bucket layout sync failed; the next run retries"));
+      await d.checkpoint?.("bucket-layout");
+    }
     const nars = await collectNars(d, now);
     const storage = await drainJournal(d, now);
     const stats: GcStats = {

@@ -21,6 +21,7 @@ export function registerBuildLogPut(app: FastifyInstance, ctx: AppContext, prefi
       throw logTooLarge(max);
     }
     await storeBuildLog({ db: ctx.db, storage: ctx.storage, cacheId: cache.id, drvName: drv.baseName, drvHash: drv.hash, body: req.raw, encoding, maxBytes: max });
+    ctx.bucketLayout?.logVisible(cache, drv.baseName);
     return reply.code(200).type("text/plain").send("");
   });
 }

@@ -22,6 +22,8 @@ export function registerCacheConfigGet(app: FastifyInstance, ctx: AppContext): v
       upstream_cache_key_names: upstreamKeyNames(cache),
       retention_period: cache.retention_period === null ? "Global" : { Period: cache.retention_period },
       ...(ctx.config.compression.type === "zstd" && { upload_zstd_level: ctx.config.compression.level }),
+      bucket_layout: cache.bucket_layout === 1,
+      ...(cache.bucket_layout === 1 && ctx.config.bucketLayout.publicUrl !== undefined && { bucket_endpoint: `${ctx.config.bucketLayout.publicUrl}${cache.name}` }),
     };
     return reply.send(body);
   };

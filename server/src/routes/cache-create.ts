@@ -7,6 +7,7 @@ import { caller } from "../http/caller.ts";
 import { canDiscover } from "../auth/permissions.ts";
 import { createCache } from "../db/caches.ts";
 import { createCacheRequest, describeZodError } from "../api/cache-config-types.ts";
+import { bucketLayoutRefusal } from "../bucket/settings.ts";
 import { formatSecretKey, generateSecretKey, parseSecretKey } from "../nix/signing.ts";
 
 export function cacheKeypair(name: string, keypair: "Generate" | { Keypair: string }): string {
@@ -30,6 +31,10 @@ export function registerCacheCreate(app: FastifyInstance, ctx: AppContext): void
     const parsed = createCacheRequest.safeParse(req.body);
     if (!parsed.success) throw badRequest(`invalid CreateCacheRequest: ${describeZodError(parsed.error)}`);
     const r = parsed.data;
+    if (r.bucket_layout === true) {
+      const refusal = bucketLayoutRefusal(ctx, r.is_public);
+      if (refusal) throw refusal;
+    }
     await createCache(ctx.db, {
       name,
       keypair: cacheKeypair(name, r.keypair),
@@ -38,6 +43,7 @@ export function registerCacheCreate(app: FastifyInstance, ctx: AppContext): void
       priority: r.priority,
       upstreamCacheKeyNames: r.upstream_cache_key_names,
       retentionPeriod: null,
+      bucketLayout: r.bucket_layout === true,
     });
     ctx.caches.invalidate(name);
     req.log.info({ cache: name, sub: c.claims?.sub }, "cache created");

@@ -11,6 +11,8 @@ export function registerCacheDestroy(app: FastifyInstance, ctx: AppContext): voi
     const gone = await destroyCache(ctx.db, cache.id, ctx.config.softDeleteCaches);
     ctx.caches.invalidate(cache.name);
     if (!gone) throw new ServerError("NoSuchCache");
+    // Its bucket layout goes now, not at the next GC.
+    ctx.bucketLayout?.cacheChanged(cache.id);
     req.log.info({ cache: cache.name, sub: caller.claims?.sub }, "cache destroyed");
     return reply.code(200).send();
   });

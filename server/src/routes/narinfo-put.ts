@@ -118,6 +118,7 @@ export function registerNarInfoPut(app: FastifyInstance, ctx: AppContext, prefix
       await ctx.db.kysely.deleteFrom("staged_nar").where("id", "=", found.stagedId).execute();
     }
     ctx.narInfos.invalidate(cache.id, storePathHash);
+    ctx.bucketLayout?.pathVisible(cache, storePathHash);
     return reply.code(200).type("text/plain").send("");
   });
 }

@@ -42,6 +42,7 @@ export function registerRealisationPut(app: FastifyInstance, ctx: AppContext, pr
       keyVersion: cache.key_version,
     });
     if (result === "conflict") throw new ServerError("Conflict", `This cache already has a different output path for ${r.id}.`);
+    ctx.bucketLayout?.realisationVisible(cache, r.id);
     return reply.code(200).type("text/plain").send("");
   });
 }

@@ -177,6 +177,7 @@ export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void 
         },
       });
       ctx.narInfos.invalidate(cache.id, info.store_path_hash);
+      ctx.bucketLayout?.pathVisible(cache, info.store_path_hash);
       ctx.metrics.bytesIngested.inc({ protocol: "attic" }, ingested.nar.size);
       const body: UploadPathResult =
         deduplicated && visible

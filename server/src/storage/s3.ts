@@ -59,21 +59,8 @@ function checkExpiry(expiresInSeconds: number): void {
   }
 }
 
-export async function createS3Storage(opts: S3StorageOptions): Promise<Storage> {
-  const { bucket } = opts;
-  if (!bucket) throw new StorageError("S3 storage: bucket is empty; set storage.bucket");
-  if (!opts.region) throw new StorageError("S3 storage: region is empty; set storage.region");
-  let base = "";
-  if (opts.prefix !== undefined && opts.prefix !== "") {
-    const trimmed = opts.prefix.replace(/\/+$/, "");
-    try {
-      assertValidKey(trimmed);
-    } catch {
-      throw new StorageError(`S3 storage: invalid prefix ${JSON.stringify(opts.prefix)}; use [a-z0-9._-] segments`);
-    }
-    base = `${trimmed}/`;
-  }
-
+/** The SDK client settings for a bucket; shared with the bucket layout (bucket/target.ts), which writes keys storage does not. */
+export function s3ClientConfig(opts: Pick<S3StorageOptions, "region" | "endpoint" | "forcePathStyle" | "credentials">): S3ClientConfig {
   const config: S3ClientConfig = {
     region: opts.region,
     // Only compute/validate checksums when S3 demands them: the default aws-chunked stream framing is stored
@@ -89,7 +76,25 @@ export async function createS3Storage(opts: S3StorageOptions): Promise<Storage> 
     config.forcePathStyle = opts.forcePathStyle;
   }
   if (opts.credentials) config.credentials = { ...opts.credentials };
-  const client = new S3Client(config);
+  return config;
+}
+
+export async function createS3Storage(opts: S3StorageOptions): Promise<Storage> {
+  const { bucket } = opts;
+  if (!bucket) throw new StorageError("S3 storage: bucket is empty; set storage.bucket");
+  if (!opts.region) throw new StorageError("S3 storage: region is empty; set storage.region");
+  let base = "";
+  if (opts.prefix !== undefined && opts.prefix !== "") {
+    const trimmed = opts.prefix.replace(/\/+$/, "");
+    try {
+      assertValidKey(trimmed);
+    } catch {
+      throw new StorageError(`S3 storage: invalid prefix ${JSON.stringify(opts.prefix)}; use [a-z0-9._-] segments`);
+    }
+    base = `${trimmed}/`;
+  }
+
+  const client = new S3Client(s3ClientConfig(opts));
 
   const secrets = [opts.credentials?.accessKeyId, opts.credentials?.secretAccessKey, opts.credentials?.sessionToken]
     .filter((s): s is string => typeof s === "string" && s.length > 0);
@@ -260,7 +265,7 @@ class BodyError extends Error {
  * Upload, because Upload re-concatenates every part from the incoming chunks and keeps those copies pinned:
  * a 200 MiB put peaked at 100-160 MiB of buffers with it; fixed, recycled part buffers hold that to ~40 MiB.
  */
-async function putStream(client: S3Client, bucket: string, key: string, body: Readable): Promise<number> {
+export async function putStream(client: S3Client, bucket: string, key: string, body: Readable, contentType?: string): Promise<number> {
   const iterator = (body as AsyncIterable<Buffer | Uint8Array | string>)[Symbol.asyncIterator]();
   let pending: Buffer | null = null;
   let ended = false;
@@ -303,12 +308,12 @@ async function putStream(client: S3Client, bucket: string, key: string, body: Re
     let length = await fill(first);
     if (length < PART_SIZE || !(await pull())) {
       await client.send(
-        new PutObjectCommand({ Bucket: bucket, Key: key, Body: first.subarray(0, length), ContentLength: length }),
+        new PutObjectCommand({ Bucket: bucket, Key: key, Body: first.subarray(0, length), ContentLength: length, ContentType: contentType }),
       );
       return length;
     }
 
-    const created = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+    const created = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: contentType }));
     const uploadId = created.UploadId;
     if (!uploadId) throw new StorageError(`S3 put s3://${bucket}/${key} failed: no UploadId in the response`);
     const parts: CompletedPart[] = [];
