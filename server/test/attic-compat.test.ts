@@ -123,7 +123,7 @@ describe("attic's client, byte for byte", () => {
     expect(info.status).toBe(200);
     const cfg = info.json<Record<string, unknown>>();
     expect(Object.keys(cfg).sort()).toEqual(
-      ["api_endpoint", "bucket_layout", "is_public", "nix_push_endpoint", "priority", "public_key", "retention_period", "store_dir", "substituter_endpoint", "upstream_cache_key_names"],
+      ["api_endpoint", "bucket_layout", "is_public", "nix_push_endpoint", "priority", "public_key", "retention_period", "store_dir", "substituter_endpoint", "upload_zstd_level", "upstream_cache_key_names"],
     );
     expect(cfg.api_endpoint).toBe(`http://${host}/`);
     expect(cfg.substituter_endpoint).toBe(`http://${host}/team-a`);
