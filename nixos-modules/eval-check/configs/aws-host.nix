@@ -4,13 +4,20 @@
   imports = [
     ../../aws-host.nix
     (import ../expect.nix ({ lib, admin }: [
-      { what = "secrets are credentials (token, database URL), no environment file";
-        ok = c: c.systemd.services.larder.serviceConfig.LoadCredential == [ "database-url:/run/larder-aws/database-url" "token-hs256-secret-base64:/run/larder-aws/token" ]
+      { what = "the token key is a credential copy; the database URL is read in place (RDS rotation, no restart); no environment file";
+        ok = c: c.systemd.services.larder.serviceConfig.LoadCredential == [ "token-hs256-secret-base64:/run/larder-aws/token" ]
           && c.systemd.services.larder.serviceConfig.EnvironmentFile == [ ]
-          && c.services.larder.settings.database.url-file == "database-url"
+          && c.services.larder.settings.database.url-file == "/run/larder-aws/database-url"
           && !(c.services.larder.settings.database ? url && c.services.larder.settings.database.url != null); }
-      { what = "larderd-admin loads the same credentials";
-        ok = c: lib.hasInfix "'--property=LoadCredential=database-url:/run/larder-aws/database-url'" (admin c); }
+      { what = "larder runs as the static user and group larder, which may read the database URL";
+        ok = c: !c.services.larder.dynamicUser
+          && c.systemd.services.larder.serviceConfig.Group == "larder"
+          && c.users.groups ? larder; }
+      { what = "the secrets are fetched again every 2 minutes";
+        ok = c: c.systemd.timers.larder-aws-secrets.timerConfig.OnUnitActiveSec == "2m"; }
+      { what = "larderd-admin loads the same credential and no copy of the database URL";
+        ok = c: lib.hasInfix "'--property=LoadCredential=token-hs256-secret-base64:/run/larder-aws/token'" (admin c)
+          && !(lib.hasInfix "LoadCredential=database-url" (admin c)); }
     ]))
   ];
   services.larder.aws = {
