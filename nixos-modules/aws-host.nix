@@ -10,6 +10,10 @@ let
   inherit (lib) mkOption types;
 
   cfg = config.services.larder.aws;
+
+  # Option declarations by kind: a value the stack must give, or a string left null when unset.
+  required = example: description: mkOption { type = types.str; inherit example description; };
+  optionalStr = description: fields: mkOption ({ type = types.nullOr types.str; default = null; inherit description; } // fields);
   secretsDir = "/run/larder-aws";
   tokenCredential = {
     hs256 = "token-hs256-secret-base64";
@@ -60,32 +64,19 @@ in
   ];
 
   options.services.larder.aws = {
-    region = mkOption {
-      type = types.str;
-      example = "eu-west-1";
-      description = "AWS region of the bucket and the secrets.";
-    };
-    bucket = mkOption {
-      type = types.str;
-      example = "larder-nars-123456789012";
-      description = "S3 bucket for NARs. The instance role needs s3:GetObject, PutObject, DeleteObject, ListBucket and the multipart actions on it.";
-    };
-    bucketPrefix = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "Key prefix inside the bucket (lowercase path segments), to share a bucket.";
-    };
+    region = required "eu-west-1"
+      "AWS region of the bucket and the secrets.";
+    bucket = required "larder-nars-123456789012"
+      "S3 bucket for NARs. The instance role needs s3:GetObject, PutObject, DeleteObject, ListBucket and the multipart actions on it.";
+    bucketPrefix = optionalStr "Key prefix inside the bucket (lowercase path segments), to share a bucket." { };
     presignDownloads = mkOption {
       type = types.bool;
       default = false;
       description = "Answer NAR downloads with redirects to presigned S3 URLs (bytes bypass the instance; S3 egress applies).";
     };
     database = {
-      host = mkOption {
-        type = types.str;
-        example = "larder.abcdefghijkl.eu-west-1.rds.amazonaws.com";
-        description = "RDS endpoint address (no port).";
-      };
+      host = required "larder.abcdefghijkl.eu-west-1.rds.amazonaws.com"
+        "RDS endpoint address (no port).";
       port = mkOption {
         type = types.port;
         default = 5432;
@@ -96,11 +87,8 @@ in
         default = "larder";
         description = "Database name.";
       };
-      masterUserSecretArn = mkOption {
-        type = types.str;
-        example = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0123abcd-AbCdEf";
-        description = "ARN of the RDS-managed master user secret (JSON with username and password).";
-      };
+      masterUserSecretArn = required "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0123abcd-AbCdEf"
+        "ARN of the RDS-managed master user secret (JSON with username and password).";
       tls = mkOption {
         type = types.enum [ "verify-full" "no-verify" ];
         default = "verify-full";
@@ -122,21 +110,15 @@ in
         description = "Where the RDS CA bundle is fetched from at boot (AWS's bundle of every region's CAs; a region's own is at …/REGION/REGION-bundle.pem).";
       };
     };
-    tokenSecretArn = mkOption {
-      type = types.str;
-      example = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:larder/token-AbCdEf";
-      description = "ARN of the secret whose SecretString is the token signing key as bare base64.";
-    };
+    tokenSecretArn = required "arn:aws:secretsmanager:eu-west-1:123456789012:secret:larder/token-AbCdEf"
+      "ARN of the secret whose SecretString is the token signing key as bare base64.";
     tokenSecretKind = mkOption {
       type = types.enum [ "hs256" "rs256" ];
       default = "hs256";
       description = "hs256: the secret is `openssl rand -base64 64`. rs256: it is a base64-encoded PEM private key.";
     };
-    domain = mkOption {
-      type = types.str;
-      example = "cache.example.org";
-      description = "Public domain of the cache.";
-    };
+    domain = required "cache.example.org"
+      "Public domain of the cache.";
     tls = mkOption {
       type = types.enum [ "acme" "load-balancer" "none" ];
       default = "acme";
@@ -146,11 +128,7 @@ in
         the public URL is still https. none: plain HTTP (tests only).
       '';
     };
-    acmeEmail = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "Contact address for Let's Encrypt (tls = \"acme\").";
-    };
+    acmeEmail = optionalStr "Contact address for Let's Encrypt (tls = \"acme\")." { };
     mode = mkOption {
       type = types.enum [ "monolithic" "api-server" "garbage-collector" ];
       default = "monolithic";
@@ -161,16 +139,11 @@ in
       default = "larder";
       description = "Name of the deployment: the Deployment dimension of the host's metrics.";
     };
-    metricsNamespace = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      example = "Larder";
-      description = ''
+    metricsNamespace = optionalStr ''
         CloudWatch namespace to publish the root file system's usage to every 5 minutes
         (RootDiskUsedPercent, dimensions Deployment and Mode; the instance role needs
         cloudwatch:PutMetricData for it). null: nothing is published.
-      '';
-    };
+      '' { example = "Larder"; };
     secretsRefreshInterval = mkOption {
       type = types.str;
       default = "2m";

@@ -20,6 +20,16 @@
 let
   s3Storage = { storage = { type = "s3"; region = "eu-west-1"; bucket = "larder-cache"; }; };
 
+  # An s3 storage key, unset unless given (tried inside an s3 storage table).
+  s3Key = name: fields: {
+    path = [ "storage" name ];
+    type = "str";
+    nullable = true;
+    variant = "s3";
+    default = null;
+    exampleWith = s3Storage;
+  } // fields;
+
   options = [
     {
       path = [ "listen" ];
@@ -88,46 +98,22 @@ let
       example = "/srv/larder/nars";
       description = "Directory of stored NARs (local storage). Outside the state directory it is added to ReadWritePaths.";
     }
-    {
-      path = [ "storage" "region" ];
-      type = "str";
-      nullable = true;
-      variant = "s3";
-      default = null;
+    (s3Key "region" {
       example = "us-east-1";
-      exampleWith = s3Storage;
       description = "AWS region of the bucket (s3 storage).";
-    }
-    {
-      path = [ "storage" "bucket" ];
-      type = "str";
-      nullable = true;
-      variant = "s3";
-      default = null;
+    })
+    (s3Key "bucket" {
       example = "my-larder-nars";
-      exampleWith = s3Storage;
       description = "Bucket name (s3 storage).";
-    }
-    {
-      path = [ "storage" "endpoint" ];
-      type = "str";
-      nullable = true;
-      variant = "s3";
-      default = null;
+    })
+    (s3Key "endpoint" {
       example = "http://127.0.0.1:9000";
-      exampleWith = s3Storage;
       description = "Endpoint of an S3-compatible store (MinIO, Garage, R2); implies path-style addressing.";
-    }
-    {
-      path = [ "storage" "prefix" ];
-      type = "str";
-      nullable = true;
-      variant = "s3";
-      default = null;
+    })
+    (s3Key "prefix" {
       example = "larder/nars";
-      exampleWith = s3Storage;
       description = "Key prefix inside the bucket, to share a bucket.";
-    }
+    })
     {
       path = [ "storage" "presign-downloads" ];
       type = "bool";
