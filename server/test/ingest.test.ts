@@ -178,6 +178,16 @@ describe("ingest limits", () => {
     }
   });
 
+  it("refuses, rather than hangs on, an upload kept as sent whose bytes go on after the compressed stream ends", async () => {
+    const body = Buffer.concat([zlib.zstdCompressSync(narOfFile(letters(1000))), randomBytes(2 * 1024 * 1024)]);
+    const pieces = Array.from({ length: Math.ceil(body.length / 65536) }, (_, i) => body.subarray(i * 65536, (i + 1) * 65536));
+    const outcome = await ingest({ body: Readable.from(pieces), input: "zstd", stored: { type: "zstd", level: 3 }, spoolDir }).then(
+      () => "accepted",
+      (e: unknown) => (e instanceof ServerError ? e.message : String(e)),
+    );
+    expect(outcome).toMatch(/does not decompress/);
+  }, 10_000);
+
   it("a refused upload leaves no spool file behind", async () => {
     await run(randomBytes(SMALL_UPLOAD_BYTES * 2), "zstd", "zstd");
     await run(randomBytes(100), "zstd", "zstd");

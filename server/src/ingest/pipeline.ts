@@ -281,6 +281,10 @@ async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
       // If either branch fails the other must not wait for data that never comes.
       spooling.catch((e) => decomp.destroy(e as Error));
       proving.catch((e) => forward.destroy(e as Error));
+      // The decompressor may end its output and only then fail on what follows (zstd on bytes
+      // after the last frame): `proving` has resolved by then, and `forward`, waiting for a
+      // drain that never comes, would hold the upload open forever.
+      decomp.once("error", (e) => forward.destroy(e));
       await Promise.all([spooling, proving]);
       parser.end();
       const upload = uploadTap.digest();
