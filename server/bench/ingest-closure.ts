@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { buildData, createBenchNix, flatNarUrl, totalNarBytes, type BenchNix } from "./data.ts";
-import { cpuSeconds, startLarderd } from "./larderd.ts";
+import { childrenCpuSeconds, cpuSeconds, startLarderd } from "./larderd.ts";
 import { limitPipeline } from "./limit.ts";
 import { run } from "./proc.ts";
 import { ensureTools } from "./tools.ts";
@@ -24,7 +24,7 @@ import { ensureTools } from "./tools.ts";
 const CLIENT_BIN = fileURLToPath(new URL("../bin/larder.js", import.meta.url));
 const MiB = 1048576;
 type RunName = "file_xz" | "file_zstd" | "nix_copy_xz" | "nix_copy_zstd" | "larder_push" | "larder_push_plain" | "larder_push_medium" | "larder_push_medium_plain";
-type Timing = { seconds: number; cpuUs: number };
+type Timing = { seconds: number; cpuUs: number; clientCpuS: number };
 
 const { values } = parseArgs({
   options: {
@@ -63,9 +63,10 @@ try {
   };
   const timed = async (fn: () => Promise<unknown>): Promise<Timing> => {
     const cpu = cpuSeconds(larderd.pid);
+    const client = childrenCpuSeconds();
     const t = process.hrtime.bigint();
     await fn();
-    return { seconds: Number(process.hrtime.bigint() - t) / 1e9, cpuUs: (cpuSeconds(larderd.pid) - cpu) * 1e6 };
+    return { seconds: Number(process.hrtime.bigint() - t) / 1e9, cpuUs: (cpuSeconds(larderd.pid) - cpu) * 1e6, clientCpuS: childrenCpuSeconds() - client };
   };
   const nixCopy = (to: string, p: string) => nx.nix(["nix", "copy", "--store", nx.store, "--to", to, p]);
   const larderPush = (cache: string, p: string, ...flags: string[]) =>
@@ -92,7 +93,7 @@ try {
   for (let r = 0; r < rounds; r++) {
     for (const name of Object.keys(runs) as RunName[]) {
       const t = await timed(await (runs[name] as () => Promise<() => Promise<unknown>>)());
-      log(`round ${r + 1}: ${name} ${t.seconds.toFixed(2)} s, larderd CPU ${(t.cpuUs / 1e6).toFixed(2)} s`);
+      log(`round ${r + 1}: ${name} ${t.seconds.toFixed(2)} s, larderd CPU ${(t.cpuUs / 1e6).toFixed(2)} s, client CPU ${t.clientCpuS.toFixed(2)} s`);
       const was = best[name];
       if (!was || t.seconds < was.seconds) best[name] = t;
     }
@@ -118,6 +119,7 @@ try {
       larder_push: b.larder_push.cpuUs / data.closure.length,
       larder_push_plain: b.larder_push_plain.cpuUs / data.closure.length,
     },
+    client_cpu_s: Object.fromEntries(Object.entries(b).map(([k, v]) => [k, v.clientCpuS])),
     larderd_cpu_s_medium: { larder_push: b.larder_push_medium.cpuUs / 1e6, larder_push_plain: b.larder_push_medium_plain.cpuUs / 1e6 },
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -4,8 +4,9 @@
  * KiB, each pushed as Nix 2.8 does (`PUT nar/<filehash>.nar.zst`, then `PUT <hash>.narinfo`, one
  * at a time over one connection), or with --attic as `larder push` does (one `PUT
  * /_api/v1/upload-path` of the uncompressed NAR, --jobs at a time, 5 by default), against a fresh
- * larderd (its own process, SQLite, local disk by default). Prints the paths per second and the
- * median and p90 of each request.
+ * larderd (its own process, SQLite, local disk by default); --zstd sends upload-path bodies in
+ * zstd, as larder push does when the server stores zstd. Prints the paths per second, the median
+ * and p90 of each request, and larderd's CPU time per path.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -14,7 +15,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import zlib from "node:zlib";
 import { encodeNixBase32 } from "../src/nix/base32.ts";
-import { startLarderd, type StorageSpec } from "./larderd.ts";
+import { cpuSeconds, startLarderd, type StorageSpec } from "./larderd.ts";
 import { startS3rver, type S3rverHandle } from "../test/support/s3rver.ts";
 import { narOfFile } from "../test/support/nar.ts";
 
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
       paths: { type: "string", default: "300" },
       size: { type: "string", default: "8192" },
       attic: { type: "boolean", default: false },
+      zstd: { type: "boolean", default: false },
       jobs: { type: "string", default: "5" },
       s3: { type: "boolean", default: false },
       "cpu-prof": { type: "string" },
@@ -58,7 +60,7 @@ async function main(): Promise<void> {
       const letters = (n: number): Buffer => Buffer.from(randomBytes(n).map((b) => 97 + (b & 15)));
       const items = Array.from({ length: paths }, () => {
         const nar = narOfFile(letters(size));
-        const file = zlib.zstdCompressSync(nar);
+        const file = zlib.zstdCompressSync(nar, { pledgedSrcSize: nar.length });
         const storePath = `/nix/store/${encodeNixBase32(randomBytes(20))}-small`;
         const fileHash = encodeNixBase32(sha256(file));
         const narinfo = [
@@ -75,6 +77,8 @@ async function main(): Promise<void> {
         const info = { cache: "c", store_path_hash: storePath.slice(11, 43), store_path: storePath, references: [], system: null, deriver: null, sigs: [], ca: null, nar_hash: `sha256:${sha256(nar).toString("hex")}`, nar_size: nar.length };
         return { nar, file, fileHash, narinfo, hash: storePath.slice(11, 43), info: JSON.stringify(info) };
       });
+      const cpuBefore = cpuSeconds(larderd.pid);
+      const cpuPerPath = () => `larderd CPU ${(((cpuSeconds(larderd.pid) - cpuBefore) * 1e6) / paths).toFixed(0)} µs a path`;
       if (values.attic) {
         const jobs = Number(values.jobs);
         const ms: number[] = [];
@@ -84,7 +88,11 @@ async function main(): Promise<void> {
           Array.from({ length: jobs }, async () => {
             for (let it = items[next++]; it; it = items[next++]) {
               const t = performance.now();
-              const r = await fetch(`${larderd.url}/_api/v1/upload-path`, { method: "PUT", headers: { ...headers, "x-attic-nar-info": it.info }, body: it.nar });
+              const r = await fetch(`${larderd.url}/_api/v1/upload-path`, {
+                method: "PUT",
+                headers: { ...headers, "x-attic-nar-info": it.info, ...(values.zstd && { "content-encoding": "zstd" }) },
+                body: values.zstd ? it.file : it.nar,
+              });
               const text = await r.text();
               if (r.status !== 200) throw new Error(`upload-path answered ${r.status}: ${text}`);
               ms.push(performance.now() - t);
@@ -94,8 +102,8 @@ async function main(): Promise<void> {
         const seconds = (performance.now() - started) / 1000;
         ms.sort((a, b) => a - b);
         console.log(
-          `${paths} paths of ${size} bytes by upload-path, ${jobs} at a time (${s3 ? "s3rver" : "local disk"}): ${(paths / seconds).toFixed(0)} paths/s; ` +
-            `p50 ${quantile(ms, 0.5).toFixed(2)} ms p90 ${quantile(ms, 0.9).toFixed(2)} ms`,
+          `${paths} paths of ${size} bytes by upload-path${values.zstd ? " (zstd bodies)" : ""}, ${jobs} at a time (${s3 ? "s3rver" : "local disk"}): ${(paths / seconds).toFixed(0)} paths/s; ` +
+            `p50 ${quantile(ms, 0.5).toFixed(2)} ms p90 ${quantile(ms, 0.9).toFixed(2)} ms; ${cpuPerPath()}`,
         );
         return;
       }
@@ -121,7 +129,7 @@ async function main(): Promise<void> {
       console.log(
         `${paths} paths of ${size} bytes (${s3 ? "s3rver" : "local disk"}): ${(paths / seconds).toFixed(0)} paths/s; ` +
           `PUT nar p50 ${f(quantile(narMs, 0.5))} ms p90 ${f(quantile(narMs, 0.9))} ms; ` +
-          `PUT narinfo p50 ${f(quantile(infoMs, 0.5))} ms p90 ${f(quantile(infoMs, 0.9))} ms`,
+          `PUT narinfo p50 ${f(quantile(infoMs, 0.5))} ms p90 ${f(quantile(infoMs, 0.9))} ms; ${cpuPerPath()}`,
       );
     } finally {
       await larderd.stop();

@@ -153,7 +153,9 @@ async function uploadOne(api: Api, cache: string, info: LocalPathInfo, opts: Pus
     let nar: Readable = dump.stdout;
     const headers: Record<string, string> = {};
     if (opts.zstdLevel !== undefined) {
-      const zstd = zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: opts.zstdLevel, [zlib.constants.ZSTD_c_checksumFlag]: 0 } });
+      // The NAR's size up front sizes zstd's window and tables to it (a small path's context
+      // otherwise costs ten times its compression) and makes a NAR of another size an error here.
+      const zstd = zlib.createZstdCompress({ chunkSize: 128 * 1024, pledgedSrcSize: info.narSize, params: { [zlib.constants.ZSTD_c_compressionLevel]: opts.zstdLevel, [zlib.constants.ZSTD_c_checksumFlag]: 0 } });
       dump.stdout.on("error", (e) => zstd.destroy(e));
       nar = dump.stdout.pipe(zstd);
       headers["content-encoding"] = "zstd";

@@ -23,6 +23,7 @@ import { collectBuildLogs } from "./logs.ts";
 import { collectRealisations } from "./realisations.ts";
 import { sweepCachixUploads } from "../cachix/sweep.ts";
 import type { BucketLayout } from "../bucket/types.ts";
+import { withBulkDeletes } from "./sqlite-bulk.ts";
 
 export interface GcStats {
   objects: number;
@@ -332,19 +333,22 @@ async function drainJournal(d: GcDeps, now: number): Promise<{ objects: number; 
 export async function collectGarbage(d: GcDeps, now = Date.now()): Promise<GcStats> {
   const started = performance.now();
   try {
-    const staged = await expireStaged(d, now);
-    await sweepCachixUploads(d, now);
-    const objects = await collectObjects(d, now);
-    const buildLogs = await collectBuildLogs(d.db, { graceSeconds: d.gc.graceSeconds, retentionSeconds: d.buildLogs?.retentionSeconds ?? 0 }, now);
-    await d.checkpoint?.("build-logs");
-    const realisations = await collectRealisations(d.db, d.gc.graceSeconds, now);
-    if (d.bucketLayout) {
-      // The layout holds its own copies of NARs, so its failures never hold up collecting larder's storage.
-      await d.bucketLayout.sync().catch((e: unknown) => d.log.error({ err: e }, "gc: bucket layout sync failed; the next run retries"));
-      await d.checkpoint?.("bucket-layout");
-    }
-    const nars = await collectNars(d, now);
-    const storage = await drainJournal(d, now);
+    const { staged, objects, buildLogs, realisations, nars, storage } = await withBulkDeletes(d.db, async () => {
+      const staged = await expireStaged(d, now);
+      await sweepCachixUploads(d, now);
+      const objects = await collectObjects(d, now);
+      const buildLogs = await collectBuildLogs(d.db, { graceSeconds: d.gc.graceSeconds, retentionSeconds: d.buildLogs?.retentionSeconds ?? 0 }, now);
+      await d.checkpoint?.("build-logs");
+      const realisations = await collectRealisations(d.db, d.gc.graceSeconds, now);
+      if (d.bucketLayout) {
+        // The layout holds its own copies of NARs, so its failures never hold up collecting larder's storage.
+        await d.bucketLayout.sync().catch((e: unknown) => d.log.error({ err: e }, "gc: bucket layout sync failed; the next run retries"));
+        await d.checkpoint?.("bucket-layout");
+      }
+      const nars = await collectNars(d, now);
+      const storage = await drainJournal(d, now);
+      return { staged, objects, buildLogs, realisations, nars, storage };
+    });
     const stats: GcStats = {
       objects,
       nars,

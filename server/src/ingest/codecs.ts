@@ -27,16 +27,23 @@ export function isUploadCompression(c: string): c is UploadCompression {
   return UPLOADABLE.has(c);
 }
 
+/**
+ * Output chunk of the zlib-family streams. Node's default (16 KiB) makes a 200 MiB NAR thirteen
+ * thousand chunks, each a thread-pool round trip and a pass through the hashing and NAR-parsing
+ * transforms; larger chunks cut that per-chunk cost (docs/PERFORMANCE.md, big-NAR ingest).
+ */
+const CHUNK = 128 * 1024;
+
 export function decompressor(c: UploadCompression): Duplex {
   switch (c) {
     case "none":
       return new PassThrough({ highWaterMark: 1 << 20 });
     case "zstd":
-      return zlib.createZstdDecompress();
+      return zlib.createZstdDecompress({ chunkSize: CHUNK });
     case "br":
-      return zlib.createBrotliDecompress();
+      return zlib.createBrotliDecompress({ chunkSize: CHUNK });
     case "gzip":
-      return zlib.createGunzip();
+      return zlib.createGunzip({ chunkSize: CHUNK });
     case "xz":
       return new ProcessDecompressor("xz", ["--decompress", "--stdout", "--quiet", `--memlimit-decompress=${XZ_MEMLIMIT}`]);
     case "bzip2":
@@ -53,9 +60,9 @@ export function compressor(c: StoredCompression, level: number): Duplex {
     case "none":
       return new PassThrough({ highWaterMark: 1 << 20 });
     case "zstd":
-      return zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: level } });
+      return zlib.createZstdCompress({ chunkSize: CHUNK, params: { [zlib.constants.ZSTD_c_compressionLevel]: level } });
     case "br":
-      return zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level } });
+      return zlib.createBrotliCompress({ chunkSize: CHUNK, params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level } });
     case "xz":
       return lzma.createCompressor({ preset: level }) as unknown as Duplex;
     default: {

@@ -173,10 +173,12 @@ async function compressSmall(nar: Buffer, stored: IngestOptions["stored"]): Prom
   switch (stored.type) {
     case "none":
       return nar;
+    // The size up front lets the codec size its window and tables to the NAR: for a few KiB,
+    // setting up a context for a full window cost ten times the compression itself.
     case "zstd":
-      return zstdCompress(nar, { params: { [zlib.constants.ZSTD_c_compressionLevel]: stored.level } });
+      return zstdCompress(nar, { pledgedSrcSize: nar.length, params: { [zlib.constants.ZSTD_c_compressionLevel]: stored.level } });
     case "br":
-      return brotliCompress(nar, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: stored.level } });
+      return brotliCompress(nar, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: stored.level, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: nar.length } });
     default:
       return undefined;
   }
