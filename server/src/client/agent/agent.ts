@@ -54,10 +54,11 @@ export class Agent {
     while (!this.d.signal.aborted) {
       let desired: AgentDesired;
       try {
-        desired = await this.d.api.desired(this.generation, wait);
+        desired = await this.d.api.desired(this.generation, wait, this.d.signal);
         if (failures > 0) this.d.log(`reached the server again after ${failures} failed attempt${failures === 1 ? "" : "s"}`);
         failures = 0;
       } catch (e) {
+        if (this.d.signal.aborted) break;
         failures++;
         if (failures === 1 || failures % 10 === 0) this.d.log(`${(e as Error).message} (attempt ${failures}; retrying)`);
         await this.pause(retryDelayMs(failures - 1));
@@ -248,7 +249,8 @@ export class Agent {
         return;
       }
       await this.save({ inflight: { ...f, step: "checking" } });
-      await this.setStep(d, "checking", d.target, { log: switched.output });
+      await this.report({ deploymentId: d.id, state: "activating", currentPath: d.target, log: switched.output });
+      await this.setStep(d, "checking", d.target);
       const health = await healthCheck(d.healthCheck, d.activation, d.target, this.d.activator);
       if (!health.ok) {
         await this.fail(d, f, d.target, "the health check failed", health.output);

@@ -51,7 +51,7 @@ export class AgentApi {
     }
   }
 
-  private async request<T>(method: string, what: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
+  private async request<T>(method: string, what: string, path: string, body: unknown, timeoutMs: number, stop?: AbortSignal): Promise<T> {
     const resolved: ResolvedServer = { name: this.server.name, endpoint: this.server.endpoint, token: await this.token() };
     const api = new Api(resolved);
     api.context = `cache "${this.cache}"`;
@@ -61,7 +61,7 @@ export class AgentApi {
         method,
         headers: api.headers(body === undefined ? {} : { "content-type": "application/json" }),
         ...(body !== undefined && { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: stop ? AbortSignal.any([AbortSignal.timeout(timeoutMs), stop]) : AbortSignal.timeout(timeoutMs),
       });
     } catch (e) {
       throw new TransientError(api.unreachable(e).message);
@@ -74,9 +74,9 @@ export class AgentApi {
   }
 
   /** The long poll: answers when the environment's generation passes `after`, or after `waitSeconds`. */
-  desired(after: number, waitSeconds: number): Promise<AgentDesired> {
+  desired(after: number, waitSeconds: number, stop?: AbortSignal): Promise<AgentDesired> {
     const q = new URLSearchParams({ agent: this.agent, after: String(after), wait: String(waitSeconds) });
-    return this.request("GET", "polling for the desired state", `desired?${q}`, undefined, (waitSeconds + 30) * 1000);
+    return this.request("GET", "polling for the desired state", `desired?${q}`, undefined, (waitSeconds + 30) * 1000, stop);
   }
 
   report(r: Omit<AgentReport, "agent">): Promise<AgentAck> {

@@ -1,0 +1,114 @@
+/**
+ * larder deploy end to end with real agents: three `larder agent` processes, each with its own
+ * chroot store, fetching releases of a small HTTP service (built by Nix 2.8, bin/serve and
+ * bin/migrate) from one larderd on SQLite, and running them under the process supervisor. A
+ * sampler fetches every service's /health all along: that, not the server's bookkeeping, is
+ * what "at most one out of service" is checked against.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestCache, startLarder, type Larder } from "./support/larder.ts";
+import { requireTool } from "./support/requirements.ts";
+import { agentLogs, serviceVersion, ServiceSampler, settled, startFleet, waitForStatus, waitUntil, type Fleet } from "./support/agent-fleet.ts";
+
+const ready = requireTool("nix-build", "deploy agents fetch closures built by the real Nix 2.8");
+
+describe.skipIf(!ready)("deploy agents end to end (SQLite)", () => {
+  let l: Larder;
+  let f: Fleet;
+
+  beforeAll(async () => {
+    l = await startLarder("sqlite-local");
+    await createTestCache(l, "fleet");
+    f = await startFleet(l, "fleet", "prod", [l.url, l.url, l.url]);
+  }, 150_000);
+
+  afterAll(async () => {
+    await f?.stop();
+    await l?.stop();
+  });
+
+  it("rolls v1 → v2 one agent at a time, runs the migration once, and records the history", async () => {
+    const sampler = new ServiceSampler(f.agents);
+    const id = await f.activate("v2");
+    const done = await waitForStatus(f.status, settled(id), f.agents);
+    await sampler.stop();
+    expect(sampler.mostDown(), await agentLogs(f.agents)).toBe(1);
+    for (const a of f.agents) {
+      expect(sampler.samples.at(-1)!.versions.get(a.name)).toBe("v2");
+      expect(done.agents.find((x) => x.name === a.name)).toMatchObject({ state: "healthy", currentPath: f.path("v2"), holdsSlot: false });
+    }
+    const ran = await f.migrations();
+    expect(ran.filter((m) => m.startsWith("v1 "))).toHaveLength(1);
+    expect(ran.filter((m) => m.startsWith("v2 "))).toHaveLength(1);
+    expect(done.current).toMatchObject({ migration: "succeeded", message: "release v2" });
+    const hist = await f.op.history();
+    expect(hist.body.deployments.slice(0, 2).map((d: any) => [d.id, d.state, d.targets["*"]])).toEqual([
+      [id, "succeeded", f.path("v2")],
+      [id - 1, "succeeded", f.path("v1")],
+    ]);
+    const logs = (await f.op.logs(id)).body.logs;
+    for (const a of f.agents) {
+      expect(logs.some((x: any) => x.agent === a.name && x.step === "activation" && x.ok && x.log.includes("nix-env"))).toBe(true);
+      expect(logs.some((x: any) => x.agent === a.name && x.step === "health-check" && x.ok && x.log.includes("/health: 200 v2"))).toBe(true);
+    }
+    expect(logs.filter((x: any) => x.step === "migration")).toHaveLength(1);
+  }, 90_000);
+
+  it("rolls the canary back when v3 fails its health check, pauses, keeps the others on v2; v4 then completes", async () => {
+    const sampler = new ServiceSampler(f.agents);
+    const id = await f.activate("v3", { rollout: { canaries: 1, healthCheck: { command: ["bin/check"], timeoutSeconds: 3, intervalSeconds: 1 } } });
+    const paused = await waitForStatus(f.status, (s) => s.current?.id === id && s.current.state === "paused" && s.agents.some((a) => a.state === "rolled-back"), f.agents);
+    // A moment more: a paused rollout hands out no slot, however long the others wait.
+    await new Promise((r) => setTimeout(r, 3000));
+    await sampler.stop();
+    const canary = paused.agents.find((a) => a.state === "rolled-back")!;
+    const now = (await f.status()).body;
+    expect(now.current?.state).toBe("paused");
+    expect(now.agents.find((a) => a.name === canary.name)).toMatchObject({ state: "rolled-back", currentPath: f.path("v2"), holdsSlot: false });
+    for (const a of f.agents.filter((x) => x.name !== canary.name)) {
+      expect(sampler.versionsOf(a.name)).toEqual(new Set(["v2"]));
+      expect(now.agents.find((x) => x.name === a.name)?.currentPath).toBe(f.path("v2"));
+    }
+    expect(sampler.versionsOf(canary.name)).toEqual(new Set(["v2", "v3"]));
+    expect(sampler.samples.at(-1)!.versions.get(canary.name)).toBe("v2");
+    expect(sampler.mostDown()).toBe(1);
+    const logs = (await f.op.logs(id, canary.name)).body.logs;
+    expect(logs.some((x: any) => x.step === "health-check" && !x.ok && x.log.includes("/health: 503 v3"))).toBe(true);
+    expect(logs.some((x: any) => x.step === "rollback" && x.ok)).toBe(true);
+
+    // The fix ships as v4, replacing the paused v3.
+    const sampler4 = new ServiceSampler(f.agents);
+    const id4 = await f.activate("v4", { supersede: true });
+    const done = await waitForStatus(f.status, settled(id4), f.agents);
+    await sampler4.stop();
+    expect(sampler4.mostDown()).toBe(1);
+    for (const a of done.agents) expect(a).toMatchObject({ state: "healthy", currentPath: f.path("v4") });
+    const ran = await f.migrations();
+    expect(ran.filter((m) => m.startsWith("v3 "))).toHaveLength(1);
+    expect(ran.filter((m) => m.startsWith("v4 "))).toHaveLength(1);
+  }, 90_000);
+
+  it("frees the slot of an agent killed mid-activation, pauses, takes it off the unverified release when it returns; resume completes", async () => {
+    const before = new Map((await f.status()).body.agents.map((a) => [a.name, a.currentPath]));
+    const sampler = new ServiceSampler(f.agents);
+    // v5 takes 4 s to start listening: its agent spends that long switching and checking.
+    const id = await f.activate("v5");
+    const switching = await waitForStatus(f.status, (s) => s.current?.id === id && s.agents.some((a) => a.state === "checking" || a.state === "activating"), f.agents);
+    const victimName = switching.agents.find((a) => a.state === "checking" || a.state === "activating")!.name;
+    const victim = f.agents.find((a) => a.name === victimName)!;
+    await victim.kill("SIGKILL");
+    const lost = await waitForStatus(f.status, (s) => s.current?.state === "paused" && s.agents.some((a) => a.name === victimName && a.state === "lost"), f.agents, 40_000);
+    expect(lost.agents.find((a) => a.name === victimName)?.holdsSlot).toBe(false);
+    // Back after the crash: killed before its profile moved, it reports the turn failed; after, it switches back first.
+    await victim.restart();
+    await waitForStatus(f.status, (s) => s.agents.some((a) => a.name === victimName && (a.state === "rolled-back" || a.state === "failed") && a.currentPath === before.get(victimName)), f.agents);
+    await waitUntil(async () => (await serviceVersion(victim)) === "v4", f.agents);
+    for (const a of f.agents.filter((x) => x !== victim)) expect(sampler.versionsOf(a.name).has("v5")).toBe(false);
+    expect((await f.op.resume()).status).toBe(200);
+    const done = await waitForStatus(f.status, settled(id), f.agents, 60_000);
+    await sampler.stop();
+    for (const a of done.agents) expect(a).toMatchObject({ state: "healthy", currentPath: f.path("v5") });
+    expect(sampler.mostDown()).toBe(1);
+    expect((await f.migrations()).filter((m) => m.startsWith("v5 "))).toHaveLength(1);
+  }, 120_000);
+});
