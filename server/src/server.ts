@@ -50,7 +50,7 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
     // A cache's settings and key are in every narinfo it serves.
     caches: createCacheDirectory(db, { onInvalidate: () => narInfos.clear() }),
     narInfos,
-    accessTracker: createAccessTracker(db, opts.accessFlushMs ?? config.gc.accessFlushSeconds * 1000, (e) => log.warn({ err: e }, "could not record access times")),
+    accessTracker: createAccessTracker(db, opts.accessFlushMs ?? config.gc.accessFlushSeconds * 1000, (e) => log.warn({ err: e }, "could not record access times or signatures")),
     metrics,
     ...(bucketLayout && { bucketLayout }),
     log,

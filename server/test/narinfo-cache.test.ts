@@ -167,6 +167,21 @@ describe.each(BACKENDS)("narinfo answers kept in memory on %s", (backend) => {
     expect((await get("deleted", dep)).status).toBe(404);
   });
 
+  it("signs a path once: the signature of its first read is kept (written off the request path) and served after", async () => {
+    await createTestCache(l, "signed-once");
+    await uploadPath("signed-once", added);
+    const id = await objectId("signed-once", added);
+    const first = await get("signed-once", added);
+    const sig = /^Sig: (signed-once:.*)$/m.exec(first.text)?.[1];
+    expect(sig).toBeDefined();
+    await l.server.ctx.accessTracker.flush();
+    const row = await l.server.ctx.db.kysely.selectFrom("object").select(["signature", "signature_key_version"]).where("id", "=", id).executeTakeFirstOrThrow();
+    expect(row.signature).toBe(sig);
+    // Served from the stored signature once the rendered answer is gone.
+    l.server.ctx.narInfos.clear();
+    expect((await get("signed-once", added)).text).toBe(first.text);
+  });
+
   it("signs with a regenerated key at once", async () => {
     await createTestCache(l, "rekeyed");
     await uploadPath("rekeyed", added);

@@ -72,7 +72,7 @@ export function withFastReads(ctx: AppContext, next: RequestHandler): RequestHan
       if (a === null) send(req, res, routes.narinfo[pushed], started, MISS.status, Boolean(cache.is_public), JSON_TYPE, MISS_BODY);
       else send(req, res, routes.narinfo[pushed], started, 200, Boolean(cache.is_public), NARINFO_TYPE, a.body);
     };
-    const found = narInfoAnswer(ctx, cache, hash, (e) => ctx.log.warn({ reqId: requestId(req), err: e }, "could not store signature"));
+    const found = narInfoAnswer(ctx, cache, hash);
     if (found instanceof Promise) {
       // A failed lookup is the framework's to answer (a 503, logged, counted); it asks again.
       found.then(answer, () => next(req, res)).catch((e: unknown) => {

@@ -10,7 +10,7 @@ import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
 import { errorBody, ServerError } from "../errors.ts";
 import { requireCache } from "../http/cache-access.ts";
-import { findObject, saveSignature } from "../db/objects.ts";
+import { findObject } from "../db/objects.ts";
 import { narInfoFor } from "../narinfo-view.ts";
 import type { CachedAnswer } from "../narinfo-cache.ts";
 import type { CacheRow } from "../db/caches.ts";
@@ -25,7 +25,7 @@ export const JSON_TYPE = "application/json; charset=utf-8";
 export const MISS = new ServerError("NoSuchObject");
 export const MISS_BODY = Buffer.from(JSON.stringify(errorBody(MISS.kind, MISS.message)));
 
-async function lookUp(ctx: AppContext, cache: CacheRow, hash: string, onSignFailure: (e: unknown) => void): Promise<CachedAnswer> {
+async function lookUp(ctx: AppContext, cache: CacheRow, hash: string): Promise<CachedAnswer> {
   const ticket = ctx.narInfos.ticket();
   const found = await findObject(ctx.db, cache.id, hash);
   if (!found) {
@@ -33,18 +33,18 @@ async function lookUp(ctx: AppContext, cache: CacheRow, hash: string, onSignFail
     return null;
   }
   const { text, newSignature } = narInfoFor(cache, found);
-  if (newSignature !== undefined) saveSignature(ctx.db, found.object.id, newSignature, cache.key_version).catch(onSignFailure);
+  if (newSignature !== undefined) ctx.accessTracker.signed(found.object.id, newSignature, cache.key_version);
   const answer = { body: Buffer.from(text), objectId: found.object.id, keypair: cache.keypair, keyVersion: cache.key_version };
   ctx.narInfos.set(ticket, cache.id, hash, answer);
   return answer;
 }
 
 /** The answer for `hash` in `cache`: from memory when it is there (no promise), else looked up. */
-export function narInfoAnswer(ctx: AppContext, cache: CacheRow, hash: string, onSignFailure: (e: unknown) => void): CachedAnswer | Promise<CachedAnswer> {
+export function narInfoAnswer(ctx: AppContext, cache: CacheRow, hash: string): CachedAnswer | Promise<CachedAnswer> {
   const answer = ctx.narInfos.get(cache.id, hash);
   // Text signed with a key the cache no longer has (changed by another api-server) is stale.
   if (answer === undefined || (answer !== null && (answer.keyVersion !== cache.key_version || answer.keypair !== cache.keypair))) {
-    return lookUp(ctx, cache, hash, onSignFailure);
+    return lookUp(ctx, cache, hash);
   }
   return answer;
 }
@@ -64,7 +64,7 @@ export function registerNarInfoGet(app: FastifyInstance, ctx: AppContext, prefix
     const hash = narInfoHash(req.params.file);
     const { cache } = await requireCache(ctx, req, req.params.cache, "pull");
     if (cache.is_public) reply.header("x-attic-cache-visibility", "public");
-    const answer = await narInfoAnswer(ctx, cache, hash, (e) => req.log.warn({ err: e }, "could not store signature"));
+    const answer = await narInfoAnswer(ctx, cache, hash);
     countNarInfo(ctx, answer);
     if (answer === null) return reply.code(MISS.status).type(JSON_TYPE).send(MISS_BODY);
     return reply.type(NARINFO_TYPE).send(answer.body);
