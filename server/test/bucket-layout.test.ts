@@ -8,7 +8,7 @@
  * PostgreSQL + S3 (NARs copied server-side inside the storage bucket).
  */
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -149,10 +149,25 @@ describe.skipIf(!haveNix).each(["sqlite-local", "postgres-s3"] as Backend[])("bu
     expect(await refused.text()).toMatch(/only a public cache/);
     await createTestCache(larder, "flip", { isPublic: true });
     expect((await api("cache-config/flip", { method: "PATCH", body: JSON.stringify({ is_public: false, bucket_layout: true }) })).status).toBe(400);
-    expect((await api("cache-config/flip", { method: "PATCH", body: JSON.stringify({ bucket_layout: true }) })).status).toBe(200);
+    const cli = larderCli(nix.env);
+    expect((await cli(["login", "root", `${larder.url}/`, larder.rootToken])).code).toBe(0);
+    const configured = await cli(["cache", "configure", "root:flip", "--bucket-layout"]);
+    expect(configured.code, configured.stderr).toBe(0);
     const config = (await (await api("cache-config/flip")).json()) as { bucket_layout: boolean; bucket_endpoint?: string };
     expect(config.bucket_layout).toBe(true);
-    if (backend === "sqlite-local") expect(config.bucket_endpoint).toBe("https://cdn.example.com/flip");
+    if (backend === "sqlite-local") {
+      expect(config.bucket_endpoint).toBe("https://cdn.example.com/flip");
+      // A client picks the bucket's URL (no token: the layout is public) instead of larderd's; on
+      // another machine, so this file's Nix does not get the made-up CDN as a substituter.
+      const elsewhere = { ...nix.env, HOME: join(nix.dir.path, "client-home"), XDG_CONFIG_HOME: join(nix.dir.path, "client-config") };
+      const client = larderCli(elsewhere);
+      expect((await client(["login", "root", `${larder.url}/`, larder.rootToken])).code).toBe(0);
+      const used = await client(["use", "root:flip", "--bucket"]);
+      expect(used.code, used.stderr).toBe(0);
+      const conf = await readFile(join(elsewhere.XDG_CONFIG_HOME, "nix", "nix.conf"), "utf8");
+      expect(conf).toMatch(/substituters = https:\/\/cdn\.example\.com\/flip/);
+      expect(conf).not.toContain("netrc");
+    }
     await nix.nix(["nix", "--store", nix.src, "copy", "--to", `${larder.url}/_push/flip`, top]);
     await idle();
     expect((await layout("flip")).narinfos).toHaveLength(3);
@@ -250,5 +265,16 @@ describe.skipIf(!haveNix).each(["sqlite-local", "postgres-s3"] as Backend[])("bu
     expect(failures).toMatch(/op="path"} [1-9]/);
     expect(await nix.nix(["nix", "path-info", "--store", `${larder.url}/late`, path])).toContain(path);
     expect((await fetch(`${larder.url}/late/${path.slice(11, 43)}.narinfo`)).status).toBe(200);
+  });
+
+  it.skipIf(skip)("a new cache key re-signs the layout: Nix accepts the paths with the new key and refuses the old one", async () => {
+    expect((await api("cache-config/pub", { method: "PATCH", body: JSON.stringify({ keypair: "Generate" }) })).status).toBe(200);
+    await idle();
+    const rotated = ((await (await api("cache-config/pub")).json()) as { public_key: string }).public_key;
+    expect(rotated).not.toBe(pub);
+    expect((await layout("pub")).problems).toEqual([]);
+    await substitute("pub", top, rotated);
+    await expect(substitute("pub", top, pub)).rejects.toThrow(/signature|lacks a valid/);
+    pub = rotated;
   });
 });

@@ -226,6 +226,9 @@ export interface CacheConfig {
   retention_period?: "Global" | { Period: number };
   /** larder: upload-path takes zstd NAR bodies, stored as sent at this level. */
   upload_zstd_level?: number;
+  /** larder: the cache has a layout in the bucket, read at bucket_endpoint (when the server knows it). */
+  bucket_layout?: boolean;
+  bucket_endpoint?: string;
 }
 
 export async function getCacheConfig(api: Api, cache: string): Promise<CacheConfig> {

@@ -83,15 +83,23 @@ program
 program
   .command("use <cache>")
   .description("make Nix substitute from CACHE: nix.conf substituter and key, netrc token")
-  .action(async (ref: string) => {
+  .option("--bucket", "substitute from the cache's layout in the bucket (its CDN) instead of larderd: reads keep working with the server down")
+  .action(async (ref: string, o: { bucket?: boolean }) => {
     const { api, cache } = await apiFor(ref);
     const cfg = await getCacheConfig(api, cache);
     if (!cfg.substituter_endpoint || !cfg.public_key) fail(`server "${api.server.name}" did not say where cache "${cache}" is served or its public key`);
-    const r = await useCache(env, cfg.substituter_endpoint, cfg.public_key, cfg.is_public ? undefined : api.server.token);
+    let endpoint = cfg.substituter_endpoint;
+    if (o.bucket) {
+      if (!cfg.bucket_layout) fail(`cache "${cache}" has no bucket layout; enable it with ${LARDER} cache configure ${ref} --bucket-layout (public caches only)`);
+      if (!cfg.bucket_endpoint) fail(`server "${api.server.name}" does not say where its bucket layouts are read (bucket-layout.public-url in its server.toml)`);
+      endpoint = cfg.bucket_endpoint;
+    }
+    // A bucket layout is public: no token goes with it.
+    const r = await useCache(env, endpoint, cfg.public_key, cfg.is_public || o.bucket ? undefined : api.server.token);
     out(
       r.changed
-        ? `configured Nix to substitute from ${cfg.substituter_endpoint} (${r.nixConf}${r.netrc ? `, token in ${r.netrc}` : ""})`
-        : `Nix already substitutes from ${cfg.substituter_endpoint}; nothing changed`,
+        ? `configured Nix to substitute from ${endpoint} (${r.nixConf}${r.netrc ? `, token in ${r.netrc}` : ""})`
+        : `Nix already substitutes from ${endpoint}; nothing changed`,
     );
     if (cfg.nix_push_endpoint) out(`to push with Nix itself: nix copy --to ${cfg.nix_push_endpoint} PATH (not the substituter URL)`);
   });
@@ -105,7 +113,8 @@ cacheCmd
   .option("--priority <n>", "substituter priority (lower is preferred)", priorityOption, 41)
   .option("--upstream-cache-key-name <name>", 'paths signed by this key are not pushed (repeatable; default "cache.nixos.org-1")', collect)
   .option("--store-dir <dir>", "the store directory of the paths it holds", "/nix/store")
-  .action(async (ref: string, o: { public: boolean; priority: number; upstreamCacheKeyName?: string[]; storeDir: string }) => {
+  .option("--bucket-layout", "also keep a Nix binary-cache layout of it in the server's S3 bucket, readable without the server (with --public)", false)
+  .action(async (ref: string, o: { public: boolean; priority: number; upstreamCacheKeyName?: string[]; storeDir: string; bucketLayout: boolean }) => {
     const { api, cache } = await apiFor(ref);
     await api.json("POST", `_api/v1/cache-config/${cache}`, {
       keypair: "Generate",
@@ -113,6 +122,7 @@ cacheCmd
       store_dir: o.storeDir,
       priority: o.priority,
       upstream_cache_key_names: (o.upstreamCacheKeyName ?? ["cache.nixos.org-1"]).filter(Boolean),
+      ...(o.bucketLayout && { bucket_layout: true }),
     }, `creating cache "${cache}"`);
     const cfg = await getCacheConfig(api, cache);
     out(`created cache "${cache}" (${o.public ? "public" : "private"}); its public key: ${cfg.public_key ?? "?"}`);
@@ -129,7 +139,9 @@ cacheCmd
   .option("--store-dir <dir>", "the store directory")
   .option("--retention-period <duration>", 'keep paths this long, e.g. "30 days" ("0s": forever)')
   .option("--reset-retention-period", "follow the server's default retention again")
-  .action(async (ref: string, o: { regenerateKeypair?: boolean; public?: boolean; private?: boolean; priority?: number; upstreamCacheKeyName?: string[]; storeDir?: string; retentionPeriod?: string; resetRetentionPeriod?: boolean }) => {
+  .option("--bucket-layout", "keep a Nix binary-cache layout of this public cache in the server's S3 bucket")
+  .option("--no-bucket-layout", "remove the cache's layout from the bucket")
+  .action(async (ref: string, o: { regenerateKeypair?: boolean; public?: boolean; private?: boolean; priority?: number; upstreamCacheKeyName?: string[]; storeDir?: string; retentionPeriod?: string; resetRetentionPeriod?: boolean; bucketLayout?: boolean }) => {
     if (o.public && o.private) fail("give --public or --private, not both");
     if (o.retentionPeriod !== undefined && o.resetRetentionPeriod) fail("give --retention-period or --reset-retention-period, not both");
     const patch: Record<string, unknown> = {};
@@ -148,6 +160,7 @@ cacheCmd
     }
     // Unlike attic's client, retention is sent only when asked for, so configuring needs no `cq` right.
     if (o.resetRetentionPeriod) patch.retention_period = "Global";
+    if (o.bucketLayout !== undefined) patch.bucket_layout = o.bucketLayout;
     if (Object.keys(patch).length === 0) fail(`nothing to change; see ${LARDER} cache configure --help`);
     const { api, cache } = await apiFor(ref);
     await api.json("PATCH", `_api/v1/cache-config/${cache}`, patch, `configuring cache "${cache}"`);
@@ -175,6 +188,7 @@ cacheCmd
       ["Priority", String(c.priority ?? "")],
       ["Upstream Cache Keys", JSON.stringify(c.upstream_cache_key_names ?? [])],
       ["Retention Period", describeRetention(c.retention_period)],
+      ["Bucket Layout", c.bucket_layout ? (c.bucket_endpoint ?? "yes") : "no"],
     ];
     for (const [k, v] of rows) out(`${k.padStart(21)}: ${v}`);
   });
