@@ -166,6 +166,11 @@ export async function missingReferences(trx: Kysely<Database>, cacheId: number, 
   return wanted.filter((r) => !present.has(r.slice(0, 32)));
 }
 
+/** Stores a signature made for one object, so it is signed once per key version. */
+export async function saveSignature(db: Db, objectId: number, signature: string, keyVersion: number): Promise<void> {
+  await db.kysely.updateTable("object").set({ signature, signature_key_version: keyVersion }).where("id", "=", objectId).execute();
+}
+
 /** Stores signatures made on first reads (by object id), in one transaction. */
 export async function saveSignatures(db: Db, signed: ReadonlyMap<number, { signature: string; keyVersion: number }>): Promise<void> {
   await db.kysely.transaction().execute(async (trx) => {
