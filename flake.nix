@@ -28,6 +28,11 @@
           services.larder.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
         };
         default = self.nixosModules.larder;
+        # A deploy agent (`larder agent`) following a cache's deployments on this host.
+        larder-agent = { pkgs, lib, ... }: {
+          imports = [ ./nixos-modules/agent.nix ];
+          services.larder-agent.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
         # The EC2 host profile (imports the amazon image and the module).
         aws-host = { pkgs, lib, ... }: {
           imports = [ ./nixos-modules/aws-host.nix ];

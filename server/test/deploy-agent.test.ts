@@ -5,10 +5,18 @@
  * sampler fetches every service's /health all along: that, not the server's bookkeeping, is
  * what "at most one out of service" is checked against.
  */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EnvironmentStatus } from "../src/api/deploy-types.ts";
+import { LARDER_BIN } from "./support/client.ts";
+import { mint, operator } from "./support/deploy.ts";
+import { makeTempDir } from "./support/tmp.ts";
 import { createTestCache, startLarder, type Larder } from "./support/larder.ts";
 import { requireTool } from "./support/requirements.ts";
-import { agentLogs, serviceVersion, ServiceSampler, settled, startFleet, waitForStatus, waitUntil, type Fleet } from "./support/agent-fleet.ts";
+import { agentLogs, serviceVersion, ServiceSampler, settled, startFleet, waitForStatus, waitUntil, writeTokenFile, type Fleet } from "./support/agent-fleet.ts";
 
 const ready = requireTool("nix-build", "deploy agents fetch closures built by the real Nix 2.8");
 
@@ -111,4 +119,44 @@ describe.skipIf(!ready)("deploy agents end to end (SQLite)", () => {
     expect(sampler.mostDown()).toBe(1);
     expect((await f.migrations()).filter((m) => m.startsWith("v5 "))).toHaveLength(1);
   }, 120_000);
+});
+
+describe.skipIf(!ready)("services.larder-agent's command line (nixos-modules/agent-args.nix)", () => {
+  it("is one `larder agent` accepts: the agent it starts registers with the server", async () => {
+    const l = await startLarder("sqlite-local");
+    const dir = await makeTempDir("agent-module");
+    let child: ChildProcess | undefined;
+    try {
+      await createTestCache(l, "fleet");
+      const tokenFile = join(dir.path, "token");
+      await writeFile(join(dir.path, "nix.conf"), "build-users-group =\n");
+      await writeTokenFile(tokenFile, await mint(l, { agent: ["fleet"], pull: ["fleet"] }, "web"));
+      const module = fileURLToPath(new URL("../../nixos-modules/agent-args.nix", import.meta.url));
+      const input = {
+        larder: "larder", cache: "fleet", environment: "staging", serverUrl: `${l.url}/`, name: "nixos-host",
+        stateDir: join(dir.path, "state"), allowedActivations: ["profile", "service"], profileRoots: [join(dir.path, "profiles")],
+        supervisor: "process", serviceEnvironment: { PORT: "4000" }, serviceProperties: { DynamicUser: "yes" },
+      };
+      const out = execFileSync("nix-instantiate", ["--eval", "--strict", "--json", "--expr", `import ${module} (builtins.fromJSON ${JSON.stringify(JSON.stringify(input))})`], {
+        env: { PATH: process.env.PATH, HOME: dir.path, NIX_STATE_DIR: join(dir.path, "nix-state"), NIX_CONF_DIR: dir.path, NIX_LOG_DIR: join(dir.path, "nix-log") },
+        encoding: "utf8",
+      });
+      const args = JSON.parse(out) as string[];
+      expect(args.slice(0, 4)).toEqual(["larder", "agent", "fleet", "staging"]);
+      // As the unit runs it: the module's arguments, then the credential's path.
+      child = spawn(process.execPath, [LARDER_BIN, ...args.slice(1), "--token-file", tokenFile], { env: { PATH: process.env.PATH ?? "" }, stdio: "ignore" });
+      const op = operator(l.url, await mint(l, { deploy: ["fleet"] }), "fleet", "staging");
+      const deadline = Date.now() + 20_000;
+      let agents: EnvironmentStatus["agents"] = [];
+      while (Date.now() < deadline && agents.length === 0) {
+        agents = (await op.status()).body.agents ?? [];
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(agents).toMatchObject([{ name: "nixos-host", group: "web", state: "idle", currentPath: null }]);
+    } finally {
+      child?.kill("SIGTERM");
+      await l.stop();
+      await dir.cleanup();
+    }
+  }, 60_000);
 });
