@@ -64,6 +64,10 @@ cache-create *args:
 nixos-eval:
     @bash nixos-modules/eval-check.sh
 
+# Roll a store path out to an environment's hosts and follow it: just rollout [SERVER:]CACHE ENV PATH [flags]
+rollout *args:
+    @{{node}} server/bin/larder.js deploy activate --wait "$@"
+
 # Run every workspace's tests (CI)
 test *args:
     @npm test -- "$@"

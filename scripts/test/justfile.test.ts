@@ -39,6 +39,14 @@ describe("justfile", () => {
     expect(dry.stderr).toContain('scripts/src/make-token.ts "$@"');
   });
 
+  it("just rollout runs `larder deploy activate --wait` with the arguments as given", () => {
+    const dry = just(["--dry-run", "rollout", "main", "prod", "/nix/store/x y", "--canaries", "1"]);
+    expect(dry.status, dry.stderr).toBe(0);
+    expect(dry.stderr).toContain('server/bin/larder.js deploy activate --wait "$@"');
+    const help = spawnSync(process.execPath, [join(REPO, "server", "bin", "larder.js"), "deploy", "activate", "--help"], { encoding: "utf8" });
+    expect(help.stdout).toContain("--wait");
+  });
+
   it("runs on Node 24 through npm, on every platform (the pinned Node is an optional per-platform package)", () => {
     expect(Number(process.versions.node.split(".")[0])).toBeGreaterThanOrEqual(24);
   });
