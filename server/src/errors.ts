@@ -20,6 +20,8 @@ export type ErrorKind =
   | "InternalServerError"
   | "ServiceUnavailable"
   | "InsufficientStorage"
+  | "NoSuchEnvironment"
+  | "NoSuchDeployment"
   /** A deployment's target is not wholly in the cache and signed by its key (body: ClosureRefusal). */
   | "ClosureIncomplete";
 
@@ -28,6 +30,8 @@ export function httpStatus(kind: ErrorKind): number {
     case "NotFound":
     case "NoSuchCache":
     case "NoSuchObject":
+    case "NoSuchEnvironment":
+    case "NoSuchDeployment":
       return 404;
     case "Unauthorized":
       return 401;
@@ -77,6 +81,8 @@ const DEFAULT_MESSAGES: Record<ErrorKind, string> = {
   InternalServerError: "The server encountered an internal error or misconfiguration.",
   ServiceUnavailable: "The service is temporarily unavailable.",
   InsufficientStorage: "The server has no room to store the upload right now; retry later.",
+  NoSuchEnvironment: "The deploy environment does not exist.",
+  NoSuchDeployment: "The deployment does not exist.",
   ClosureIncomplete: "The target's closure is not wholly in the cache and signed.",
 };
 

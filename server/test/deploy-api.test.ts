@@ -288,6 +288,50 @@ describe.each(BACKENDS)("larder deploy on %s", (backend) => {
       expect((await op.status()).body.current).toMatchObject({ state: "failed" });
     });
 
+    it("counts an agent that fails without a slot, and lets it try again after resume", async () => {
+      const v = await release("noslot");
+      const env = "noslot";
+      const op = operator(l.url, deployToken, "fleet", env);
+      const [a, b] = agents(env, 2) as [TestAgent, TestAgent];
+      await register([a, b], null);
+      const id = (await op.activate({ targets: { "*": v } })).body.current!.id;
+      // a cannot run this activation at all (say, a profile it may not write): it says so at once.
+      await a.report(id, "failed", null, { message: "this agent may not write /nix/var/nix/profiles/x" });
+      expect((await op.status()).body.current).toMatchObject({ state: "paused" });
+      expect((await op.status()).body.current!.id).toBe(id);
+      await op.resume();
+      expect((await op.status()).body.agents.find((x) => x.name === a.name)).toMatchObject({ state: "prefetched" });
+      await b.report(id, "prefetched", null);
+      for (const x of [a, b]) {
+        expect((await x.slot(id)).body.granted).toBe(true);
+        await switchTo(x, id, v);
+      }
+      expect((await op.status()).body.current).toMatchObject({ state: "succeeded" });
+    });
+
+    it("counts agents still switching for a replaced deployment as out of service", async () => {
+      const [v1, v2] = [await release("sup1"), await release("sup2")];
+      const env = "supersede";
+      const op = operator(l.url, deployToken, "fleet", env);
+      const [a, b] = agents(env, 2) as [TestAgent, TestAgent];
+      await register([a, b], null);
+      const first = (await op.activate({ targets: { "*": v1 } })).body.current!.id;
+      await prefetch([a, b], first, null);
+      expect((await a.slot(first)).body.granted).toBe(true);
+      await a.report(first, "activating", v1);
+      const second = (await op.activate({ targets: { "*": v2 }, supersede: true })).body.current!.id;
+      await prefetch([b], second, null);
+      // a fetched v2's closure meanwhile, and its heartbeat still reports the old step.
+      await a.report(second, "prefetched", v1);
+      await a.report(first, "activating", v1);
+      // b may not go while a is still out of service (max-unavailable 1).
+      const denied = await b.slot(second);
+      expect(denied.body.granted).toBe(false);
+      expect(denied.body.reason).toMatch(/out of service/);
+      await a.report(first, "healthy", v1);
+      expect((await b.slot(second)).body.granted).toBe(true);
+    });
+
     it("targets groups separately and leaves agents of other groups alone", async () => {
       const [web, db] = [await release("gw"), await release("gd")];
       const env = "groups";

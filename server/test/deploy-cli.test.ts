@@ -71,6 +71,9 @@ describe("larder deploy", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`missing:  ${lib}`);
     expect(r.stderr).toMatch(/larder push fleet/);
+    const none = await larder(["deploy", "status", "fleet", "nowhere"]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/No environment "nowhere" in cache "fleet"/);
   });
 
   it("activates with rollout flags, follows the rollout with --wait and exits 0 when it succeeded", async () => {

@@ -34,6 +34,8 @@ const MIGRATION_RETRY_SECONDS = 5;
 
 /** States in which an agent is past the prefetch step of a deployment. */
 const PAST_PREFETCH = new Set(["prefetched", "waiting", "migrating", "activating", "checking", "healthy", "failed", "rolling-back", "rolled-back"]);
+/** Agent states in which a host is out of service. */
+const BUSY = new Set(["migrating", "activating", "checking", "rolling-back"]);
 /** Agent states that end its part in a deployment without success. */
 const FAILED_AGENT = new Set(["failed", "lost", "rolled-back", "rolling-back"]);
 
@@ -153,7 +155,8 @@ export async function requestSlot(trx: Trx, env: EnvRow, d: Deployment, agent: A
   if (d.row.migration_state === "failed") return denied("the migration failed", 30, lease);
   if (d.row.migration_state === "running") return denied(`waiting for the migration on agent ${d.row.migration_agent ?? "?"}`, MIGRATION_RETRY_SECONDS, lease);
   const agents = (await environmentAgents(trx, env.id)).filter((a) => targetsGroup(d, a.group_name));
-  const holders = agents.filter((a) => a.slot_deployment_id === d.row.id).length;
+  // Agents still finishing a step of the deployment this one replaced are out of service too.
+  const holders = agents.filter((a) => a.slot_deployment_id === d.row.id || (a.deployment_id !== d.row.id && BUSY.has(a.state) && live(a, d.rollout, now))).length;
   const max = maxUnavailable(d.rollout, agents.length);
   if (holders >= max) return denied(`${holders} of at most ${max} agents are out of service`, SLOT_RETRY_SECONDS, lease);
   if (d.rollout.canaries > 0) {
@@ -178,16 +181,26 @@ export async function requestSlot(trx: Trx, env: EnvRow, d: Deployment, agent: A
   return { granted: true, runMigration, retryAfterSeconds: 0, leaseSeconds: lease, reason: null };
 }
 
-/** What an agent's report means for the rollout; the agent row is already updated. */
-export async function afterReport(trx: Trx, env: EnvRow, d: Deployment, agent: AgentRow, now: number, fx: Effects): Promise<void> {
+/**
+ * What an agent's report means for the rollout; the agent row is already updated (`before`: its
+ * state until now). A failure counts once, whether it came with a slot (a failed switch or health
+ * check) or without (an agent that cannot run this activation at all).
+ */
+export async function afterReport(trx: Trx, env: EnvRow, d: Deployment, agent: AgentRow, before: string, now: number, fx: Effects): Promise<void> {
   const target = targetFor(d, agent.group_name);
+  const why = `agent ${agent.name} failed${agent.message ? `: ${agent.message}` : ""}`;
   if (agent.slot_deployment_id === d.row.id) {
     if (agent.state === "healthy" && target !== undefined && agent.current_path === target.storePath) {
       await releaseSlot(trx, agent);
     } else if (FAILED_AGENT.has(agent.state)) {
       await releaseSlot(trx, agent);
-      await agentFailed(trx, env, d, `agent ${agent.name} failed${agent.message ? `: ${agent.message}` : ""}`, now, fx);
+      await agentFailed(trx, env, d, why, now, fx);
     }
+  } else if (agent.state === "failed" && before !== "failed" && agent.run_deployment_id !== d.row.id) {
+    // Counted as failed in this deployment from now on, like an agent that failed holding a slot.
+    await trx.updateTable("deploy_agent").set({ run_deployment_id: d.row.id }).where("id", "=", agent.id).execute();
+    agent.run_deployment_id = d.row.id;
+    await agentFailed(trx, env, d, why, now, fx);
   }
   await expireSlots(trx, env, d, now, fx);
   await advance(trx, env, d, now, fx);
@@ -226,9 +239,10 @@ export async function pause(trx: Trx, env: EnvRow, d: Deployment, who: string, n
 
 /** Resumes a paused rollout: agents that failed may try again, a failed migration runs again. */
 export async function resume(trx: Trx, env: EnvRow, d: Deployment, now: number, fx: Effects): Promise<void> {
+  // They fetched the closure before failing: they go straight to asking for a slot again.
   await trx
     .updateTable("deploy_agent")
-    .set({ run_deployment_id: null, slot_deployment_id: null, slot_granted_at: null })
+    .set({ run_deployment_id: null, slot_deployment_id: null, slot_granted_at: null, state: "prefetched", message: "the rollout was resumed" })
     .where("environment_id", "=", env.id)
     .where("run_deployment_id", "=", d.row.id)
     .where("state", "in", ["failed", "lost", "rolled-back", "rolling-back"])

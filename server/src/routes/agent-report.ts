@@ -42,7 +42,7 @@ export function registerAgentReport(app: FastifyInstance, ctx: AppContext): void
       Object.assign(agent, fields);
       if (r.log !== undefined && r.deploymentId !== null) await appendLog(trx, r.deploymentId, r.agent, stepOf(r.state, before), r.state !== "failed", r.log, now);
       const d = await currentDeployment(trx, locked);
-      if (d && d.row.id === r.deploymentId) await afterReport(trx, locked, d, agent, now, fx);
+      if (d && d.row.id === r.deploymentId) await afterReport(trx, locked, d, agent, before, now, fx);
       return { generation: locked.generation };
     });
     deployWatch(ctx).apply(env.id, fx);

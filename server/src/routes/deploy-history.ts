@@ -15,7 +15,7 @@ export function registerDeployHistory(app: FastifyInstance, ctx: AppContext): vo
     const parsed = query.safeParse(req.query);
     if (!parsed.success) throw badRequest(`invalid query: ${describeZodError(parsed.error)}`);
     const env = await findEnvironment(ctx.db.kysely, cache.id, req.params.env);
-    if (!env) throw new ServerError("NotFound", `No environment "${req.params.env}" in cache "${cache.name}".`);
+    if (!env) throw new ServerError("NoSuchEnvironment", `No environment "${req.params.env}" in cache "${cache.name}".`);
     const rows = await ctx.db.kysely.selectFrom("deployment").selectAll().where("environment_id", "=", env.id).orderBy("id", "desc").limit(parsed.data.limit).execute();
     return reply.send({ deployments: rows.map((r) => summary(parseDeployment(r), env.name)) });
   });

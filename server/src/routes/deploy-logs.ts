@@ -23,7 +23,7 @@ export function registerDeployLogs(app: FastifyInstance, ctx: AppContext): void 
     if (!parsed.success) throw badRequest(`invalid query: ${describeZodError(parsed.error)}`);
     const env = await findEnvironment(ctx.db.kysely, cache.id, req.params.env);
     const d = env && (await ctx.db.kysely.selectFrom("deployment").select("id").where("id", "=", Number(req.params.id)).where("environment_id", "=", env.id).executeTakeFirst());
-    if (!d) throw new ServerError("NotFound", `No deployment ${req.params.id} in environment "${req.params.env}" of cache "${cache.name}".`);
+    if (!d) throw new ServerError("NoSuchDeployment", `No deployment ${req.params.id} in environment "${req.params.env}" of cache "${cache.name}".`);
     let q = ctx.db.kysely.selectFrom("deploy_log").selectAll().where("deployment_id", "=", d.id);
     if (parsed.data.agent !== undefined) q = q.where("agent", "=", parsed.data.agent);
     const rows = (await q.orderBy("id", "desc").limit(LOGS_MAX).execute()).reverse();

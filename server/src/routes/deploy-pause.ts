@@ -12,7 +12,7 @@ export function registerDeployPause(app: FastifyInstance, ctx: AppContext): void
   app.post<{ Params: { cache: string; env: string } }>("/_api/v1/deploy/:cache/:env/pause", async (req, reply) => {
     const { cache, caller } = await requireDeployer(ctx, req, req.params.cache, req.params.env);
     const env = await findEnvironment(ctx.db.kysely, cache.id, req.params.env);
-    if (!env) throw new ServerError("NotFound", `No environment "${req.params.env}" in cache "${cache.name}".`);
+    if (!env) throw new ServerError("NoSuchEnvironment", `No environment "${req.params.env}" in cache "${cache.name}".`);
     const fx = noEffects();
     const status = await lockEnvironment(ctx.db, env.id, async (trx, locked) => {
       const d = await currentDeployment(trx, locked);

@@ -15,7 +15,7 @@ export function registerDeployResume(app: FastifyInstance, ctx: AppContext): voi
   app.post<{ Params: { cache: string; env: string } }>("/_api/v1/deploy/:cache/:env/resume", async (req, reply) => {
     const { cache } = await requireDeployer(ctx, req, req.params.cache, req.params.env);
     const env = await findEnvironment(ctx.db.kysely, cache.id, req.params.env);
-    if (!env) throw new ServerError("NotFound", `No environment "${req.params.env}" in cache "${cache.name}".`);
+    if (!env) throw new ServerError("NoSuchEnvironment", `No environment "${req.params.env}" in cache "${cache.name}".`);
     const fx = noEffects();
     const status = await lockEnvironment(ctx.db, env.id, async (trx, locked) => {
       const d = await currentDeployment(trx, locked);

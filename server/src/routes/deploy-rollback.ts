@@ -21,7 +21,7 @@ export function registerDeployRollback(app: FastifyInstance, ctx: AppContext): v
     const parsed = rollbackRequest.safeParse(req.body ?? {});
     if (!parsed.success) throw badRequest(`invalid rollback: ${describeZodError(parsed.error)}`);
     const env = await findEnvironment(ctx.db.kysely, cache.id, req.params.env);
-    if (!env) throw new ServerError("NotFound", `No environment "${req.params.env}" in cache "${cache.name}".`);
+    if (!env) throw new ServerError("NoSuchEnvironment", `No environment "${req.params.env}" in cache "${cache.name}".`);
     const fx = noEffects();
     const status = await lockEnvironment(ctx.db, env.id, async (trx, locked) => {
       let q = trx.selectFrom("deployment").selectAll().where("environment_id", "=", locked.id);
@@ -29,7 +29,7 @@ export function registerDeployRollback(app: FastifyInstance, ctx: AppContext): v
       else if (locked.current_deployment_id !== null) q = q.where("id", "<", locked.current_deployment_id).orderBy("id", "desc").limit(1);
       else q = q.where("id", "<", 0);
       const row = await q.executeTakeFirst();
-      if (!row) throw new ServerError("NotFound", parsed.data.to !== undefined ? `No deployment ${parsed.data.to} in environment "${locked.name}".` : `Environment "${locked.name}" has no deployment before the current one to roll back to.`);
+      if (!row) throw new ServerError("NoSuchDeployment", parsed.data.to !== undefined ? `No deployment ${parsed.data.to} in environment "${locked.name}".` : `Environment "${locked.name}" has no deployment before the current one to roll back to.`);
       if (row.id === locked.current_deployment_id) throw new ServerError("Conflict", `Conflict: deployment ${row.id} is the current one; roll back to an earlier deployment.`);
       const earlier = parseDeployment(row);
       const { migration: _dropped, ...rollout } = earlier.rollout;

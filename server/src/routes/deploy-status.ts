@@ -13,7 +13,7 @@ export function registerDeployStatus(app: FastifyInstance, ctx: AppContext): voi
   app.get<{ Params: { cache: string; env: string } }>("/_api/v1/deploy/:cache/:env", async (req, reply) => {
     const { cache } = await requireDeployReader(ctx, req, req.params.cache, req.params.env);
     const env = await findEnvironment(ctx.db.kysely, cache.id, req.params.env);
-    if (!env) throw new ServerError("NotFound", `No environment "${req.params.env}" in cache "${cache.name}": it exists once something was activated there or an agent polled it.`);
+    if (!env) throw new ServerError("NoSuchEnvironment", `No environment "${req.params.env}" in cache "${cache.name}": it exists once something was activated there or an agent polled it.`);
     return reply.send(await environmentStatus(ctx.db.kysely, cache.name, env));
   });
 }
