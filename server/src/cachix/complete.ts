@@ -219,7 +219,10 @@ export async function completeUpload(
       },
     });
     done = true;
-    for (const h of visible) ctx.narInfos.invalidate(cache.id, h);
+    for (const h of visible) {
+      ctx.narInfos.invalidate(cache.id, h);
+      ctx.bucketLayout?.pathVisible(cache, h);
+    }
     ctx.metrics.bytesIngested.inc({ protocol: "cachix" }, ingested.nar.size);
     return { visible: visible.includes(create.cStoreHash) };
   } finally {
