@@ -69,6 +69,14 @@ in
     bucket = required "larder-nars-123456789012"
       "S3 bucket for NARs. The instance role needs s3:GetObject, PutObject, DeleteObject, ListBucket and the multipart actions on it.";
     bucketPrefix = optionalStr "Key prefix inside the bucket (lowercase path segments), to share a bucket." { };
+    bucketLayout = {
+      prefix = mkOption {
+        type = types.strMatching "[a-z0-9._-]+(/[a-z0-9._-]+)*";
+        default = "public";
+        description = "Key prefix of public caches' bucket layouts (settings.bucket-layout.prefix); the CDN's origin path is /<prefix>.";
+      };
+      publicUrl = optionalStr "Where clients read the layouts, ending in '/' (the stack's CDN URL); null: none announced." { example = "https://nix.example.org/"; };
+    };
     presignDownloads = mkOption {
       type = types.bool;
       default = false;
@@ -181,6 +189,9 @@ in
           prefix = cfg.bucketPrefix;
           presign-downloads = cfg.presignDownloads;
         };
+        bucket-layout = {
+          inherit (cfg.bucketLayout) prefix;
+        } // lib.optionalAttrs (cfg.bucketLayout.publicUrl != null) { public-url = cfg.bucketLayout.publicUrl; };
         api-endpoint = "${if cfg.tls == "none" then "http" else "https"}://${cfg.domain}/";
       };
       nginx = {

@@ -1,5 +1,6 @@
 // An example of the organisation-sized layout: api servers in an auto-scaling group behind a load
-// balancer (TLS by ACM), one garbage-collector instance, Route53 DNS, SSH for one admin network.
+// balancer (TLS by ACM), one garbage-collector instance, Route53 DNS, SSH for one admin network,
+// and the public caches' bucket layouts behind CloudFront.
 import type { DeploymentInput } from "../src/config.ts";
 
 export default {
@@ -17,6 +18,7 @@ export default {
   adminCidrs: ["203.0.113.0/24"],
   database: { instanceClass: "db.m7g.large", allocatedStorageGiB: 100, maxAllocatedStorageGiB: 1000, backupRetentionDays: 14, multiAz: true },
   dns: { provider: "route53", domain: "cache.example.org", zone: "example.org" },
+  cdn: { domain: "nix.example.org" },
   scaleOut: { enabled: true, apiServers: 3, maxApiServers: 6, instanceType: "c7i.xlarge" },
   storage: { deletedObjectRetentionDays: 30 },
 } satisfies DeploymentInput;

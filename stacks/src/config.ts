@@ -6,6 +6,7 @@ import { checkAnyCidr, isWholeInternet, parseIpv4Cidr } from "./cidr.ts";
 export type DnsProvider = "route53" | "cloudflare" | "none";
 export type Architecture = "arm64" | "x86_64";
 export type DatabaseTls = "verify-full" | "no-verify";
+export type CdnPriceClass = "PriceClass_100" | "PriceClass_200" | "PriceClass_All";
 
 /**
  * A tarball of one revision and its Nix hash, or a flake reference naming a rev. `netrcSecretArn`:
@@ -101,6 +102,20 @@ export interface DeploymentInput {
   };
   /** Contact for Let's Encrypt; required when a single host serves a domain (it gets its own certificate). */
   readonly acmeEmail?: string;
+  /**
+   * Publish the bucket layouts of public caches (caches with bucket_layout on) through CloudFront:
+   * clients substitute from https://<domain>/<cache> while larderd may be down. The bucket stays
+   * private; CloudFront reads only <prefix>/ with origin access control. Needs dns.provider route53
+   * or cloudflare (the certificate is validated and the name published there).
+   */
+  readonly cdn?: {
+    /** The CDN's host name, e.g. "nix.example.com" (not dns.domain, which stays larderd's). */
+    readonly domain: string;
+    /** Key prefix of the layouts in the bucket (larderd's bucket-layout.prefix). Default "public". */
+    readonly prefix?: string;
+    /** CloudFront price class: PriceClass_100 (default; North America, Europe, Israel), PriceClass_200 or PriceClass_All. */
+    readonly priceClass?: CdnPriceClass;
+  };
   readonly scaleOut?: {
     /** N api-server instances behind a load balancer plus one garbage-collector instance. */
     readonly enabled: boolean;
@@ -150,6 +165,7 @@ export interface Deployment {
   };
   readonly dns: { readonly provider: DnsProvider; readonly domain: string | undefined; readonly zone: string | undefined };
   readonly acmeEmail: string | undefined;
+  readonly cdn: { readonly domain: string; readonly prefix: string; readonly priceClass: CdnPriceClass } | undefined;
   readonly scaleOut:
     | { readonly enabled: false }
     | {
@@ -247,7 +263,7 @@ function checkLarderSource(problems: Problems, source: LarderSource): void {
 
 const TOP_KEYS = [
   "name", "accountId", "region", "availabilityZones", "vpcCidr", "larderSource", "nixosRelease", "amiId", "binaryCache",
-  "host", "alarmEmail", "adminCidrs", "database", "dns", "acmeEmail", "scaleOut", "storage", "tags",
+  "host", "alarmEmail", "adminCidrs", "database", "dns", "acmeEmail", "cdn", "scaleOut", "storage", "tags",
 ] as const;
 
 /** Checks a deployment and fills in defaults; throws one ConfigError listing every problem by field. */
@@ -370,6 +386,26 @@ export function parseDeployment(input: DeploymentInput): Deployment {
   }
   if (dns.provider === "none" && dns.zone !== undefined) problems.add("dns.zone", "is only used with route53 or cloudflare");
 
+  let cdn: Deployment["cdn"];
+  if (input.cdn !== undefined && checkKeys(problems, "cdn", input.cdn, ["domain", "prefix", "priceClass"])) {
+    cdn = { domain: input.cdn.domain, prefix: input.cdn.prefix ?? "public", priceClass: input.cdn.priceClass ?? "PriceClass_100" };
+    if (typeof cdn.domain !== "string" || !HOSTNAME.test(cdn.domain)) {
+      problems.add("cdn.domain", `"${String(cdn.domain)}" is not a lowercase host name like nix.example.com`);
+    } else if (cdn.domain === dns.domain) {
+      problems.add("cdn.domain", "must differ from dns.domain, which names larderd (the CDN serves only the public layouts)");
+    } else if (dns.provider === "route53" && dns.zone !== undefined && cdn.domain !== dns.zone && !cdn.domain.endsWith(`.${dns.zone}`)) {
+      problems.add("cdn.domain", `"${cdn.domain}" is not in the Route53 zone "${dns.zone}"`);
+    }
+    if (dns.provider === "none") problems.add("cdn", "needs dns.provider route53 or cloudflare (the CDN's certificate is validated and its name published there)");
+    // The same rule as larderd's bucket-layout.prefix.
+    if (typeof cdn.prefix !== "string" || !/^[a-z0-9._-]+(\/[a-z0-9._-]+)*$/.test(cdn.prefix)) {
+      problems.add("cdn.prefix", `"${String(cdn.prefix)}" must be lowercase path segments without leading or trailing '/', like public`);
+    }
+    if (!["PriceClass_100", "PriceClass_200", "PriceClass_All"].includes(cdn.priceClass)) {
+      problems.add("cdn.priceClass", `"${String(cdn.priceClass)}" must be PriceClass_100, PriceClass_200 or PriceClass_All`);
+    }
+  }
+
   const scaleIn = input.scaleOut ?? { enabled: false };
   checkKeys(problems, "scaleOut", scaleIn, ["enabled", "apiServers", "maxApiServers", "instanceType", "bootGraceMinutes"]);
   let scaleOut: Deployment["scaleOut"] = { enabled: false };
@@ -420,6 +456,7 @@ export function parseDeployment(input: DeploymentInput): Deployment {
     database,
     dns,
     acmeEmail: input.acmeEmail,
+    cdn,
     scaleOut,
     storage,
     tags: { ...tags },

@@ -17,6 +17,7 @@ import { Host } from "./constructs/host.ts";
 import { Dns } from "./constructs/dns.ts";
 import { ScaleOut } from "./constructs/scale-out.ts";
 import { DiskAlarm } from "./constructs/disk-alarm.ts";
+import { Cdn } from "./constructs/cdn.ts";
 
 /** Output names the ops scripts read; renaming one breaks them. */
 export const OUTPUT_NAMES = ["url", "public_ip", "instance_id", "vpc_id", "bucket", "database_endpoint", "region"] as const;
@@ -31,12 +32,12 @@ export class LarderStack extends TerraformStack {
     const name = stackName(deployment);
     const domain = deployment.dns.domain;
 
-    new AwsProvider(this, "aws", {
-      region: deployment.region,
+    const providerSettings = {
       // Credentials for the wrong account fail the plan instead of deploying there.
       allowedAccountIds: [deployment.accountId],
       defaultTags: [{ tags: { ...deployment.tags, project: "larder", deployment: deployment.name } }],
-    });
+    };
+    new AwsProvider(this, "aws", { region: deployment.region, ...providerSettings });
     // The API token comes from CLOUDFLARE_API_TOKEN at plan time, never from the synthesized files.
     if (deployment.dns.provider === "cloudflare") new CloudflareProvider(this, "cloudflare", {});
     useRemoteState(this, deployment);
@@ -75,6 +76,19 @@ export class LarderStack extends TerraformStack {
       amiId: deployment.amiId,
     });
 
+    const dns = new Dns(this, "dns", { dns: deployment.dns });
+    const cdn =
+      deployment.cdn === undefined
+        ? undefined
+        : new Cdn(this, "cdn", {
+            name,
+            ...deployment.cdn,
+            cache,
+            dns,
+            // CloudFront takes its certificate from us-east-1 only.
+            usEast1: new AwsProvider(this, "aws-us-east-1", { alias: "us-east-1", region: "us-east-1", ...providerSettings }),
+          });
+
     const nixos = (mode: HostMode, publicName: string, tls: HostTls): string =>
       renderNixosConfig({
         mode,
@@ -92,6 +106,7 @@ export class LarderStack extends TerraformStack {
         domain: publicName,
         tls,
         acmeEmail: tls === "acme" ? deployment.acmeEmail : undefined,
+        bucketLayout: cdn === undefined || deployment.cdn === undefined ? undefined : { prefix: deployment.cdn.prefix, publicUrl: cdn.url },
       });
     const hostBase = {
       vpcId: network.vpc.id,
@@ -103,8 +118,6 @@ export class LarderStack extends TerraformStack {
       instanceProfileName: identity.instanceProfile.name,
       securityGroupIds: [identity.securityGroup.id],
     };
-    const dns = new Dns(this, "dns", { dns: deployment.dns });
-
     let host: Host;
     let url: string;
     if (!deployment.scaleOut.enabled) {
@@ -168,6 +181,7 @@ export class LarderStack extends TerraformStack {
     };
     for (const [outputName, output] of Object.entries(outputs)) new TerraformOutput(this, outputName, output);
     // An ARN, not a value: where the operator puts the token-signing key once (docs/STACKS.md).
+    if (cdn !== undefined) new TerraformOutput(this, "cdn_url", { value: cdn.url, description: "Base URL of the public caches' CDN: substituters = <cdn_url><cache>" });
     new TerraformOutput(this, "token_secret_arn", { value: secrets.tokenSecret.arn, description: "Secrets Manager secret for the token-signing key" });
   }
 }

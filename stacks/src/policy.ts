@@ -64,6 +64,7 @@ function statementsOf(tf: TerraformJson, policy: unknown): Block[] {
     const parsed = JSON.parse(text) as { Statement?: unknown };
     return list(parsed.Statement).map((s) => ({
       effect: s["Effect"],
+      principal: s["Principal"],
       actions: s["Action"],
       resources: s["Resource"],
       condition: s["Condition"],
@@ -419,6 +420,92 @@ const stateLocked: PolicyRule = {
   },
 };
 
+function distributions(tf: TerraformJson): [string, Block][] {
+  return entries(tf, "aws_cloudfront_distribution");
+}
+
+const cdnOriginAccessControl: PolicyRule = {
+  id: "cdn-origin-access-control",
+  description: "CloudFront reads buckets with origin access control (SigV4, always signed), never an origin access identity",
+  check(tf) {
+    const violations = entries(tf, "aws_cloudfront_origin_access_identity").map(([name]) => `${name}: origin access identities are legacy; use an origin access control`);
+    const controls = new Map(entries(tf, "aws_cloudfront_origin_access_control"));
+    let checked = 0;
+    for (const [name, body] of distributions(tf)) {
+      for (const origin of list(body["origin"])) {
+        if (!refersTo(origin["domain_name"], "aws_s3_bucket")) continue;
+        checked++;
+        const id = String(origin["origin_access_control_id"] ?? "");
+        const control = [...controls].find(([controlName]) => id.includes(`aws_cloudfront_origin_access_control.${controlName}.`))?.[1];
+        if (control === undefined) violations.push(`${name}: origin ${String(origin["origin_id"])} reads a bucket without an origin access control`);
+        else if (control["signing_behavior"] !== "always" || control["signing_protocol"] !== "sigv4" || control["origin_access_control_origin_type"] !== "s3") {
+          violations.push(`${name}: origin ${String(origin["origin_id"])}'s access control must sign always, with sigv4, for s3`);
+        }
+        if (list(origin["s3_origin_config"]).some((c) => String(c["origin_access_identity"] ?? "") !== "")) {
+          violations.push(`${name}: origin ${String(origin["origin_id"])} uses an origin access identity`);
+        }
+      }
+    }
+    return result(checked, violations);
+  },
+};
+
+const cdnTls: PolicyRule = {
+  id: "cdn-tls",
+  description: "every distribution serves its own certificate with TLS 1.2 or newer (SNI) and never plain HTTP content",
+  check(tf) {
+    const found = distributions(tf);
+    const violations = found.flatMap(([name, body]) => {
+      const problems: string[] = [];
+      const certificate = list(body["viewer_certificate"])[0] ?? {};
+      if (certificate["cloudfront_default_certificate"] === true || certificate["acm_certificate_arn"] === undefined) problems.push(`${name}: needs an ACM certificate for its name`);
+      if (!/^TLSv1\.(2|3)_\d{4}$/.test(String(certificate["minimum_protocol_version"] ?? ""))) problems.push(`${name}: minimum_protocol_version must be TLSv1.2_* or newer`);
+      if (certificate["ssl_support_method"] !== "sni-only") problems.push(`${name}: ssl_support_method must be sni-only`);
+      const behaviors = [...list(body["default_cache_behavior"]), ...list(body["ordered_cache_behavior"])];
+      if (behaviors.some((b) => b["viewer_protocol_policy"] === "allow-all")) problems.push(`${name}: a cache behavior allows plain HTTP (allow-all)`);
+      return problems;
+    });
+    return result(found.length, violations);
+  },
+};
+
+/** The bucket policies' Allow statements, with the bucket they belong to. */
+function bucketGrants(tf: TerraformJson): [string, Block][] {
+  return entries(tf, "aws_s3_bucket_policy").flatMap(([name, body]) =>
+    statementsOf(tf, body["policy"]).filter((s) => s["effect"] === "Allow" || s["effect"] === undefined).map((s) => [name, s] as [string, Block]),
+  );
+}
+
+const bucketGrantsScoped: PolicyRule = {
+  id: "bucket-grants-scoped",
+  description: "a bucket policy grants nobody anonymous access, and CloudFront only reads one prefix for one distribution",
+  check(tf) {
+    const grants = bucketGrants(tf);
+    const violations = grants.flatMap(([name, s]) => {
+      const principals = list(s["principals"]);
+      // A policy document's principals blocks, or a literal policy's Principal ("*" or { Service: … }).
+      const literal = s["principal"];
+      const identifiers = [
+        ...principals.flatMap((p) => strings(p["identifiers"])),
+        ...(typeof literal === "string" ? [literal] : Object.values((literal ?? {}) as Record<string, unknown>).flatMap((v) => strings(v))),
+      ];
+      if (identifiers.includes("*")) return [`${name}: grants access to everyone`];
+      if (!identifiers.includes("cloudfront.amazonaws.com")) return [];
+      const problems: string[] = [];
+      const conditions = list(s["condition"]);
+      const scoped = conditions.some((c) => c["test"] === "StringEquals" && c["variable"] === "AWS:SourceArn" && strings(c["values"]).every((v) => v.includes("aws_cloudfront_distribution.")));
+      if (!scoped) problems.push(`${name}: CloudFront's grant needs StringEquals AWS:SourceArn on its distribution`);
+      if (strings(s["actions"]).some((a) => a !== "s3:GetObject")) problems.push(`${name}: CloudFront may only s3:GetObject`);
+      // "<bucket arn>/<prefix>/*", never the whole bucket.
+      if (!strings(s["resources"]).every((r) => /^\$\{aws_s3_bucket\.[^}]+\.arn\}\/[a-z0-9._-]+(\/[a-z0-9._-]+)*\/\*$/.test(r))) {
+        problems.push(`${name}: CloudFront's grant must be limited to the layouts' prefix`);
+      }
+      return problems;
+    });
+    return result(grants.length, violations);
+  },
+};
+
 export const POLICY_RULES: readonly PolicyRule[] = [
   imdsv2,
   noWorldAdminPorts,
@@ -426,6 +513,9 @@ export const POLICY_RULES: readonly PolicyRule[] = [
   bucketEncrypted,
   bucketTlsOnly,
   bucketMultipartAbort,
+  bucketGrantsScoped,
+  cdnOriginAccessControl,
+  cdnTls,
   rdsPrivate,
   rdsEncrypted,
   rdsBackups,

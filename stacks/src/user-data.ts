@@ -46,6 +46,8 @@ export interface HostNixosConfig {
   readonly domain: string;
   readonly tls: HostTls;
   readonly acmeEmail: string | undefined;
+  /** Where public caches' layouts are kept and read from (with a CDN), else larderd's defaults. */
+  readonly bucketLayout?: { readonly prefix: string; readonly publicUrl: string } | undefined;
 }
 
 /** Each server's nginx (from the aws-host profile) listens here; the load balancer targets it. */
@@ -155,7 +157,12 @@ function larderSettings(config: HostNixosConfig): string {
   domain = ${nixString(config.domain)};
   tls = ${nixString(config.tls)};
   acmeEmail = ${nixOptional(config.acmeEmail)};
-  metricsNamespace = ${nixString(HOST_METRICS_NAMESPACE)};
+  metricsNamespace = ${nixString(HOST_METRICS_NAMESPACE)};${
+    config.bucketLayout === undefined
+      ? ""
+      : `
+  bucketLayout = { prefix = ${nixString(config.bucketLayout.prefix)}; publicUrl = ${nixString(config.bucketLayout.publicUrl)}; };`
+  }
 };`;
 }
 

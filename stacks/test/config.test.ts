@@ -107,6 +107,24 @@ describe("invalid configs fail with the field's name", () => {
     })).toMatch(/dns\.provider: scale-out needs route53 or cloudflare/);
   });
 
+  it("cdn: defaults, and each problem named by its field", () => {
+    const input = validInput();
+    input.cdn = { domain: "nix.example.net" };
+    expect(parseDeployment(input).cdn).toEqual({ domain: "nix.example.net", prefix: "public", priceClass: "PriceClass_100" });
+    expect(problemWith((c) => (c.cdn = { domain: "Nix.Example" }))).toMatch(/cdn\.domain: "Nix.Example" is not a lowercase host name/);
+    expect(problemWith((c) => (c.cdn = { domain: "cache.example.net" }))).toMatch(/cdn\.domain: must differ from dns\.domain/);
+    expect(problemWith((c) => (c.cdn = { domain: "nix.example.org" }))).toMatch(/cdn\.domain: "nix.example.org" is not in the Route53 zone "example.net"/);
+    expect(problemWith((c) => (c.cdn = { domain: "nix.example.net", prefix: "/public/" }))).toMatch(/cdn\.prefix: "\/public\/" must be lowercase path segments/);
+    expect(problemWith((c) => (c.cdn = { domain: "nix.example.net", priceClass: "PriceClass_1" as never }))).toMatch(/cdn\.priceClass: "PriceClass_1" must be/);
+    expect(problemWith((c) => (c.cdn = { domain: "nix.example.net", ttl: 5 } as never))).toMatch(/cdn\.ttl: unknown key/);
+    expect(
+      problemWith((c) => {
+        c.dns = { provider: "none" };
+        c.cdn = { domain: "nix.example.net" };
+      }),
+    ).toMatch(/cdn: needs dns\.provider route53 or cloudflare/);
+  });
+
   it("scale-out maximum below its size", () => {
     expect(problemWith((c) => (c.scaleOut = { enabled: true, apiServers: 3, maxApiServers: 2 }))).toMatch(/scaleOut\.maxApiServers: 2 must be a whole number from 3/);
   });

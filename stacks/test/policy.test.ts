@@ -77,6 +77,56 @@ const violating: Record<string, { fixture: TerraformJson; expected: RegExp[] }> 
     }),
     expected: [/^b: needs a bucket policy that denies/],
   },
+  "bucket-grants-scoped": {
+    fixture: {
+      data: {
+        aws_iam_policy_document: {
+          loose: {
+            statement: [{
+              effect: "Allow",
+              principals: [{ type: "Service", identifiers: ["cloudfront.amazonaws.com"] }],
+              actions: ["s3:GetObject", "s3:ListBucket"],
+              resources: ["${aws_s3_bucket.b.arn}/*"],
+            }],
+          },
+        },
+      },
+      ...bucket({
+      aws_s3_bucket_policy: {
+        public: { bucket: bucketRef, policy: JSON.stringify({ Statement: [{ Effect: "Allow", Principal: "*", Action: "s3:GetObject", Resource: "${aws_s3_bucket.b.arn}/*" }] }) },
+        loose: { bucket: bucketRef, policy: "${data.aws_iam_policy_document.loose.json}" },
+      },
+    }),
+    },
+    expected: [/^public: grants access to everyone/, /^loose: CloudFront's grant needs StringEquals AWS:SourceArn/, /^loose: CloudFront may only s3:GetObject/, /^loose: CloudFront's grant must be limited to the layouts' prefix/],
+  },
+  "cdn-origin-access-control": {
+    fixture: {
+      resource: {
+        aws_cloudfront_origin_access_identity: { legacy: {} },
+        aws_cloudfront_origin_access_control: { unsigned: { origin_access_control_origin_type: "s3", signing_behavior: "never", signing_protocol: "sigv4" } },
+        aws_cloudfront_distribution: {
+          oai: { origin: [{ origin_id: "o", domain_name: "${aws_s3_bucket.b.bucket_regional_domain_name}", s3_origin_config: { origin_access_identity: "${aws_cloudfront_origin_access_identity.legacy.cloudfront_access_identity_path}" } }] },
+          never: { origin: [{ origin_id: "o", domain_name: "${aws_s3_bucket.b.bucket_regional_domain_name}", origin_access_control_id: "${aws_cloudfront_origin_access_control.unsigned.id}" }] },
+        },
+      },
+    },
+    expected: [/^legacy: origin access identities are legacy/, /^oai: origin o reads a bucket without an origin access control/, /^oai: origin o uses an origin access identity/, /^never: origin o's access control must sign always/],
+  },
+  "cdn-tls": {
+    fixture: {
+      resource: {
+        aws_cloudfront_distribution: {
+          old: {
+            viewer_certificate: { acm_certificate_arn: "${aws_acm_certificate_validation.c.certificate_arn}", minimum_protocol_version: "TLSv1_2016", ssl_support_method: "sni-only" },
+            default_cache_behavior: { viewer_protocol_policy: "allow-all" },
+          },
+          shared: { viewer_certificate: { cloudfront_default_certificate: true } },
+        },
+      },
+    },
+    expected: [/^old: minimum_protocol_version/, /^old: a cache behavior allows plain HTTP/, /^shared: needs an ACM certificate/, /^shared: minimum_protocol_version/, /^shared: ssl_support_method/],
+  },
   "bucket-multipart-abort": {
     fixture: bucket({
       aws_s3_bucket_lifecycle_configuration: {

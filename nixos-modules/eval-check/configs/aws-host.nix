@@ -13,6 +13,8 @@
         ok = c: !c.services.larder.dynamicUser
           && c.systemd.services.larder.serviceConfig.Group == "larder"
           && c.users.groups ? larder; }
+      { what = "public caches' layouts: larderd announces the CDN's URL and keeps them under the CDN's origin path";
+        ok = c: c.services.larder.settings.bucket-layout == { prefix = "public"; public-url = "https://nix.example.org/"; }; }
       { what = "the secrets are fetched again every 2 minutes";
         ok = c: c.systemd.timers.larder-aws-secrets.timerConfig.OnUnitActiveSec == "2m"; }
       { what = "larderd-admin loads the same credential and no copy of the database URL";
@@ -31,5 +33,6 @@
     domain = "cache.example.org";
     tls = "acme";
     acmeEmail = "ops@example.org";
+    bucketLayout.publicUrl = "https://nix.example.org/";
   };
 }

@@ -12,10 +12,12 @@ export interface CacheBucketProps {
 
 export class CacheBucket extends Construct {
   readonly bucket: S3Bucket;
+  /** The bucket with its policy, for grants (the CDN's read access to the public layouts). */
+  readonly store: PrivateBucket;
 
   constructor(scope: Construct, id: string, props: CacheBucketProps) {
     super(scope, id);
-    const store = new PrivateBucket(this, "store", {
+    const store = (this.store = new PrivateBucket(this, "store", {
       bucketPrefix: `larder-${props.deploymentName}-`,
       versioned: true,
       lifecycleRules: [
@@ -27,7 +29,7 @@ export class CacheBucket extends Construct {
           expiration: [{ expiredObjectDeleteMarker: true }],
         },
       ],
-    });
+    }));
     this.bucket = store.bucket;
   }
 }

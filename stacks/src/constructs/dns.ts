@@ -9,10 +9,11 @@ import { Route53Record } from "@cdktf/provider-aws/lib/route53-record/index.js";
 import { DnsRecord } from "@cdktf/provider-cloudflare/lib/dns-record/index.js";
 import type { Deployment } from "../config.ts";
 
-/** What the name points at: the host's Elastic IP, or the load balancer. */
+/** What a name points at: the host's Elastic IP, the load balancer, or a CloudFront distribution. */
 export type DnsTarget =
   | { readonly kind: "address"; readonly ip: string }
-  | { readonly kind: "load-balancer"; readonly dnsName: string; readonly zoneId: string };
+  | { readonly kind: "load-balancer"; readonly dnsName: string; readonly zoneId: string }
+  | { readonly kind: "cdn"; readonly dnsName: string; readonly zoneId: string };
 
 export interface DnsProps {
   readonly dns: Deployment["dns"];
@@ -36,25 +37,37 @@ export class Dns extends Construct {
   pointAt(target: DnsTarget): void {
     const { provider, domain } = this.settings;
     if (provider === "none" || domain === undefined) return;
-    if (provider === "route53") {
-      new Route53Record(this, "record", {
-        zoneId: this.zoneId(),
-        name: domain,
-        type: "A",
-        ...(target.kind === "address"
-          ? { ttl: TTL_SECONDS, records: [target.ip] }
-          : { alias: { name: target.dnsName, zoneId: target.zoneId, evaluateTargetHealth: true } }),
-      });
+    this.publish("record", domain, target);
+  }
+
+  /**
+   * Publishes another name of the deployment (the CDN's), in the same zone. Route53: alias records
+   * (A, and AAAA for a CDN, which serves IPv6); Cloudflare: a DNS-only CNAME.
+   */
+  publish(id: string, name: string, target: DnsTarget): void {
+    if (this.settings.provider === "none") throw new Error(`Dns ${id}: ${name} needs dns.provider route53 or cloudflare`);
+    if (this.settings.provider === "route53") {
+      if (target.kind === "address") {
+        new Route53Record(this, id, { zoneId: this.zoneId(), name, type: "A", ttl: TTL_SECONDS, records: [target.ip] });
+        return;
+      }
+      // CloudFront's alias target must not evaluate health (it has none to report).
+      const alias = { name: target.dnsName, zoneId: target.zoneId, evaluateTargetHealth: target.kind === "load-balancer" };
+      new Route53Record(this, id, { zoneId: this.zoneId(), name, type: "A", alias });
+      if (target.kind === "cdn") new Route53Record(this, `${id}-ipv6`, { zoneId: this.zoneId(), name, type: "AAAA", alias });
       return;
     }
-    new DnsRecord(this, "record", {
+    new DnsRecord(this, id, {
       zoneId: this.cloudflareZone(),
-      name: domain,
+      name,
       type: target.kind === "address" ? "A" : "CNAME",
       content: target.kind === "address" ? target.ip : target.dnsName,
       ttl: TTL_SECONDS,
       proxied: false,
-      comment: "larder; keep DNS-only: proxying breaks pushes longer than 100 s (HTTP 524)",
+      comment:
+        target.kind === "cdn"
+          ? "larder CDN; keep DNS-only: CloudFront serves it (a proxy in front would cache and rewrite it twice)"
+          : "larder; keep DNS-only: proxying breaks pushes longer than 100 s (HTTP 524)",
     });
   }
 

@@ -11,6 +11,7 @@ import { S3BucketVersioningA } from "@cdktf/provider-aws/lib/s3-bucket-versionin
 import { S3BucketLifecycleConfiguration } from "@cdktf/provider-aws/lib/s3-bucket-lifecycle-configuration/index.js";
 import type { S3BucketLifecycleConfigurationRule } from "@cdktf/provider-aws/lib/s3-bucket-lifecycle-configuration/index.js";
 import { DataAwsIamPolicyDocument } from "@cdktf/provider-aws/lib/data-aws-iam-policy-document/index.js";
+import type { DataAwsIamPolicyDocumentStatement } from "@cdktf/provider-aws/lib/data-aws-iam-policy-document/index.js";
 
 export interface PrivateBucketProps {
   /** A fixed name (the state bucket, which the backend must know at synth time)… */
@@ -29,6 +30,9 @@ export const ABORT_INCOMPLETE_MULTIPART_DAYS = 1;
 
 export class PrivateBucket extends Construct {
   readonly bucket: S3Bucket;
+  /** The bucket's one policy (S3 keeps one per bucket): the TLS-only denial, then any grants. */
+  private readonly policyDocument: DataAwsIamPolicyDocument;
+  private readonly statements: DataAwsIamPolicyDocumentStatement[];
 
   constructor(scope: Construct, id: string, props: PrivateBucketProps) {
     super(scope, id);
@@ -61,19 +65,18 @@ export class PrivateBucket extends Construct {
       bucket,
       rule: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" }, bucketKeyEnabled: true }],
     });
-    const tlsOnly = new DataAwsIamPolicyDocument(this, "tls-only", {
-      statement: [
-        {
-          sid: "DenyInsecureTransport",
-          effect: "Deny",
-          principals: [{ type: "*", identifiers: ["*"] }],
-          actions: ["s3:*"],
-          resources: [this.bucket.arn, `${this.bucket.arn}/*`],
-          condition: [{ test: "Bool", variable: "aws:SecureTransport", values: ["false"] }],
-        },
-      ],
-    });
-    new S3BucketPolicy(this, "policy", { bucket, policy: tlsOnly.json });
+    this.statements = [
+      {
+        sid: "DenyInsecureTransport",
+        effect: "Deny",
+        principals: [{ type: "*", identifiers: ["*"] }],
+        actions: ["s3:*"],
+        resources: [this.bucket.arn, `${this.bucket.arn}/*`],
+        condition: [{ test: "Bool", variable: "aws:SecureTransport", values: ["false"] }],
+      },
+    ];
+    this.policyDocument = new DataAwsIamPolicyDocument(this, "tls-only", { statement: this.statements });
+    new S3BucketPolicy(this, "policy", { bucket, policy: this.policyDocument.json });
     if (props.versioned) {
       new S3BucketVersioningA(this, "versioning", { bucket, versioningConfiguration: { status: "Enabled" } });
     }
@@ -89,5 +92,11 @@ export class PrivateBucket extends Construct {
         ...(props.lifecycleRules ?? []),
       ],
     });
+  }
+
+  /** Adds a statement to the bucket's policy (e.g. a CDN's read grant); the public access block still applies. */
+  grant(statement: DataAwsIamPolicyDocumentStatement): void {
+    this.statements.push(statement);
+    this.policyDocument.putStatement([...this.statements]);
   }
 }

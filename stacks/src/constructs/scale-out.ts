@@ -3,8 +3,7 @@
 // the single garbage-collector instance is a Host (see larder-stack.ts).
 import { Construct } from "constructs";
 import { Fn, TerraformLocal, Token } from "cdktf";
-import { AcmCertificate } from "@cdktf/provider-aws/lib/acm-certificate/index.js";
-import { AcmCertificateValidation } from "@cdktf/provider-aws/lib/acm-certificate-validation/index.js";
+import { validatedCertificate } from "./certificate.ts";
 import { Lb } from "@cdktf/provider-aws/lib/lb/index.js";
 import { LbTargetGroup } from "@cdktf/provider-aws/lib/lb-target-group/index.js";
 import { LbListener } from "@cdktf/provider-aws/lib/lb-listener/index.js";
@@ -100,24 +99,10 @@ export class ScaleOut extends Construct {
       referencedSecurityGroupId: serverFirewall.id,
     });
 
-    const certificate = new AcmCertificate(this, "certificate", {
-      domainName: props.domain,
-      validationMethod: "DNS",
-      lifecycle: { createBeforeDestroy: true },
-    });
-    // One domain, so one validation record; the options are a set, hence tolist before indexing.
-    const option = Fn.element(Fn.tolist(certificate.domainValidationOptions), 0);
-    const recordName = Token.asString(Fn.lookup(option, "resource_record_name", ""));
-    const validationRecord = props.dns.validationRecord("certificate-validation", {
-      name: recordName,
-      type: Token.asString(Fn.lookup(option, "resource_record_type", "")),
-      value: Token.asString(Fn.lookup(option, "resource_record_value", "")),
-    });
-    const validated = new AcmCertificateValidation(this, "certificate-validated", {
-      certificateArn: certificate.arn,
-      validationRecordFqdns: [recordName],
-      // Nothing else orders the wait for issuance after the record exists.
-      dependsOn: [validationRecord],
+    const certificateArn = validatedCertificate(this, {
+      domain: props.domain,
+      dns: props.dns,
+      ids: { certificate: "certificate", validated: "certificate-validated", record: "certificate-validation" },
     });
 
     this.loadBalancer = new Lb(this, "balancer", {
@@ -152,7 +137,7 @@ export class ScaleOut extends Construct {
       port: 443,
       protocol: "HTTPS",
       sslPolicy: "ELBSecurityPolicy-TLS13-1-2-2021-06",
-      certificateArn: validated.certificateArn,
+      certificateArn,
       defaultAction: [{ type: "forward", targetGroupArn: targets.arn }],
     });
     new LbListener(this, "http", {
