@@ -62,17 +62,19 @@ describe.skipIf(!ready)("deploy agents end to end (SQLite)", () => {
     expect(logs.filter((x: any) => x.step === "migration")).toHaveLength(1);
   }, 90_000);
 
-  it("rolls the canary back when v3 fails its health check, pauses, keeps the others on v2; v4 then completes", async () => {
+  it("rolls the canary back when v3 fails its health check, pauses, keeps the others on v2; v4 then completes across a server restart", async () => {
     const sampler = new ServiceSampler(f.agents);
-    const id = await f.activate("v3", { rollout: { canaries: 1, healthCheck: { command: ["bin/check"], timeoutSeconds: 3, intervalSeconds: 1 } } });
-    const paused = await waitForStatus(f.status, (s) => s.current?.id === id && s.current.state === "paused" && s.agents.some((a) => a.state === "rolled-back"), f.agents);
+    // As an operator runs it: --wait follows the rollout and exits 2 when it pauses.
+    const v3 = await f.larder(["deploy", "activate", "ops:fleet", "prod", f.path("v3"), "--activation", "service:web", "--canaries", "1", "--health-command", "bin/check", "--health-timeout", "3", "--agent-timeout", "10", "-m", "release v3", "--wait"]);
+    expect(v3.code, v3.stderr).toBe(2);
+    const id = (await f.status()).body.current!.id;
     // A moment more: a paused rollout hands out no slot, however long the others wait.
     await new Promise((r) => setTimeout(r, 3000));
     await sampler.stop();
-    const canary = paused.agents.find((a) => a.state === "rolled-back")!;
     const now = (await f.status()).body;
-    expect(now.current?.state).toBe("paused");
-    expect(now.agents.find((a) => a.name === canary.name)).toMatchObject({ state: "rolled-back", currentPath: f.path("v2"), holdsSlot: false });
+    expect(now.current).toMatchObject({ id, state: "paused" });
+    const canary = now.agents.find((a) => a.state === "rolled-back")!;
+    expect(canary).toMatchObject({ currentPath: f.path("v2"), holdsSlot: false });
     for (const a of f.agents.filter((x) => x.name !== canary.name)) {
       expect(sampler.versionsOf(a.name)).toEqual(new Set(["v2"]));
       expect(now.agents.find((x) => x.name === a.name)?.currentPath).toBe(f.path("v2"));
@@ -84,9 +86,11 @@ describe.skipIf(!ready)("deploy agents end to end (SQLite)", () => {
     expect(logs.some((x: any) => x.step === "health-check" && !x.ok && x.log.includes("/health: 503 v3"))).toBe(true);
     expect(logs.some((x: any) => x.step === "rollback" && x.ok)).toBe(true);
 
-    // The fix ships as v4, replacing the paused v3.
+    // The fix ships as v4, replacing the paused v3; the server restarts half-way through.
     const sampler4 = new ServiceSampler(f.agents);
     const id4 = await f.activate("v4", { supersede: true });
+    await waitForStatus(f.status, (s) => s.agents.some((a) => a.state === "healthy" && a.currentPath === f.path("v4")), f.agents);
+    await l.restart();
     const done = await waitForStatus(f.status, settled(id4), f.agents);
     await sampler4.stop();
     expect(sampler4.mostDown()).toBe(1);
@@ -112,7 +116,8 @@ describe.skipIf(!ready)("deploy agents end to end (SQLite)", () => {
     await waitForStatus(f.status, (s) => s.agents.some((a) => a.name === victimName && (a.state === "rolled-back" || a.state === "failed") && a.currentPath === before.get(victimName)), f.agents);
     await waitUntil(async () => (await serviceVersion(victim)) === "v4", f.agents);
     for (const a of f.agents.filter((x) => x !== victim)) expect(sampler.versionsOf(a.name).has("v5")).toBe(false);
-    expect((await f.op.resume()).status).toBe(200);
+    const resumed = await f.larder(["deploy", "resume", "ops:fleet", "prod"]);
+    expect(resumed.code, resumed.stderr).toBe(0);
     const done = await waitForStatus(f.status, settled(id), f.agents, 60_000);
     await sampler.stop();
     for (const a of done.agents) expect(a).toMatchObject({ state: "healthy", currentPath: f.path("v5") });

@@ -211,6 +211,8 @@ export interface Fleet {
   releases: Map<Release, string>;
   agents: AgentProcess[];
   op: ReturnType<typeof operator>;
+  /** `larder` as an operator runs it, logged in as server "ops" with a deploy token. */
+  larder: ReturnType<typeof larderCli>;
   path(r: Release): string;
   status(): Promise<{ status: number; body: EnvironmentStatus }>;
   /** Activates release `r` as a `service` of unit "web" with TEST_ROLLOUT (plus `rollout` overrides); returns the deployment id. */
@@ -228,7 +230,11 @@ export async function startFleet(l: Larder, cache: string, environment: string, 
   const nix = await createNixEnv();
   const pushToken = await l.token({ push: [cache], pull: [cache] }, "ci");
   const releases = await buildAndPushReleases(nix, l.url, pushToken, cache, randomBytes(4).toString("hex"));
-  const op = operator(operatorUrl, await mint(l, { deploy: [cache] }, undefined, "ci"), cache, environment);
+  const deployToken = await mint(l, { deploy: [cache] }, undefined, "ci");
+  const op = operator(operatorUrl, deployToken, cache, environment);
+  const larder = larderCli(nix.env);
+  const login = await larder(["login", "ops", `${operatorUrl}/`, deployToken]);
+  if (login.code !== 0) throw new Error(login.stderr);
   const tokenFile = join(nix.dir.path, "agent.token");
   // An agent token of group "web", which may also pull the (private) cache's closures.
   await writeTokenFile(tokenFile, await mint(l, { agent: [cache], pull: [cache] }, "web", "web-hosts"));
@@ -242,6 +248,7 @@ export async function startFleet(l: Larder, cache: string, environment: string, 
     releases,
     agents,
     op,
+    larder,
     path,
     status: () => op.status(),
     async activate(r, extra = {}) {
