@@ -6,12 +6,10 @@
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
 import { badRequest } from "../errors.ts";
-import { describeZodError } from "../api/cache-config-types.ts";
 import { agentReport, type ActivationLog, type AgentAck } from "../api/deploy-types.ts";
-import { requireAgent } from "../deploy/access.ts";
-import { appendLog, currentDeployment, ensureEnvironment, lockEnvironment, touchAgent } from "../deploy/store.ts";
-import { afterReport, noEffects } from "../deploy/rollout.ts";
-import { deployWatch } from "../deploy/watch.ts";
+import { agentStep } from "../deploy/agent-step.ts";
+import { appendLog, currentDeployment } from "../deploy/store.ts";
+import { afterReport } from "../deploy/rollout.ts";
 
 /** Which step a report's log is the output of. */
 function stepOf(state: string, before: string): ActivationLog["step"] {
@@ -23,29 +21,20 @@ function stepOf(state: string, before: string): ActivationLog["step"] {
 
 export function registerAgentReport(app: FastifyInstance, ctx: AppContext): void {
   app.post<{ Params: { cache: string; env: string } }>("/_api/v1/agent/:cache/:env/report", async (req, reply) => {
-    const { cache, group } = await requireAgent(ctx, req, req.params.cache, req.params.env);
-    const parsed = agentReport.safeParse(req.body);
-    if (!parsed.success) throw badRequest(`invalid report: ${describeZodError(parsed.error)}`);
-    const r = parsed.data;
-    const env = await ensureEnvironment(ctx.db, cache.id, req.params.env);
-    const fx = noEffects();
-    const ack = await lockEnvironment(ctx.db, env.id, async (trx, locked): Promise<AgentAck> => {
-      const now = Date.now();
-      const agent = await touchAgent(trx, locked.id, r.agent, group, now);
+    const ack = await agentStep(ctx, req, agentReport, "report", async ({ trx, env, agent, body: r, now, fx }): Promise<AgentAck> => {
       if (r.deploymentId !== null) {
-        const own = await trx.selectFrom("deployment").select("id").where("id", "=", r.deploymentId).where("environment_id", "=", locked.id).executeTakeFirst();
-        if (!own) throw badRequest(`deploymentId: deployment ${r.deploymentId} is not one of environment "${locked.name}"`);
+        const own = await trx.selectFrom("deployment").select("id").where("id", "=", r.deploymentId).where("environment_id", "=", env.id).executeTakeFirst();
+        if (!own) throw badRequest(`deploymentId: deployment ${r.deploymentId} is not one of environment "${env.name}"`);
       }
       const before = agent.state;
       const fields = { state: r.state, current_path: r.currentPath, message: r.message ?? null, deployment_id: r.deploymentId };
       await trx.updateTable("deploy_agent").set(fields).where("id", "=", agent.id).execute();
       Object.assign(agent, fields);
       if (r.log !== undefined && r.deploymentId !== null) await appendLog(trx, r.deploymentId, r.agent, stepOf(r.state, before), r.state !== "failed", r.log, now);
-      const d = await currentDeployment(trx, locked);
-      if (d && d.row.id === r.deploymentId) await afterReport(trx, locked, d, agent, before, now, fx);
-      return { generation: locked.generation };
+      const d = await currentDeployment(trx, env);
+      if (d && d.row.id === r.deploymentId) await afterReport(trx, env, d, agent, before, now, fx);
+      return { generation: env.generation };
     });
-    deployWatch(ctx).apply(env.id, fx);
     return reply.send(ack);
   });
 }
