@@ -38,6 +38,8 @@ export interface LayoutDeps {
 }
 
 const CONCURRENCY = 4;
+/** Queued writes kept in memory; beyond this (a bucket far slower than pushes) they are left to the next sync. */
+const MAX_QUEUED = 10_000;
 const PAGE = 1000;
 
 /** Server-level switch: without a bucket there is no layout, and caches cannot ask for one. */
@@ -68,6 +70,10 @@ export function createBucketLayout(d: LayoutDeps): BucketLayout | undefined {
     }
   };
   const enqueue = (what: string, job: () => Promise<boolean>) => {
+    if (queue.length >= MAX_QUEUED) {
+      d.metrics?.bucketLayoutDeferred.inc({ op: what });
+      return;
+    }
     queue.push(async () => {
       try {
         if (!(await job())) d.metrics?.bucketLayoutDeferred.inc({ op: what });
@@ -114,7 +120,7 @@ export function createBucketLayout(d: LayoutDeps): BucketLayout | undefined {
       .where(sql<boolean>`not exists (select 1 from bucket_entry e where e.cache_id = realisation.cache_id and e.kind = ${"realisation"} and e.name = realisation.drv_output
         and e.state = ${"published"} and e.prefix = ${prefix} and e.key_version = ${cache.key_version})`)
       .execute();
-    await inParallel(realisations, async (r) => count(await guarded("realisation", () => publishRealisation(rt, cache, prefix, r.drv_output))));
+    await inParallel(realisations, async (r) => count(await guarded("realisation", () => rt.once(`realisation:${cache.id}:${r.drv_output}`, () => publishRealisation(rt, cache, prefix, r.drv_output)))));
   }
 
   // A sync keeps going past one entry's bucket error (counted as pending) rather than stopping the whole cache.
@@ -130,7 +136,7 @@ export function createBucketLayout(d: LayoutDeps): BucketLayout | undefined {
   return {
     pathVisible: (cache, hash) => visible(cache, "path", (prefix) => rt.once(`path:${cache.id}:${hash}`, () => publishPath(rt, cache, prefix, hash))),
     logVisible: (cache, drv) => visible(cache, "log", (prefix) => publishLog(rt, cache, prefix, drv)),
-    realisationVisible: (cache, id) => visible(cache, "realisation", (prefix) => publishRealisation(rt, cache, prefix, id)),
+    realisationVisible: (cache, id) => visible(cache, "realisation", (prefix) => rt.once(`realisation:${cache.id}:${id}`, () => publishRealisation(rt, cache, prefix, id))),
     cacheChanged(cacheId) {
       enqueue("sync", async () => {
         const stats: SyncStats = { caches: 0, removed: 0, published: 0, pending: 0 };

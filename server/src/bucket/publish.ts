@@ -13,7 +13,7 @@ import type { Selectable } from "kysely";
 import type { Db } from "../db/connect.ts";
 import type { CacheRow } from "../db/caches.ts";
 import type { BucketEntryTable } from "../db/schema.ts";
-import { findObject, saveSignature, type ObjectWithNar } from "../db/objects.ts";
+import { findObject, saveSignatures, type ObjectWithNar } from "../db/objects.ts";
 import { findListing } from "../db/listings.ts";
 import { findBuildLog } from "../db/build-logs.ts";
 import { findServedRealisation, saveRealisationSignature } from "../db/realisations.ts";
@@ -154,7 +154,7 @@ export async function publishPath(rt: LayoutRuntime, cache: CacheRow, prefix: st
     }
   }
   const { text, newSignature } = narInfoFor(cache, found);
-  if (newSignature !== undefined) await saveSignature(rt.db, found.object.id, newSignature, cache.key_version);
+  if (newSignature !== undefined) await saveSignatures(rt.db, new Map([[found.object.id, { signature: newSignature, keyVersion: cache.key_version }]]));
   return finish(rt, cache, prefix, id, prefix + narinfoKey(hash), text, CONTENT_TYPES.narinfo, "narinfo");
 }
 
@@ -169,11 +169,17 @@ export async function publishLog(rt: LayoutRuntime, cache: CacheRow, prefix: str
   return finish(rt, cache, prefix, id, prefix + logKey(drvName), plain, CONTENT_TYPES.log, "log");
 }
 
-/** Publishes a realisation once its output path's narinfo is in the layout. */
-export async function publishRealisation(rt: LayoutRuntime, cache: CacheRow, prefix: string, drvOutput: string): Promise<boolean> {
+/**
+ * Publishes a realisation once its output path's narinfo and the realisations it depends on are
+ * in the layout (Nix 2.8 substitutes those before it uses this one).
+ */
+export async function publishRealisation(rt: LayoutRuntime, cache: CacheRow, prefix: string, drvOutput: string, depth = 0): Promise<boolean> {
   const row = await findServedRealisation(rt.db, cache.id, drvOutput);
   if (!row) return false;
   if (!(await rt.once(`path:${cache.id}:${row.out_path_hash}`, () => publishPath(rt, cache, prefix, row.out_path_hash)))) return false;
+  for (const dep of Object.keys(JSON.parse(row.dependents) as Record<string, string>)) {
+    if (depth > 100 || !(await rt.once(`realisation:${cache.id}:${dep}`, () => publishRealisation(rt, cache, prefix, dep, depth + 1)))) return false;
+  }
   const id = await claim(rt, cache, prefix, "realisation", drvOutput, [row.out_path_hash], null);
   if (id === undefined) return false;
   const { text, newSignature } = realisationFor(cache, row);
