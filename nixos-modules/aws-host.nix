@@ -55,6 +55,9 @@ let
     };
   };
 
+  # larderd writes this when the database refuses its password; a path unit fetches the secrets then.
+  authFailureFile = "/var/lib/larder/database-auth-failed";
+
   secretConsumers = [ "larder.service" ] ++ lib.optional config.services.larder.garbageCollection.timer.enable "larder-gc.service";
 in
 {
@@ -183,6 +186,7 @@ in
       settings = {
         # The URL, with its password, is a credential.
         database.url = null;
+        database.auth-failure-file = authFailureFile;
         storage = {
           type = "s3";
           inherit (cfg) region bucket;
@@ -270,6 +274,16 @@ in
         PrivateTmp = true;
         ProtectHome = true;
         NoNewPrivileges = true;
+      };
+    };
+
+    # An RDS rotation is usually seen first by larderd (28P01 on a new connection): fetch at once
+    # rather than at the next timer run. larderd writes the file at most every 30 s.
+    systemd.paths.larder-aws-secrets-now = {
+      wantedBy = [ "paths.target" ];
+      pathConfig = {
+        PathChanged = authFailureFile;
+        Unit = "larder-aws-secrets.service";
       };
     };
 

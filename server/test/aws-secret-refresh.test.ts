@@ -4,7 +4,8 @@
  * the packages aws-host.nix gives it on PATH — with stand-ins for `aws` (Secrets Manager: a
  * directory of secret values) and `systemctl` (records its calls), feeding larderd on a real
  * PostgreSQL + S3. An RDS rotation (the role's password changes, sessions end, the secret is
- * updated) reaches the running larderd through the file the refresher replaces, with no restart.
+ * updated) reaches the running larderd through the file the refresher replaces, with no restart;
+ * larderd signals the refused password (database.auth-failure-file) so the host fetches at once.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -136,9 +137,11 @@ describe.skipIf(skip)("EC2 host: Secrets Manager refresh into a running larderd 
 
   it("an RDS rotation reaches the running larderd through the refreshed file within 30 s, without a restart", async () => {
     const config = join(dir.path, "server.toml");
+    const signal = join(dir.path, "state", "database-auth-failed");
+    mkdirSync(join(dir.path, "state"));
     // As aws-host.nix configures it: the URL read in place, the token key a credential copy.
     writeFileSync(config, [
-      `[database]\nurl-file = ${JSON.stringify(join(run, "database-url"))}`,
+      `[database]\nurl-file = ${JSON.stringify(join(run, "database-url"))}\nauth-failure-file = ${JSON.stringify(signal)}`,
       `[storage]\ntype = "s3"\nregion = "${s3.region}"\nbucket = "${s3.bucket}"\nendpoint = "${s3.endpoint}"`,
       `[storage.credentials]\naccess_key_id = "${s3.credentials.accessKeyId}"\nsecret_access_key = "${s3.credentials.secretAccessKey}"`,
       `[compression]\ntype = "none"`,
@@ -152,15 +155,24 @@ describe.skipIf(skip)("EC2 host: Secrets Manager refresh into a running larderd 
 
     const rotated = `r0t@ted:${randomBytes(8).toString("hex")}%`;
     let refreshed: { status: number | null; stderr: string } = { status: null, stderr: "" };
+    let signalled = "";
     const r = await underLoad({ daemon, token, cache }, async () => {
       // RDS rotation: the password changes, the secret gets the new one, open sessions end
       // (here: are ended); the next timer run fetches it.
       await admin(cluster.url, `alter role larder password '${rotated}'`);
       setSecret("db-secret", dbSecret(rotated));
       await terminateLarder(cluster);
-      await new Promise((r) => setTimeout(r, 2000));
+      // larderd's next connection is refused (28P01) and it writes the signal file, on which the
+      // host's path unit runs the refresher at once: done here by hand when the file appears.
+      const deadline = Date.now() + 15_000;
+      while (!existsSync(signal)) {
+        if (Date.now() > deadline) throw new Error(`larderd wrote no ${signal} after its password was refused`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      signalled = readFileSync(signal, "utf8");
       refreshed = refresh();
     }, { recoverWithinMs: 30_000 });
+    expect(signalled).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z\n$/);
     expect(refreshed.status).toBe(0);
     expect(refreshed.stderr).toContain("the database password changed");
     expect(r.tookMs).toBeLessThan(30_000);

@@ -15,8 +15,10 @@
           && c.users.groups ? larder; }
       { what = "public caches' layouts: larderd announces the CDN's URL and keeps them under the CDN's origin path";
         ok = c: c.services.larder.settings.bucket-layout == { prefix = "public"; public-url = "https://nix.example.org/"; }; }
-      { what = "the secrets are fetched again every 2 minutes";
-        ok = c: c.systemd.timers.larder-aws-secrets.timerConfig.OnUnitActiveSec == "2m"; }
+      { what = "the secrets are fetched again every 2 minutes, and at once when larderd's password is refused";
+        ok = c: c.systemd.timers.larder-aws-secrets.timerConfig.OnUnitActiveSec == "2m"
+          && c.systemd.paths.larder-aws-secrets-now.pathConfig == { PathChanged = c.services.larder.settings.database.auth-failure-file; Unit = "larder-aws-secrets.service"; }
+          && c.services.larder.settings.database.auth-failure-file == "/var/lib/larder/database-auth-failed"; }
       { what = "larderd-admin loads the same credential and no copy of the database URL";
         ok = c: lib.hasInfix "'--property=LoadCredential=token-hs256-secret-base64:/run/larder-aws/token'" (admin c)
           && !(lib.hasInfix "LoadCredential=database-url" (admin c)); }

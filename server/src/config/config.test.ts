@@ -218,6 +218,8 @@ token-hs256-secret-base64-file = "${hsFile}"
     ["a variable and its _FILE form together", () => parseConfig(minimal(), { LARDER_SERVER_DATABASE_URL: "postgres://db/x", LARDER_SERVER_DATABASE_URL_FILE: hsFile }), /set only one of the environment variables LARDER_SERVER_DATABASE_URL and LARDER_SERVER_DATABASE_URL_FILE/],
     ["a password file beside a URL that has a password", () => parseConfig(minimal().replace("sqlite:///tmp/x.db", "postgres://u:old@db/x").replace("[storage]", `password-file = "${file("pw2", "new")}"\n[storage]`)), /database.password-file: the database URL already has a password/],
     ["a password file for SQLite", () => parseConfig(minimal().replace("[storage]", `password-file = "${file("pw3", "new")}"\n[storage]`)), /database.password-file: only a postgres:\/\/ database takes a password/],
+    ["an auth-failure file for SQLite", () => parseConfig(minimal().replace("[storage]", `auth-failure-file = "${join(dir, "sig")}"\n[storage]`)), /database.auth-failure-file: only a postgres:\/\/ database/],
+    ["an auth-failure file for a password larderd never reads again", () => parseConfig(minimal().replace("sqlite:///tmp/x.db", "postgres://u:p@db/x").replace("[storage]", `auth-failure-file = "${join(dir, "sig")}"\n[storage]`)), /database.auth-failure-file: only with database.password-file or database.url-file/],
   ])("refuses %s", (_what, load, message) => {
     expect(load).toThrow(ConfigError);
     expect(load).toThrow(message);

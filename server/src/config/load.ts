@@ -25,6 +25,8 @@ export interface DatabaseConfig {
   url: string;
   /** Where the password is read again when the database refuses it (a rotated credential). */
   passwordSource?: { kind: "password-file" | "url-file"; path: string };
+  /** Written when the database refuses the password (28P01), for a secrets agent to refresh it now. */
+  authFailureFile?: string;
   /** PostgreSQL over TLS (absent: plain). The URL carries no ssl parameters; this decides. */
   tls?: DatabaseTls;
 }
@@ -251,6 +253,7 @@ function resolveDatabase(p: ParsedConfig, env: Env): DatabaseConfig {
         : undefined;
   if (given.value.startsWith("sqlite:")) {
     if (passwordFile !== undefined) throw new ConfigError(`${passwordFile.what}: only a postgres:// database takes a password`);
+    if (p.database["auth-failure-file"] !== undefined) throw new ConfigError("database.auth-failure-file: only a postgres:// database takes a password");
     if (p.database["ca-file"] !== undefined) throw new ConfigError("database.ca-file: only a postgres:// database uses TLS");
     return { url: given.value };
   }
@@ -272,7 +275,16 @@ function resolveDatabase(p: ParsedConfig, env: Env): DatabaseConfig {
     if (e instanceof TlsConfigError) throw new ConfigError(e.message);
     throw e;
   }
-  return { url: tls.url, ...(passwordSource && { passwordSource }), ...(tls.tls && { tls: tls.tls }) };
+  const authFailureFile = p.database["auth-failure-file"];
+  if (authFailureFile !== undefined && passwordSource === undefined) {
+    throw new ConfigError("database.auth-failure-file: only with database.password-file or database.url-file (a password larderd reads again)");
+  }
+  return {
+    url: tls.url,
+    ...(passwordSource && { passwordSource }),
+    ...(authFailureFile !== undefined && { authFailureFile }),
+    ...(tls.tls && { tls: tls.tls }),
+  };
 }
 
 function resolveS3Credentials(c: NonNullable<Extract<ParsedConfig["storage"], { type: "s3" }>["credentials"]>, env: Env, where = "storage.credentials"): S3Credentials {

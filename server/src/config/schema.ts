@@ -110,6 +110,8 @@ export const configSchema = z.strictObject({
       .describe("PostgreSQL only: file holding just the password (e.g. an RDS-managed secret's password), merged into the URL, which then has none. Read again for every new connection, so a rotated password is picked up without a restart; a relative path is looked up in $CREDENTIALS_DIRECTORY. Env: LARDER_SERVER_DATABASE_PASSWORD_FILE."),
     "ca-file": z.string().min(1).optional()
       .describe("PostgreSQL only: PEM file of the certificate authorities that sign the server's certificate (for RDS, the RDS CA bundle); with it TLS is on and verified. TLS follows the URL's sslmode: disable (plain), require or verify-full (certificate chain and host name checked; libpq's require is taken as verify-full, as are prefer and allow), verify-ca (chain only), no-verify (encrypted but unchecked: only when written out). Without sslmode, TLS is on exactly when ca-file (or the URL's sslrootcert) is given. Without ca-file, Node's roots and NODE_EXTRA_CA_CERTS are trusted."),
+    "auth-failure-file": z.string().min(1).optional()
+      .describe("PostgreSQL with password-file or url-file only: a file larderd writes (the time, at most every 30 s) when the database refuses the password of a new connection (28P01), so a secrets agent watching it can fetch a rotated password at once instead of at its next scheduled run (the EC2 host profile does, with a systemd path unit). Its directory must be writable by larderd."),
     heartbeat: z.boolean().default(false).describe("Accepted for attic compatibility; larder's pool checks connections itself."),
   }).default({ heartbeat: false }).describe("The metadata database."),
   storage: z.discriminatedUnion("type", [localStorage, s3Storage]).describe("Where NARs are stored."),

@@ -4,6 +4,7 @@
  * api-servers side by side.
  */
 import { mkdirSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type SQLite from "better-sqlite3";
 import { openSqlite } from "./sqlite-addon.ts";
@@ -108,18 +109,55 @@ function describeConnectError(error: unknown, tls: DatabaseTls | undefined): str
   return message;
 }
 
-function clientWithPassword(password: () => Promise<string>): typeof pg.Client {
+/** PostgreSQL's invalid_password: the role's password changed (a rotation) or the file is stale. */
+const INVALID_PASSWORD = "28P01";
+const AUTH_FAILURE_SIGNAL_INTERVAL_MS = 30_000;
+
+/**
+ * Writes the time to `path` when a connection is refused for its password, at most every 30 s, so a
+ * secrets agent watching the file fetches the rotated password now. Failing to write is ignored:
+ * the agent's schedule still comes.
+ */
+function authFailureSignal(path: string): (error: unknown) => void {
+  let last = 0;
+  return (error) => {
+    if ((error as { code?: unknown } | null)?.code !== INVALID_PASSWORD) return;
+    const now = Date.now();
+    if (now - last < AUTH_FAILURE_SIGNAL_INTERVAL_MS) return;
+    last = now;
+    writeFile(path, `${new Date(now).toISOString()}\n`).catch(() => {});
+  };
+}
+
+function clientWithPassword(password: () => Promise<string>, onConnectError: (error: unknown) => void): typeof pg.Client {
   return class extends pg.Client {
     constructor(config?: string | pg.ClientConfig) {
       super(config);
       // Not enumerable, as pg keeps it, so it never shows in a logged client.
       Object.defineProperty(this, "password", { configurable: true, enumerable: false, writable: true, value: password });
     }
+
+    // The pool connects with a callback; a caller outside it may take the promise.
+    override connect(): Promise<pg.Client>;
+    override connect(callback: (err: Error) => void): void;
+    override connect(callback?: (err: Error) => void): Promise<pg.Client> | void {
+      if (callback !== undefined) {
+        super.connect((err: Error) => {
+          if (err) onConnectError(err);
+          callback(err);
+        });
+        return;
+      }
+      return super.connect().catch((err: unknown) => {
+        onConnectError(err);
+        throw err;
+      });
+    }
   };
 }
 
 export async function openDb(target: string | DatabaseConfig): Promise<Db> {
-  const { url, passwordSource, tls } = typeof target === "string" ? ({ url: target } as DatabaseConfig) : target;
+  const { url, passwordSource, authFailureFile, tls } = typeof target === "string" ? ({ url: target } as DatabaseConfig) : target;
   let kysely: Kysely<Database>;
   let dialect: Dialect;
   if (url.startsWith("sqlite:")) {
@@ -145,7 +183,7 @@ export async function openDb(target: string | DatabaseConfig): Promise<Db> {
       // pg lets a password in the URL win over a password function, even an empty one: the URL
       // goes without it, and each client is handed the function.
       connectionString: password && parts ? joinUrl({ ...parts, password: undefined }) : url,
-      ...(password && { Client: clientWithPassword(password) }),
+      ...(password && { Client: clientWithPassword(password, authFailureFile !== undefined ? authFailureSignal(authFailureFile) : () => {}) }),
       ssl: sslOptions(tls),
       max: 16,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
