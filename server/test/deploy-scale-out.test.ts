@@ -4,13 +4,11 @@
  * agents out of service, one migration, and a long poll on one server woken by a change made
  * through the other.
  */
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestCache, startLarder, type Larder } from "./support/larder.ts";
 import { postgresAvailable } from "./support/postgres.ts";
-import { startDaemon, type Daemon } from "./support/daemon.ts";
-import { baseName, mint, operator, pushPath, TestAgent } from "./support/deploy.ts";
+import type { Daemon } from "./support/daemon.ts";
+import { baseName, mint, operator, pushPath, startApiServers, TestAgent } from "./support/deploy.ts";
 
 const ready = postgresAvailable("deploy coordination across api-servers needs PostgreSQL");
 
@@ -23,9 +21,7 @@ describe.skipIf(!ready)("deploy across two api-servers on PostgreSQL", () => {
   beforeAll(async () => {
     l = await startLarder("postgres-s3");
     await createTestCache(l, "fleet");
-    const configFile = join(l.dir.path, "api-server.toml");
-    await writeFile(configFile, l.toml.replace('level = "silent"', 'level = "info"'));
-    servers = await Promise.all([startDaemon(configFile, "api-server"), startDaemon(configFile, "api-server")]);
+    servers = await startApiServers(l, 2);
     deployToken = await mint(l, { deploy: ["fleet"] }, undefined, "ci");
     agentToken = await mint(l, { agent: ["fleet"] }, "web");
   }, 60_000);

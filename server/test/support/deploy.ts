@@ -1,5 +1,8 @@
 /** Deploy API helpers for tests: store paths pushed through attic's upload-path, tokens, calls. */
 import { createHash, randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { startDaemon, type Daemon } from "./daemon.ts";
 import { buildClaims, signClaims } from "../../src/auth/tokens.ts";
 import type { PermissionName } from "../../src/auth/permissions.ts";
 import { encodeNixBase32 } from "../../src/nix/base32.ts";
@@ -102,4 +105,12 @@ export function operator(url: string, token: string, cache: string, env: string)
     resume: () => call<EnvironmentStatus>(url, token, "POST", `${base}/resume`),
     rollback: (body: unknown = {}) => call<EnvironmentStatus>(url, token, "POST", `${base}/rollback`, body),
   };
+}
+
+/** `n` larderd api-server processes on the config of `l` (its PostgreSQL and S3), as in scale-out. */
+export async function startApiServers(l: Larder, n: number): Promise<Daemon[]> {
+  const configFile = join(l.dir.path, "api-server.toml");
+  // startDaemon waits for the "listening" log line, which the tests' silent level would swallow.
+  await writeFile(configFile, l.toml.replace('level = "silent"', 'level = "info"'));
+  return Promise.all(Array.from({ length: n }, () => startDaemon(configFile, "api-server")));
 }
