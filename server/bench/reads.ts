@@ -118,7 +118,17 @@ try {
   await mkdir(wrkDir, { recursive: true });
 
   const results: Record<string, { larder: number; nginx: number; ratio: number; larderCpuUsPerReq: number; nginxCpuUsPerReq: number; detail: string }> = {};
+  const failures: Record<string, string> = {};
   const compare = async (key: string, run: Omit<LoadRun, "origin">, larderExtra: Partial<LoadRun> = {}, unit: "rps" | "mibPerSec" = "rps") => {
+    try {
+      await compareOnce(key, run, larderExtra, unit);
+    } catch (e) {
+      // A run that finished no request (a download longer than the run, on a loaded machine) is reported, not fatal.
+      failures[key] = (e as Error).message;
+      log(`${key}: ${failures[key]}`);
+    }
+  };
+  const compareOnce = async (key: string, run: Omit<LoadRun, "origin">, larderExtra: Partial<LoadRun>, unit: "rps" | "mibPerSec") => {
     let bestL: LoadResult | undefined;
     let bestN: LoadResult | undefined;
     let cpu = 0;
@@ -158,7 +168,7 @@ try {
   if (only.has("nar")) {
     for (const c of [1, 16]) await compare(`nar_ratio_c${c}`, { paths: [`/${CACHE}/nar/${narFileHash}.nar.zst`], connections: c, seconds, expect: "ok" }, {}, "mibPerSec");
   }
-  process.stdout.write(`${JSON.stringify({ objects, seconds, rounds, backend: pg ? "postgres" : "sqlite", env: values.env, machine: machine(), results })}\n`);
+  process.stdout.write(`${JSON.stringify({ objects, seconds, rounds, backend: pg ? "postgres" : "sqlite", env: values.env, machine: machine(), results, failures })}\n`);
 } finally {
   for (const stop of stops) await stop().catch(() => undefined);
   await pg?.stop();
