@@ -323,7 +323,8 @@ describe.skipIf(!haveNix).each(BACKENDS)("Cachix client replay, %s", (backend) =
       expect(await narinfoStatus(hashOf(p.path))).toBe(200);
     }, 60_000);
 
-    it.skipIf(skip || backend !== "sqlite-local")("part URL capability: forged, another part's, wrong bytes, too large; no Authorization needed", async () => {
+    // Each storage hands out its own kind of part URL: one test per backend.
+    if (backend === "sqlite-local") it.skipIf(skip)("part URL capability: forged, another part's, wrong bytes, too large; no Authorization needed", async () => {
       const { file } = await small();
       const u = await start(file);
       const url = new URL(u.url);
@@ -351,13 +352,21 @@ describe.skipIf(!haveNix).each(BACKENDS)("Cachix client replay, %s", (backend) =
       expect([...(await keys(larder, `cachix-parts/${u.narId}/`))]).toEqual([]);
     }, 60_000);
 
-    it.skipIf(skip)("S3: part URLs are presigned PutObject URLs for the staging key with Content-MD5 signed", async () => {
-      if (backend !== "postgres-s3") return;
-      const { file } = await small();
+    if (backend === "postgres-s3") it.skipIf(skip)("S3: part URLs are presigned PutObject URLs for the staging key with Content-MD5 signed", async () => {
+      const { p, file } = await small();
       const u = await start(file);
       const url = new URL(u.url);
       expect(url.searchParams.get("X-Amz-SignedHeaders")?.split(";")).toContain("content-md5");
       expect(url.pathname.endsWith(`/cachix-parts/${u.narId}/1`)).toBe(true);
+      // S3 refuses a body whose MD5 is not the signed Content-MD5 (BadDigest); s3rver checks
+      // neither that nor V4 signatures and stores it. Completion still refuses those bytes.
+      const other = Buffer.concat([file, Buffer.from("x")]);
+      const put = await cachix.putPart(u.url, other, u.md5);
+      expect(put.status).toBe(200);
+      const done = await cachix.complete("main", u.narId, u.uploadId, { parts: [{ partNumber: 1, eTag: put.headers.get("etag") }], narInfoCreate: narInfoCreate(p, other) });
+      expect([done.status, done.text]).toEqual([400, expect.stringMatching(/not the MD5 announced/)]);
+      const unlisted = await cachix.complete("main", u.narId, u.uploadId, { parts: null, narInfoCreate: narInfoCreate(p, file) });
+      expect([unlisted.status, unlisted.text]).toEqual([400, expect.stringMatching(/does not match narInfoCreate/)]);
       expect((await cachix.abort("main", u.narId, u.uploadId)).status).toBe(200);
     });
 
