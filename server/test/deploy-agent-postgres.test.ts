@@ -3,13 +3,12 @@
  * `larder agent` processes split across them. The one-migration and max-unavailable guarantees
  * must hold when the agents' requests land on different servers.
  */
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestCache, startLarder, type Larder } from "./support/larder.ts";
 import { postgresAvailable } from "./support/postgres.ts";
 import { requireTool } from "./support/requirements.ts";
-import { startDaemon, type Daemon } from "./support/daemon.ts";
+import type { Daemon } from "./support/daemon.ts";
+import { startApiServers } from "./support/deploy.ts";
 import { agentLogs, ServiceSampler, settled, startFleet, waitForStatus, type Fleet } from "./support/agent-fleet.ts";
 
 const ready = requireTool("nix-build", "deploy agents fetch closures built by the real Nix 2.8") && postgresAvailable("scale-out deploys coordinate through PostgreSQL");
@@ -22,9 +21,7 @@ describe.skipIf(!ready)("deploy agents across two api-servers on PostgreSQL", ()
   beforeAll(async () => {
     l = await startLarder("postgres-s3");
     await createTestCache(l, "fleet");
-    const configFile = join(l.dir.path, "api-server.toml");
-    await writeFile(configFile, l.toml.replace('level = "silent"', 'level = "info"'));
-    servers = await Promise.all([startDaemon(configFile, "api-server"), startDaemon(configFile, "api-server")]);
+    servers = await startApiServers(l, 2);
     const [a, b] = servers.map((s) => s.url) as [string, string];
     f = await startFleet(l, "fleet", "prod", [a, b, a], b);
   }, 150_000);

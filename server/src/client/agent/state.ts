@@ -1,10 +1,10 @@
 /**
  * What the agent must remember across a crash or kill -9, in `<state dir>/agent.json` (written
- * to a temporary file, then renamed, so it is always whole). The path it runs is not here: the
+ * to a temporary file, synced, then renamed, so it is always whole). The path it runs is not here: the
  * profiles hold it. This is what a profile cannot say: that a switch was under way and not yet
  * verified, and whether this host ran a deployment's migration.
  */
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { activation } from "../../api/deploy-types.ts";
@@ -60,7 +60,14 @@ export class StateFile {
   async save(s: AgentState): Promise<void> {
     await mkdir(join(this.file, ".."), { recursive: true, mode: 0o700 });
     const tmp = `${this.file}.tmp`;
-    await writeFile(tmp, JSON.stringify(s));
+    // Synced before the rename: after a power cut the file is the old state or the new, never empty.
+    const fh = await open(tmp, "w", 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(s));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, this.file);
   }
 }
