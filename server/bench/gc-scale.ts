@@ -6,10 +6,12 @@
  * cluster, or LARDER_TEST_POSTGRES_URL) and local storage; the NARs have no bytes, so the storage
  * step only measures the journal. Prints one JSON object.
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { openDb, type Db } from "../src/db/connect.ts";
 import { presentObjects } from "../src/db/objects.ts";
 import { createSynthCache, danglingReferences, missingPathsQuestion, synthesizeCache } from "./synth.ts";
@@ -29,7 +31,21 @@ export interface GcScaleResult {
   /** The whole run: objects, build logs, NARs, storage journal. */
   total_s: number;
   gc_delete_objects_per_s: number;
+  /** This process's CPU time (user + system) during the run, and the bytes it wrote to disk (/proc/self/io): measures a loaded machine leaves alone. */
+  gc_cpu_s: number;
+  gc_write_mb: number;
+  /**
+   * Event-loop delay during the run (p99 and max, ms): on SQLite every statement runs on the one
+   * thread requests use, so this is how long an upload arriving during GC waits for a batch.
+   */
+  gc_loop_delay_p99_ms: number;
+  gc_loop_delay_max_ms: number;
   missing_paths_10k_ms?: number;
+}
+
+function writtenBytes(): number {
+  const m = /^write_bytes: (\d+)$/m.exec(readFileSync("/proc/self/io", "utf8"));
+  return Number(m?.[1] ?? Number.NaN);
 }
 
 /** get-missing-paths' database work on the request path (one lookup; access marks are written later by the tracker) for 10,000 hashes, half present; median of 5. */
@@ -58,7 +74,14 @@ export async function gcScale(o: { objects: number; closure: number; expired: nu
       const cacheId = await createSynthCache(db, "gc", true, 7 * DAY);
       const synth = await synthesizeCache(db, { cacheId, objects: o.objects, closureSize: o.closure, expiredShare: o.expired, now, log: o.log });
       o.log(`synthesized ${synth.objects} objects (${synth.expired} expired) in ${synth.seconds.toFixed(1)} s`);
+      const cpu = process.cpuUsage();
+      const written = writtenBytes();
+      const delay = monitorEventLoopDelay({ resolution: 5 });
+      delay.enable();
       const gc = await timedGc(db, join(work, "storage"), now);
+      delay.disable();
+      const gcCpu = process.cpuUsage(cpu);
+      const gcWritten = writtenBytes() - written;
       const dangling = await danglingReferences(db, cacheId);
       // After GC: the access-time updates of a first measurement would keep paths from it.
       let missing: number | undefined;
@@ -76,6 +99,10 @@ export async function gcScale(o: { objects: number; closure: number; expired: nu
         objects_step_s: Math.round(gc.objectsSeconds * 100) / 100,
         total_s: Math.round(gc.totalSeconds * 100) / 100,
         gc_delete_objects_per_s: Math.round(gc.deleted / gc.objectsSeconds),
+        gc_cpu_s: Math.round((gcCpu.user + gcCpu.system) / 1e4) / 100,
+        gc_write_mb: Math.round(gcWritten / 1e6),
+        gc_loop_delay_p99_ms: Math.round(delay.percentile(99) / 1e5) / 10,
+        gc_loop_delay_max_ms: Math.round(delay.max / 1e5) / 10,
         ...(missing !== undefined && { missing_paths_10k_ms: missing }),
       };
     } finally {

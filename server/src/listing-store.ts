@@ -18,7 +18,8 @@ const zstdCompress = promisify(zlib.zstdCompress);
 const zstdDecompress = promisify(zlib.zstdDecompress);
 
 export async function compressListing(listing: Buffer | null): Promise<Buffer | null> {
-  return listing === null ? null : zstdCompress(listing);
+  // The size up front sizes zstd's context to the listing (a full-window context costs 0.5 ms, per NAR ingested).
+  return listing === null ? null : zstdCompress(listing, { pledgedSrcSize: listing.length });
 }
 
 export async function decompressListing(stored: Buffer): Promise<Buffer> {

@@ -237,7 +237,7 @@ function pushOptions(o: PushFlags, cfg: CacheConfig): PushOptions {
 function pushFlags(cmd: Command): Command {
   return cmd
     .option("--ignore-upstream-cache-filter", "also push paths signed by the cache's upstream keys")
-    .option("-j, --jobs <n>", "parallel uploads", intOption("--jobs", 1), 5)
+    .option("-j, --jobs <n>", "parallel uploads", intOption("--jobs", 1), 12)
     .option("--store <url>", "the Nix store to push from (e.g. a chroot store path)")
     .option("--logs", "also upload the build logs of the pushed paths' derivations, where the local store has them")
     .addOption(new Option("--no-closure", "push only the paths given, not what they reference"))
