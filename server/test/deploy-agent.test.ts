@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EnvironmentStatus } from "../src/api/deploy-types.ts";
 import { LARDER_BIN } from "./support/client.ts";
-import { mint, operator } from "./support/deploy.ts";
+import { mint, operator, pushPath } from "./support/deploy.ts";
 import { makeTempDir } from "./support/tmp.ts";
 import { createTestCache, startLarder, type Larder } from "./support/larder.ts";
 import { requireTool } from "./support/requirements.ts";
@@ -127,7 +127,7 @@ describe.skipIf(!ready)("deploy agents end to end (SQLite)", () => {
 });
 
 describe.skipIf(!ready)("services.larder-agent's command line (nixos-modules/agent-args.nix)", () => {
-  it("is one `larder agent` accepts: the agent it starts registers with the server", async () => {
+  it("is one `larder agent` accepts: the agent registers, and fails a deployment of a kind it does not allow without touching anything", async () => {
     const l = await startLarder("sqlite-local");
     const dir = await makeTempDir("agent-module");
     let child: ChildProcess | undefined;
@@ -158,6 +158,18 @@ describe.skipIf(!ready)("services.larder-agent's command line (nixos-modules/age
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(agents).toMatchObject([{ name: "nixos-host", group: "web", state: "idle", currentPath: null }]);
+      // A kind the host does not accept fails there, touching nothing, and pauses the rollout.
+      const system = await pushPath(l, "fleet", "nixos-system");
+      expect((await op.activate({ targets: { "*": system }, rollout: { agentTimeoutSeconds: 10 } })).status).toBe(200);
+      while (Date.now() < deadline + 20_000) {
+        const st = (await op.status()).body;
+        if (st.current?.state === "paused") break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const st = (await op.status()).body;
+      expect(st.current?.state).toBe("paused");
+      expect(st.agents).toMatchObject([{ name: "nixos-host", state: "failed", currentPath: null, holdsSlot: false }]);
+      expect(st.agents[0]!.message).toContain('does not accept "system" activations');
     } finally {
       child?.kill("SIGTERM");
       await l.stop();

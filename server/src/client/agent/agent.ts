@@ -190,10 +190,7 @@ export class Agent {
       return POLL_SECONDS;
     }
     const refused = this.d.activator.refusal(d.activation);
-    if (refused) {
-      await this.reportOnce({ deploymentId: d.id, state: "failed", currentPath: await this.current(this.s.activation), message: refused });
-      return POLL_SECONDS;
-    }
+    if (refused) return this.refuse(d, refused);
     const current = await this.d.activator.current(d.activation);
     if (d.state === "rolled-back") {
       // The fleet returns to the previous release: hosts already switched go back.
@@ -227,6 +224,29 @@ export class Agent {
     if (!grant.granted) return Math.max(1, Math.min(POLL_SECONDS, grant.retryAfterSeconds));
     await this.turn(d, grant, current);
     return 0;
+  }
+
+  /**
+   * A deployment this host does not accept (a kind or profile it does not allow) fails here
+   * without touching anything — through a slot, so the rollout pauses or carries on by its
+   * settings instead of waiting for this host forever.
+   */
+  private async refuse(d: Deployment, why: string): Promise<number> {
+    if (this.s.outcome?.deploymentId === d.id) return POLL_SECONDS;
+    const current = await this.current(this.s.activation);
+    if (d.state === "prefetching") {
+      // Past the prefetch barrier (there is nothing to fetch), so the rollout reaches this host.
+      await this.reportOnce({ deploymentId: d.id, state: "failed", currentPath: current, message: why });
+      return POLL_SECONDS;
+    }
+    if (!(d.state === "rolling" || d.state === "succeeded")) return POLL_SECONDS;
+    const grant = await this.d.api.slot(d.id);
+    if (!grant.granted) return Math.max(1, Math.min(POLL_SECONDS, grant.retryAfterSeconds));
+    this.d.log(`deployment ${d.id}: refused: ${why}`);
+    if (grant.runMigration) await this.d.api.migration({ deploymentId: d.id, ok: false, log: `not run: ${why}\n` });
+    else await this.report({ deploymentId: d.id, state: "failed", currentPath: current, message: why, log: `${why}\n` });
+    await this.save({ outcome: { deploymentId: d.id, state: "failed" } });
+    return POLL_SECONDS;
   }
 
   /** Holding a slot: migration if told, switch, health check, and on failure back to `previous`. */
