@@ -183,19 +183,13 @@ export async function saveSignatures(db: Db, signed: ReadonlyMap<number, { signa
  * 10,000 hashes never hit SQLite's or PostgreSQL's parameter limits.
  */
 export async function existingHashes(db: Db, cacheId: number, hashes: readonly string[]): Promise<Set<string>> {
-  if (hashes.length === 0) return new Set();
-  const list =
-    db.dialect === "sqlite"
-      ? sql`(select value from json_each(${JSON.stringify(hashes)}))`
-      : sql`(select unnest(${hashes as string[]}::text[]))`;
-  const { rows } = await sql<{ store_path_hash: string }>`
-    select store_path_hash from object where cache_id = ${cacheId} and store_path_hash in ${list}`.execute(db.kysely);
-  return new Set(rows.map((r) => r.store_path_hash));
+  return new Set((await presentObjects(db, cacheId, hashes)).keys());
 }
 
 /**
- * The objects of `hashes` this cache has, by hash → id. On SQLite the id is the key of the
- * (cache_id, store_path_hash) index's rows, so this reads the index alone.
+ * The objects of `hashes` this cache has, by hash → id, in one statement with one parameter
+ * whatever the count. On SQLite the id is the key of the (cache_id, store_path_hash) index's
+ * rows, so this reads the index alone.
  */
 export async function presentObjects(db: Db, cacheId: number, hashes: readonly string[]): Promise<Map<string, number>> {
   if (hashes.length === 0) return new Map();
