@@ -15,6 +15,7 @@ import { pino } from "pino";
 import { openDb, type Db } from "../src/db/connect.ts";
 import { collectGarbage } from "../src/gc/run.ts";
 import { createLocalStorage } from "../src/storage/local.ts";
+import { poolOf } from "../src/storage/pool.ts";
 import { createSynthCache, danglingReferences, missingPathsQuestion, synthesizeCache, synthHash } from "./synth.ts";
 import { startNginx } from "./nginx.ts";
 import { startLarderd, type Larderd, type StorageSpec } from "./larderd.ts";
@@ -68,7 +69,7 @@ export async function timedGc(db: Db, storagePath: string, now: number): Promise
   const stats = await collectGarbage(
     {
       db,
-      storage: await createLocalStorage({ path: storagePath }),
+      pool: poolOf(await createLocalStorage({ path: storagePath }), pino({ level: "silent" })),
       gc: { intervalSeconds: 0, defaultRetentionSeconds: 7 * DAY, graceSeconds: 3600 },
       log: pino({ level: "silent" }),
       checkpoint: (step) => void (step !== "objects" && objectsEnd === undefined && (objectsEnd = performance.now())),

@@ -9,7 +9,7 @@ import type { Db } from "./db/connect.ts";
 import { saveBuildLog } from "./db/build-logs.ts";
 import { badRequest, ServerError } from "./errors.ts";
 import { decompressor, type UploadCompression } from "./ingest/codecs.ts";
-import type { Storage } from "./storage/types.ts";
+import type { Backend, StoragePool } from "./storage/pool.ts";
 
 /** Content-Encoding of a log upload → the decompressor to undo it. */
 const ENCODINGS = new Map<string, UploadCompression>([
@@ -47,8 +47,9 @@ class Limit extends Transform {
 
 export interface StoreLogOptions {
   db: Db;
-  storage: Storage;
+  pool: StoragePool;
   cacheId: number;
+  cacheName?: string;
   drvName: string;
   drvHash: string;
   body: Readable;
@@ -59,7 +60,6 @@ export interface StoreLogOptions {
 /** Stores a log and records it for its cache and derivation; returns its uncompressed size. */
 export async function storeBuildLog(o: StoreLogOptions): Promise<number> {
   const key = `log/${o.drvHash.slice(0, 2)}/${o.drvHash}-${randomBytes(4).toString("hex")}.zst`;
-  await o.db.kysely.insertInto("storage_journal").values({ storage_key: key, kind: "upload", created_at: Date.now() }).execute();
   const decode = decompressor(o.encoding);
   const limit = new Limit(o.maxBytes);
   const compress = zlib.createZstdCompress();
@@ -71,20 +71,38 @@ export async function storeBuildLog(o: StoreLogOptions): Promise<number> {
     o.body.resume();
     compress.destroy(e as Error);
   };
-  decode.on("error", (e) => fail(badRequest(`the build log does not decompress: ${e.message}`)));
-  limit.on("error", fail);
-  o.body.on("error", fail);
-  o.body.pipe(decode).pipe(limit).pipe(compress);
+  let started = false;
+  let backend: Backend;
   try {
-    await o.storage.put(key, compress);
+    // The body streams once, so a failed backend cannot be retried with it (size 0: not known yet).
+    ({ backend } = await o.pool.write(
+      o.cacheName,
+      0,
+      async (b) => {
+        await o.db.kysely.insertInto("storage_journal").values({ storage_key: key, kind: "upload", backend: b.name, created_at: Date.now() }).execute();
+        started = true;
+        decode.on("error", (e) => fail(badRequest(`the build log does not decompress: ${e.message}`)));
+        limit.on("error", fail);
+        o.body.on("error", fail);
+        o.body.pipe(decode).pipe(limit).pipe(compress);
+        try {
+          await b.storage.put(key, compress);
+        } catch (e) {
+          await b.storage.delete(key).catch(() => {});
+          throw failure ?? e;
+        }
+      },
+      async () => false,
+    ));
   } catch (e) {
-    await o.storage.delete(key).catch(() => {});
+    // Refused before reading (no backend could take it): drain the body so the client reads the answer.
+    if (!started) o.body.resume();
     throw failure ?? e;
   }
   if (failure !== undefined) {
-    await o.storage.delete(key);
+    await backend.storage.delete(key);
     throw failure;
   }
-  await saveBuildLog(o.db, o.cacheId, o.drvName, key, limit.size);
+  await saveBuildLog(o.db, o.cacheId, o.drvName, key, backend.name, limit.size);
   return limit.size;
 }

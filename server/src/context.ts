@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Config } from "./config/load.ts";
 import type { Db } from "./db/connect.ts";
 import type { Storage } from "./storage/types.ts";
+import type { StoragePool } from "./storage/pool.ts";
 import type { TokenKeys } from "./auth/tokens.ts";
 import type { Revocations } from "./auth/revocations.ts";
 import type { AccessTracker } from "./access-tracker.ts";
@@ -14,7 +15,10 @@ import type { BucketLayout } from "./bucket/types.ts";
 export interface AppContext {
   readonly config: Config;
   readonly db: Db;
+  /** pool.scratch: temporary objects that are not NARs (multipart parts); NARs go through the pool. */
   readonly storage: Storage;
+  /** Every storage backend; a NAR's or log's row names the one holding it. */
+  readonly pool: StoragePool;
   readonly tokens: TokenKeys;
   readonly revocations: Revocations;
   readonly caches: CacheDirectory;

@@ -12,7 +12,7 @@ import { saveListing } from "./db/listings.ts";
 import { decompressor, isUploadCompression } from "./ingest/codecs.ts";
 import { NarParser } from "./nix/nar.ts";
 import { NarListing } from "./nix/nar-listing.ts";
-import type { Storage } from "./storage/types.ts";
+import type { StoragePool } from "./storage/pool.ts";
 
 const zstdCompress = promisify(zlib.zstdCompress);
 const zstdDecompress = promisify(zlib.zstdDecompress);
@@ -29,7 +29,7 @@ export async function decompressListing(stored: Buffer): Promise<Buffer> {
 const inFlight = new Map<number, Promise<Buffer | null>>();
 
 /** The listing of a stored NAR that has none yet, read from storage once and saved. */
-export function listStoredNar(db: Db, storage: Storage, nar: { narId: number; storageKey: string; compression: string }): Promise<Buffer | null> {
+export function listStoredNar(db: Db, pool: StoragePool, nar: { narId: number; storageKey: string; backend: string; compression: string }): Promise<Buffer | null> {
   let running = inFlight.get(nar.narId);
   if (running === undefined) {
     running = (async () => {
@@ -46,7 +46,7 @@ export function listStoredNar(db: Db, storage: Storage, nar: { narId: number; st
           }
         },
       });
-      await pipeline(await storage.get(nar.storageKey), decompressor(nar.compression), sink);
+      await pipeline(await pool.get(nar.backend).storage.get(nar.storageKey), decompressor(nar.compression), sink);
       parser.end();
       const result = listing.result();
       await saveListing(db, nar.narId, await compressListing(result));

@@ -22,6 +22,9 @@ export interface Metrics {
   agentStates?: () => Promise<Map<string, number>>;
   readonly bucketLayoutFailures: Counter<"op">;
   readonly bucketLayoutDeferred: Counter<"op">;
+  readonly storageWrites: Counter<"backend">;
+  readonly storageSkips: Counter<"backend" | "reason">;
+  readonly storageBytes: Gauge<"backend">;
 }
 
 /** Every agent state, so a state with no agent shows 0 rather than vanishing. */
@@ -71,6 +74,9 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     }),
     bucketLayoutFailures: new Counter({ name: "larder_bucket_layout_failures_total", help: "Bucket-layout writes that failed (the push succeeded; the next sync retries), by what was written (path, log, realisation, sync).", labelNames: ["op"], registers }),
     bucketLayoutDeferred: new Counter({ name: "larder_bucket_layout_deferred_total", help: "Bucket-layout writes left for a later sync (a reference not yet in the layout, or removed meanwhile), by what was written.", labelNames: ["op"], registers }),
+    storageWrites: new Counter({ name: "larder_storage_writes_total", help: "New objects stored, by storage backend.", labelNames: ["backend"], registers }),
+    storageSkips: new Counter({ name: "larder_storage_backend_skipped_total", help: "Storage backends passed over for a new object, by backend and reason (full, failing, draining).", labelNames: ["backend", "reason"], registers }),
+    storageBytes: new Gauge({ name: "larder_storage_backend_bytes", help: "Bytes stored per storage backend, as last read from the database (only with capacities or byte-weighing strategies).", labelNames: ["backend"], registers }),
   };
   return metrics;
 }

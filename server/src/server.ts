@@ -9,7 +9,7 @@ import { createLogger, redacting } from "./log.ts";
 import type { Config } from "./config/load.ts";
 import type { AppContext } from "./context.ts";
 import { openDb } from "./db/connect.ts";
-import { createStorage } from "./storage/index.ts";
+import { openStoragePool } from "./storage/pool.ts";
 import { tokenKeys } from "./auth/tokens.ts";
 import { createRevocations } from "./auth/revocations.ts";
 import { createCacheDirectory } from "./cache-directory.ts";
@@ -34,17 +34,21 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
   const log = opts.log ? redacting(opts.log) : createLogger({ level: config.logLevel, base: { service: "larderd" } });
   const db = await openDb(config.database);
   if (opts.migrate ?? true) await db.migrate();
-  const storage = await createStorage(config.storage);
   await mkdir(config.spoolDir, { recursive: true, mode: 0o700 });
   const swept = await sweepSpool(config.spoolDir, { graceMs: config.gc.graceSeconds * 1000, atStart: true });
   if (swept > 0) log.info({ removed: swept, spoolDir: config.spoolDir }, "removed spool files of uploads that died with their process");
-  const narInfos = createNarInfoCache({ ttlMs: opts.narInfoTtlMs ?? config.narInfoCacheTtlMs });
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false });
-  const bucketLayout = createBucketLayout({ db, storage, storageConfig: config.storage, layout: config.bucketLayout, log, metrics });
+  const pool = await openStoragePool(config.storageSetup, { db, log, metrics }).catch(async (e: unknown) => {
+    await db.close();
+    throw e;
+  });
+  const narInfos = createNarInfoCache({ ttlMs: opts.narInfoTtlMs ?? config.narInfoCacheTtlMs });
+  const bucketLayout = createBucketLayout({ db, pool, layout: config.bucketLayout, log, metrics });
   return {
     config,
     db,
-    storage,
+    storage: pool.scratch,
+    pool,
     tokens: tokenKeys(config.jwt.key, config.jwt.issuer, config.jwt.audiences),
     revocations: createRevocations(db),
     // A cache's settings and key are in every narinfo it serves.
@@ -116,6 +120,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       await app.close();
       await ctx.bucketLayout?.idle();
       await ctx.accessTracker.stop();
+      ctx.pool.close();
       await ctx.db.close();
     },
   };

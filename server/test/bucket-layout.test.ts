@@ -66,8 +66,7 @@ describe.skipIf(!haveNix).each(["sqlite-local", "postgres-s3"] as Backend[])("bu
   const engine = (checkpoint?: (step: string, key: string) => void): BucketLayout =>
     createBucketLayout({
       db: larder.server.ctx.db,
-      storage: larder.server.ctx.storage,
-      storageConfig: larder.config.storage,
+      pool: larder.server.ctx.pool,
       layout: larder.config.bucketLayout,
       log: pino({ level: "silent" }),
       ...(checkpoint && { checkpoint }),
@@ -232,7 +231,7 @@ describe.skipIf(!haveNix).each(["sqlite-local", "postgres-s3"] as Backend[])("bu
     expect((await layout("gc")).narinfos).toHaveLength(4);
 
     const gc = (bucketLayout: BucketLayout) =>
-      collectGarbage({ db: larder.server.ctx.db, storage: larder.server.ctx.storage, gc: { ...larder.config.gc, defaultRetentionSeconds: 3600 }, buildLogs: larder.config.buildLogs, log: pino({ level: "silent" }), bucketLayout }, A_YEAR_ON());
+      collectGarbage({ db: larder.server.ctx.db, pool: larder.server.ctx.pool, gc: { ...larder.config.gc, defaultRetentionSeconds: 3600 }, buildLogs: larder.config.buildLogs, log: pino({ level: "silent" }), bucketLayout }, A_YEAR_ON());
     await larder.server.ctx.accessTracker.flush();
     await db().updateTable("object").set({ created_at: 0, last_accessed_at: 0 }).where("cache_id", "=", id).execute();
     // First run dies at its third delete; every delete before it was checked to leave a closed layout.

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDb, type Db } from "../src/db/connect.ts";
 import { collectGarbage } from "../src/gc/run.ts";
 import { createLocalStorage } from "../src/storage/local.ts";
+import { poolOf } from "../src/storage/pool.ts";
 import { createSynthCache, danglingReferences, synthesizeCache } from "../bench/synth.ts";
 
 import { globalPostgres, postgresAvailable, type PostgresHandle } from "./support/postgres.ts";
@@ -45,7 +46,7 @@ describe.each(["sqlite", "postgres"] as const)("GC in batches on %s", (backend) 
     expect(synth.expired).toBeGreaterThan(1000);
     const count = async (id: number) => Number((await db.kysely.selectFrom("object").select((eb) => eb.fn.countAll().as("n")).where("cache_id", "=", id).executeTakeFirstOrThrow()).n);
     const stats = await collectGarbage(
-      { db, storage: await createLocalStorage({ path: join(dir.path, "storage") }), gc: { intervalSeconds: 0, defaultRetentionSeconds: 7 * DAY, graceSeconds: 3600 }, log: pino({ level: "silent" }) },
+      { db, pool: poolOf(await createLocalStorage({ path: join(dir.path, "storage") }), pino({ level: "silent" })), gc: { intervalSeconds: 0, defaultRetentionSeconds: 7 * DAY, graceSeconds: 3600 }, log: pino({ level: "silent" }) },
       now,
     );
     expect(stats.objects).toBe(synth.expired);
@@ -58,7 +59,7 @@ describe.each(["sqlite", "postgres"] as const)("GC in batches on %s", (backend) 
     expect(orphans).toEqual([]);
     // A second run finds nothing more.
     const again = await collectGarbage(
-      { db, storage: await createLocalStorage({ path: join(dir.path, "storage") }), gc: { intervalSeconds: 0, defaultRetentionSeconds: 7 * DAY, graceSeconds: 3600 }, log: pino({ level: "silent" }) },
+      { db, pool: poolOf(await createLocalStorage({ path: join(dir.path, "storage") }), pino({ level: "silent" })), gc: { intervalSeconds: 0, defaultRetentionSeconds: 7 * DAY, graceSeconds: 3600 }, log: pino({ level: "silent" }) },
       now,
     );
     expect(again.objects).toBe(0);

@@ -42,7 +42,7 @@ describe.skipIf(!haveNix).each(BACKENDS)("garbage collection on %s", (backend) =
     await nix?.cleanup();
   });
 
-  const gc = (now: number) => collectGarbage({ db: l.server.ctx.db, storage: l.server.ctx.storage, gc: l.config.gc, log: pino({ level: "silent" }) }, now);
+  const gc = (now: number) => collectGarbage({ db: l.server.ctx.db, pool: l.server.ctx.pool, gc: l.config.gc, log: pino({ level: "silent" }) }, now);
 
   async function setAge(cache: string, paths: string[], ageMs: number, now: number): Promise<void> {
     // Hits recorded before this point must not land after it and undo the ageing.

@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDb, type Db } from "../src/db/connect.ts";
 import { createLocalStorage } from "../src/storage/local.ts";
 import type { Storage } from "../src/storage/types.ts";
+import { poolOf } from "../src/storage/pool.ts";
+import { pino } from "pino";
 import { ServerError } from "../src/errors.ts";
 import { discardIngested, ingest, SMALL_NAR_BYTES, SMALL_UPLOAD_BYTES, type IngestOptions, type Ingested } from "../src/ingest/pipeline.ts";
 import { compressor, decompressor } from "../src/ingest/codecs.ts";
@@ -216,7 +218,7 @@ describe("commitNar", () => {
       const first = await ingestNar(nar);
       expect("bytes" in first.content).toBe(size < SMALL_UPLOAD_BYTES);
       const linked: number[] = [];
-      const committed = await commitNar(db, storage, first, {
+      const committed = await commitNar(db, poolOf(storage, pino({ level: "silent" })), first, {
         cacheId,
         link: async (tx, row) => {
           expect(tx.kysely.isTransaction).toBe(true);
@@ -233,7 +235,7 @@ describe("commitNar", () => {
       expect(await db.kysely.selectFrom("storage_journal").selectAll().execute()).toEqual([]);
 
       // The same NAR again: nothing stored, the existing row linked.
-      const again = await commitNar(db, storage, await ingestNar(nar), { cacheId, link: (tx, row) => stageNar(tx, cacheId, "upload-2", 1, row.id) });
+      const again = await commitNar(db, poolOf(storage, pino({ level: "silent" })), await ingestNar(nar), { cacheId, link: (tx, row) => stageNar(tx, cacheId, "upload-2", 1, row.id) });
       expect(again).toMatchObject({ deduplicated: true, nar: { id: committed.nar.id } });
       const staged = await db.kysely.selectFrom("staged_nar").select(["upload_file_hash", "nar_id"]).where("cache_id", "=", cacheId).orderBy("upload_file_hash").execute();
       expect(staged).toEqual([
@@ -248,7 +250,7 @@ describe("commitNar", () => {
     const cacheId = await cache("linkfails");
     const nar = narOfFile(letters(3000));
     const ing = await ingestNar(nar);
-    await expect(commitNar(db, storage, ing, { cacheId, link: () => Promise.reject(new Error("link failed")) })).rejects.toThrow("link failed");
+    await expect(commitNar(db, poolOf(storage, pino({ level: "silent" })), ing, { cacheId, link: () => Promise.reject(new Error("link failed")) })).rejects.toThrow("link failed");
     expect(await db.kysely.selectFrom("nar").selectAll().where("nar_hash", "=", sha256(nar)).execute()).toEqual([]);
     expect(await db.kysely.selectFrom("storage_journal").selectAll().execute()).toEqual([]);
     let stored = 0;
@@ -261,7 +263,7 @@ describe("commitNar", () => {
     const cacheId = await cache("destroyed");
     await db.kysely.deleteFrom("cache").where("id", "=", cacheId).execute();
     const nar = narOfFile(letters(SMALL_UPLOAD_BYTES + 4000));
-    const err = await commitNar(db, storage, await ingestNar(nar), { cacheId, link: (tx, row) => stageNar(tx, cacheId, "x", 1, row.id) }).catch((e: unknown) => e);
+    const err = await commitNar(db, poolOf(storage, pino({ level: "silent" })), await ingestNar(nar), { cacheId, link: (tx, row) => stageNar(tx, cacheId, "x", 1, row.id) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ServerError);
     expect((err as ServerError).kind).toBe("NoSuchCache");
     expect(await db.kysely.selectFrom("nar").selectAll().where("nar_hash", "=", sha256(nar)).execute()).toEqual([]);

@@ -17,7 +17,7 @@ import type { Config } from "../config/load.ts";
 import type { Db } from "../db/connect.ts";
 import type { CacheRow } from "../db/caches.ts";
 import type { Metrics } from "../metrics.ts";
-import type { Storage, StorageConfig } from "../storage/types.ts";
+import type { StoragePool } from "../storage/pool.ts";
 import { createLayoutTarget, type LayoutTarget } from "./target.ts";
 import { createRuntime, type LayoutCheckpoint, type LayoutRuntime } from "./runtime.ts";
 import { currentCache, publishInfo, publishLog, publishPath, publishRealisation } from "./publish.ts";
@@ -28,8 +28,7 @@ export type { BucketLayout, SyncStats };
 
 export interface LayoutDeps {
   db: Db;
-  storage: Storage;
-  storageConfig: StorageConfig;
+  pool: StoragePool;
   layout: Config["bucketLayout"];
   log: Logger;
   metrics?: Metrics;
@@ -45,7 +44,7 @@ const PAGE = 1000;
 /** Server-level switch: without a bucket there is no layout, and caches cannot ask for one. */
 export function createBucketLayout(d: LayoutDeps): BucketLayout | undefined {
   if (d.layout.target === undefined) return undefined;
-  const rt = createRuntime(d.db, d.storage, d.storageConfig, d.layout, d.target ?? createLayoutTarget(d.layout.target), d.checkpoint);
+  const rt = createRuntime(d.db, d.pool, d.layout, d.target ?? createLayoutTarget(d.layout.target), d.checkpoint);
   const queue: (() => Promise<void>)[] = [];
   let active = 0;
   let waiters: (() => void)[] = [];

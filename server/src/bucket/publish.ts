@@ -121,9 +121,9 @@ async function writeNar(rt: LayoutRuntime, found: ObjectWithNar, key: string): P
   // Keys are content addresses (the compressed bytes' hash): one already there is this NAR.
   if (await rt.target.exists(key)) return;
   await rt.checkpoint("nar", key);
-  const source = rt.copySource(found.nar.storage_key);
+  const source = rt.copySource(found.nar.backend, found.nar.storage_key);
   if (source && (await rt.target.copy(source.bucket, source.key, key, found.nar.file_size))) return;
-  const body: Readable = await rt.storage.get(found.nar.storage_key);
+  const body: Readable = await rt.pool.get(found.nar.backend).storage.get(found.nar.storage_key);
   const size = await rt.target.putStream(key, body);
   if (size !== found.nar.file_size) throw new Error(`bucket layout: wrote ${size} bytes to ${key}, expected ${found.nar.file_size}`);
 }
@@ -165,7 +165,7 @@ export async function publishLog(rt: LayoutRuntime, cache: CacheRow, prefix: str
   if (!(await publishInfo(rt, cache, prefix, false))) return false;
   const id = await claim(rt, cache, prefix, "log", drvName, [], null);
   if (id === undefined) return false;
-  const plain = async () => pipeline((await rt.storage.get(log.storage_key)), zlib.createZstdDecompress(), () => {});
+  const plain = async () => pipeline((await rt.pool.get(log.backend).storage.get(log.storage_key)), zlib.createZstdDecompress(), () => {});
   return finish(rt, cache, prefix, id, prefix + logKey(drvName), plain, CONTENT_TYPES.log, "log");
 }
 

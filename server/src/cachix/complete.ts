@@ -193,8 +193,9 @@ export async function completeUpload(
     }
     const uploadFileHash = encodeNixBase32(ingested.upload.sha256);
     let visible: string[] = [];
-    await commitNar(ctx.db, ctx.storage, ingested, {
+    await commitNar(ctx.db, ctx.pool, ingested, {
       cacheId: cache.id,
+      cacheName: cache.name,
       link: async (tx, nar) => {
         const object: NewObject = {
           cacheId: cache.id,

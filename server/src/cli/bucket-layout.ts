@@ -3,7 +3,7 @@ import { pino } from "pino";
 import type { Config } from "../config/load.ts";
 import { openDb } from "../db/connect.ts";
 import { getCache } from "../db/caches.ts";
-import { createStorage } from "../storage/index.ts";
+import { openStoragePool } from "../storage/pool.ts";
 import { createBucketLayout } from "../bucket/layout.ts";
 import type { SyncStats } from "../bucket/types.ts";
 
@@ -11,14 +11,10 @@ export async function syncBucketLayout(config: Config, cacheName: string | undef
   const db = await openDb(config.database);
   try {
     await db.migrate();
-    const layout = createBucketLayout({
-      db,
-      storage: await createStorage(config.storage),
-      storageConfig: config.storage,
-      layout: config.bucketLayout,
-      // Warnings (entries that failed) go to stderr; stdout carries the counts.
-      log: pino({ level: config.logLevel }, pino.destination({ dest: 2, sync: true })),
-    });
+    // Warnings (entries that failed) go to stderr; stdout carries the counts.
+    const log = pino({ level: config.logLevel }, pino.destination({ dest: 2, sync: true }));
+    const pool = await openStoragePool(config.storageSetup, { db, log });
+    const layout = createBucketLayout({ db, pool, layout: config.bucketLayout, log });
     if (!layout) throw new Error("this server has no bucket for layouts: set bucket-layout.bucket in server.toml (or use S3 storage)");
     let id: number | undefined;
     if (cacheName !== undefined) {

@@ -7,7 +7,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parseTomlText } from "../util/toml.ts";
 import { z } from "zod";
 import { configSchema, type ParsedConfig } from "./schema.ts";
-import type { S3Credentials, StorageConfig } from "../storage/types.ts";
+import { DEFAULT_BACKEND, type BackendConfig, type S3Credentials, type StorageConfig, type StorageSetup } from "../storage/types.ts";
 import { joinUrl, redactUrl, splitUrl, normalizeUrl } from "./database-url.ts";
 import { readSecretFile } from "./secret-file.ts";
 import { databaseTls, TlsConfigError, type DatabaseTls } from "./database-tls.ts";
@@ -49,10 +49,10 @@ export interface Config {
   /** The same as database.url. */
   databaseUrl: string;
   database: DatabaseConfig;
+  /** The first backend's location (the spool directory's default is beside it). */
   storage: StorageConfig;
-  presignDownloads: boolean;
-  /** Local storage behind nginx: URL prefix of the internal location that serves the storage directory. */
-  accelRedirectPrefix?: string;
+  /** Every backend and how new objects are placed on them. */
+  storageSetup: StorageSetup;
   compression: { type: StoredCompression; level: number };
   gc: { intervalSeconds: number; defaultRetentionSeconds: number; graceSeconds: number; accessFlushSeconds: number };
   buildLogs: { maxBytes: number; retentionSeconds: number };
@@ -147,13 +147,20 @@ function resolveEnvSecret(spec: SecretSpec, env: Env): (() => { value: string; p
   return undefined;
 }
 
+let storageForm: "single" | "several" | undefined;
+
 function describeIssue(issue: z.core.$ZodIssue): string {
   const path = issue.path.map(String).join(".");
   if (issue.code === "unrecognized_keys") {
     const where = path ? ` in [${path}]` : "";
     return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}${where}`;
   }
-  if (issue.code === "invalid_union" && path === "storage") return `storage: type must be "local" or "s3"`;
+  if (issue.code === "invalid_union" && path === "storage") {
+    // Say what is wrong in the form the user wrote, not that it matches neither form.
+    const branch = storageForm === "several" ? issue.errors[1] : storageForm === "single" ? issue.errors[0] : undefined;
+    if (branch && branch.length > 0) return branch.map((i) => describeIssue({ ...i, path: ["storage", ...i.path] } as z.core.$ZodIssue)).join("; ");
+    return `storage: set type = "local" or "s3", or list several backends as [[storage.backends]]`;
+  }
   return `${path || "config"}: ${issue.message}`;
 }
 
@@ -323,6 +330,67 @@ function resolveBucketLayout(p: ParsedConfig, storage: StorageConfig, env: Env):
   return { prefix: b.prefix, ...publicUrl, target: { bucket, region, ...(endpoint !== undefined && { endpoint }), ...(credentials !== undefined && { credentials }) } };
 }
 
+type ParsedBackend = Extract<ParsedConfig["storage"], { type: string }>;
+
+/** Minimum of storage.retire-after: a presigned URL handed out just before a move stays valid this long. */
+export const PRESIGN_SECONDS = 600;
+
+function resolveBackend(b: ParsedBackend, env: Env, at: string, name: string): BackendConfig {
+  const storage: StorageConfig =
+    b.type === "local"
+      ? { type: "local", path: b.path }
+      : {
+          type: "s3",
+          bucket: b.bucket,
+          region: b.region,
+          ...(b.endpoint !== undefined && { endpoint: b.endpoint }),
+          ...(b.prefix !== undefined && { prefix: b.prefix }),
+          ...(b.credentials !== undefined && { credentials: resolveS3Credentials(b.credentials, env, `${at}.credentials`) }),
+        };
+  return {
+    name,
+    storage,
+    ...(b.capacity !== undefined && { capacity: b.capacity }),
+    weight: b.weight ?? 1,
+    presignDownloads: b.type === "s3" ? b["presign-downloads"] : false,
+    ...(b.type === "local" && b["nginx-accel-redirect"] !== undefined && { accelRedirectPrefix: b["nginx-accel-redirect"] }),
+  };
+}
+
+/** One backend or several, resolved into the one shape the server runs on. */
+function resolveStorage(s: ParsedConfig["storage"], env: Env): StorageSetup {
+  if ("type" in s) {
+    const only = resolveBackend(s, env, "storage", s.name ?? DEFAULT_BACKEND);
+    return { backends: [only], placement: { strategy: "in-order", backends: [only.name] }, caches: new Map(), retireAfterSeconds: PRESIGN_SECONDS * 6 };
+  }
+  const backends: BackendConfig[] = [];
+  const names = new Set<string>();
+  s.backends.forEach((b, i) => {
+    const at = `storage.backends[${i}]`;
+    if (b.name === undefined) throw new ConfigError(`${at}: name is required when several backends are listed (the name existing NARs have is "${DEFAULT_BACKEND}")`);
+    if (names.has(b.name)) throw new ConfigError(`${at}: backend name "${b.name}" is used twice`);
+    names.add(b.name);
+    backends.push(resolveBackend(b, env, at, b.name));
+  });
+  // Two backends in one place would each count (and delete) the other's objects as their own.
+  const places = new Map<string, string>();
+  for (const b of backends) {
+    const where = b.storage.type === "local" ? `local:${resolve(b.storage.path)}` : `s3:${b.storage.endpoint ?? ""}:${b.storage.bucket}/${b.storage.prefix ?? ""}`;
+    const other = places.get(where);
+    if (other !== undefined) throw new ConfigError(`storage: backends "${other}" and "${b.name}" are the same place; give each its own directory, bucket or prefix`);
+    places.set(where, b.name);
+  }
+  const caches = new Map<string, { strategy: StorageSetup["placement"]["strategy"]; backends: string[] }>();
+  for (const [cache, c] of Object.entries(s.caches ?? {})) {
+    for (const n of c.backends ?? []) {
+      if (!names.has(n)) throw new ConfigError(`storage.caches.${cache}.backends: no backend is named "${n}" (have: ${[...names].join(", ")})`);
+    }
+    caches.set(cache, { strategy: c.strategy ?? s.strategy, backends: c.backends ?? [...names] });
+  }
+  if (s["retire-after"] < PRESIGN_SECONDS) throw new ConfigError(`storage.retire-after: must be at least ${PRESIGN_SECONDS / 60} minutes, the lifetime of presigned download URLs`);
+  return { backends, placement: { strategy: s.strategy, backends: [...names] }, caches, retireAfterSeconds: s["retire-after"] };
+}
+
 /** The file path of a sqlite:// URL ("sqlite:///abs/path.db?mode=rwc" → "/abs/path.db"). */
 export function sqlitePath(url: string): string {
   return url.replace(/^sqlite:(\/\/)?/, "").replace(/\?.*$/, "");
@@ -339,24 +407,16 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
     throw new ConfigError("token-hs256-secret-base64 belongs under [jwt.signing], not at the top level");
   }
   const result = configSchema.safeParse(raw);
+  const rawStorage = (raw as { storage?: unknown } | undefined)?.storage;
+  storageForm = rawStorage && typeof rawStorage === "object" ? ("backends" in rawStorage ? "several" : "type" in rawStorage ? "single" : undefined) : undefined;
   if (!result.success) {
     throw new ConfigError(result.error.issues.map(describeIssue).join("; "));
   }
   const p = result.data;
   const database = resolveDatabase(p, env);
 
-  const s = p.storage;
-  const storage: StorageConfig =
-    s.type === "local"
-      ? { type: "local", path: s.path }
-      : {
-          type: "s3",
-          bucket: s.bucket,
-          region: s.region,
-          ...(s.endpoint !== undefined && { endpoint: s.endpoint }),
-          ...(s.prefix !== undefined && { prefix: s.prefix }),
-          ...(s.credentials !== undefined && { credentials: resolveS3Credentials(s.credentials, env) }),
-        };
+  const storageSetup = resolveStorage(p.storage, env);
+  const storage = (storageSetup.backends[0] as BackendConfig).storage;
   const type: StoredCompression = p.compression.type === "brotli" ? "br" : p.compression.type;
   const level = p.compression.level ?? DEFAULT_LEVELS[type];
   const [min, max] = LEVEL_RANGES[type];
@@ -380,8 +440,7 @@ export function parseConfig(tomlText: string, env: Record<string, string | undef
     databaseUrl: database.url,
     database,
     storage,
-    presignDownloads: s.type === "s3" ? s["presign-downloads"] : false,
-    ...(s.type === "local" && s["nginx-accel-redirect"] !== undefined && { accelRedirectPrefix: s["nginx-accel-redirect"] }),
+    storageSetup,
     compression: { type, level },
     gc: {
       intervalSeconds: p["garbage-collection"].interval,

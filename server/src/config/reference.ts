@@ -44,6 +44,8 @@ function typeName(t: z.ZodType): string {
       return Object.values(d.entries ?? {}).map((v) => `"${v}"`).join(" \\| ");
     case "literal":
       return (d.values ?? []).map((v) => JSON.stringify(v)).join(" \\| ");
+    case "union":
+      return ((d as unknown as { options: z.ZodType[] }).options).map((o) => typeName(unwrap(o).inner)).join(" or ");
     default:
       return d.type;
   }
@@ -54,23 +56,56 @@ function walk(shape: Record<string, z.ZodType>, prefix: string, only: string | u
     const path = prefix ? `${prefix}.${key}` : key;
     const { inner, def } = unwrap(schema);
     const description = schema.description ?? inner.description ?? "";
-    const d = (inner as unknown as { _zod: { def: { type: string; shape?: Record<string, z.ZodType>; options?: z.ZodType[] } } })._zod.def;
+    const d = (inner as unknown as { _zod: { def: { type: string; shape?: Record<string, z.ZodType>; options?: z.ZodType[]; element?: z.ZodType } } })._zod.def;
     if (d.type === "object") {
       out.push({ path, type: "table", default: "", description, ...(only && { only }) });
       walk(d.shape as Record<string, z.ZodType>, path, only, out);
     } else if (d.type === "union" && path === "storage") {
       out.push({ path, type: "table", default: "", description });
-      for (const option of d.options ?? []) {
-        const optShape = (option as unknown as { _zod: { def: { shape: Record<string, z.ZodType> } } })._zod.def.shape;
-        const tag = (optShape.type as unknown as { _zod: { def: { values: string[] } } })._zod.def.values[0] as string;
-        const docs: KeyDoc[] = [];
-        walk(optShape, path, `type = "${tag}"`, docs);
-        for (const doc of docs) if (!out.some((o) => o.path === doc.path && o.only === doc.only)) out.push(doc);
-      }
+      walkOptions(d.options ?? [], path, out);
+    } else if (d.type === "array" && isTables(d.element as z.ZodType)) {
+      // [[storage.backends]]: one row for the array, then the keys of an element.
+      out.push({ path, type: "array of tables", default: "", description, ...(only && { only }) });
+      const element = unwrap(d.element as z.ZodType).inner;
+      const ed = (element as unknown as { _zod: { def: { type: string; shape?: Record<string, z.ZodType>; options?: z.ZodType[] } } })._zod.def;
+      if (ed.type === "object") walk(ed.shape as Record<string, z.ZodType>, `${path}[]`, only, out);
+      else walkOptions(ed.options ?? [], `${path}[]`, out);
+    } else if (d.type === "record") {
+      // [storage.caches.<cache>]: keyed by a name the operator chooses.
+      out.push({ path, type: "table of tables", default: "", description, ...(only && { only }) });
+      const value = unwrap((d as unknown as { valueType: z.ZodType }).valueType).inner;
+      walk((value as unknown as { _zod: { def: { shape: Record<string, z.ZodType> } } })._zod.def.shape, `${path}.<name>`, only, out);
     } else {
       out.push({ path, type: typeName(inner), default: def === undefined ? "" : JSON.stringify(def), description, ...(only && { only }) });
     }
   }
+}
+
+function isTables(t: z.ZodType): boolean {
+  const type = (unwrap(t).inner as unknown as { _zod: { def: { type: string } } })._zod.def.type;
+  return type === "object" || type === "union";
+}
+
+/** The keys of each form a table may take; a form without a `type` tag is named by what sets it apart. */
+function walkOptions(options: z.ZodType[], path: string, out: KeyDoc[]): void {
+  for (const option of options) {
+    const od = (option as unknown as { _zod: { def: { type: string; shape?: Record<string, z.ZodType>; options?: z.ZodType[] } } })._zod.def;
+    if (od.type === "union") {
+      walkOptions(od.options ?? [], path, out);
+      continue;
+    }
+    const optShape = od.shape as Record<string, z.ZodType>;
+    const only = optShape.type
+      ? `type = "${(optShape.type as unknown as { _zod: { def: { values: string[] } } })._zod.def.values[0] as string}"`
+      : `with ${Object.keys(optShape).filter((k) => !unwrap(optShape[k] as z.ZodType).def && isRequired(optShape[k] as z.ZodType)).map((k) => `\`${k}\``).join(", ")}`;
+    const docs: KeyDoc[] = [];
+    walk(optShape, path, only, docs);
+    for (const doc of docs) if (!out.some((o) => o.path === doc.path && o.only === doc.only)) out.push(doc);
+  }
+}
+
+function isRequired(t: z.ZodType): boolean {
+  return !(t as unknown as { safeParse(v: unknown): { success: boolean } }).safeParse(undefined).success;
 }
 
 export function configKeys(): KeyDoc[] {

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../util/duration.ts";
+import { parseSize } from "../util/size.ts";
 
 const duration = (what: string, fallback: string) =>
   z
@@ -41,6 +42,27 @@ const endpoint = z
 
 export const compressionTypes = ["zstd", "none", "brotli", "xz"] as const;
 
+export const storageStrategies = ["round-robin", "in-order", "split", "least-used"] as const;
+
+/** What every backend may carry besides its own settings (used when several are configured). */
+const backendExtras = {
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "1-32 of a-z 0-9 _ -, starting with a letter or digit").optional()
+    .describe("The backend's stable name, recorded with every NAR stored on it (default \"default\"; required when several backends are listed). Renaming a backend that holds NARs is `larderd storage rename-backend OLD NEW`; larderd refuses to start while the database names a backend the config lacks."),
+  capacity: z.union([z.number().int().nonnegative(), z.string()]).optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      try {
+        return parseSize(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+        return z.NEVER;
+      }
+    })
+    .describe("Most bytes (compressed, as stored) this backend may hold, e.g. \"500 GB\" or \"2 TiB\"; counted from the database. A backend at capacity takes no new NARs; when none can take one the upload gets 507. Default: unlimited (a full disk is still detected)."),
+  weight: z.number().int().positive().optional()
+    .describe("Share of new NARs under the split strategy, relative to the other backends' weights (e.g. 70 and 30). Default 1."),
+};
+
 const localStorage = z.strictObject({
   type: z.literal("local").describe("Store NARs in a local directory."),
   path: z.string().min(1).describe("Directory that holds the stored NARs."),
@@ -49,6 +71,7 @@ const localStorage = z.strictObject({
     .regex(/^\/[A-Za-z0-9._~\/-]*\/$/, "an absolute URL path ending in '/', e.g. \"/_larder-storage/\"")
     .optional()
     .describe("Behind nginx: answer NAR downloads with X-Accel-Redirect to this internal location (an nginx `location … { internal; alias <path>/; }`), so nginx sends the file with sendfile after larder's access check."),
+  ...backendExtras,
 });
 
 const s3Credentials = z.strictObject({
@@ -70,6 +93,23 @@ const s3Storage = z.strictObject({
   "presign-downloads": z.boolean().default(false)
     .describe("Answer NAR downloads with a redirect to a short-lived presigned URL, so bytes bypass the server."),
   credentials: s3Credentials,
+  ...backendExtras,
+});
+
+const backend = z.discriminatedUnion("type", [localStorage, s3Storage]);
+const strategy = z.enum(storageStrategies);
+
+const severalBackends = z.strictObject({
+  strategy: strategy.default("round-robin")
+    .describe("Which backend takes a new NAR: round-robin (each in turn), in-order (the first until its capacity, then the next), split (by weight), least-used (fewest bytes stored). Full, failing and draining backends are skipped."),
+  backends: z.array(backend).min(1)
+    .describe("The backends, each a `[[storage.backends]]` table with a unique `name` and the keys of a single local or S3 backend. Every NAR is stored once, on one backend; the database records which."),
+  caches: z.record(z.string(), z.strictObject({
+    strategy: strategy.optional().describe("This cache's strategy; default: storage.strategy."),
+    backends: z.array(z.string()).min(1).optional().describe("Names of the backends this cache's new NARs go to, in order; default: all. A NAR another cache stored already is shared where it is."),
+  })).optional()
+    .describe("Per-cache placement, keyed by cache name (`[storage.caches.<cache>]`); caches not listed use the server's."),
+  "retire-after": duration("After a NAR is moved (`larderd storage drain`/`rebalance`), how long its old copy stays, so presigned URLs already handed out and downloads in flight finish; at least 10 minutes (the presigned URL lifetime).", "1 hour"),
 });
 
 export const configSchema = z.strictObject({
@@ -114,7 +154,8 @@ export const configSchema = z.strictObject({
       .describe("PostgreSQL with password-file or url-file only: a file larderd writes (the time, at most every 30 s) when the database refuses the password of a new connection (28P01), so a secrets agent watching it can fetch a rotated password at once instead of at its next scheduled run (the EC2 host profile does, with a systemd path unit). Its directory must be writable by larderd."),
     heartbeat: z.boolean().default(false).describe("Accepted for attic compatibility; larder's pool checks connections itself."),
   }).default({ heartbeat: false }).describe("The metadata database."),
-  storage: z.discriminatedUnion("type", [localStorage, s3Storage]).describe("Where NARs are stored."),
+  storage: z.union([backend, severalBackends])
+    .describe("Where NARs are stored: one backend (`type = \"local\"` or `\"s3\"` here), or several as `[[storage.backends]]` with a `strategy`."),
   chunking: z.strictObject({
     "nar-size-threshold": z.number().int().nonnegative().describe("Accepted for attic compatibility; larder stores whole NARs."),
     "min-size": z.number().int().nonnegative().describe("Accepted for attic compatibility; unused."),

@@ -14,7 +14,7 @@ export type FoundListing =
   /** The path is not in this cache. */
   | { kind: "absent" }
   /** The path is here but its NAR predates listings: compute it from the stored NAR. */
-  | { kind: "missing"; narId: number; storageKey: string; compression: string }
+  | { kind: "missing"; narId: number; storageKey: string; backend: string; compression: string }
   | { kind: "stored"; listing: Buffer | null };
 
 export async function findListing(db: Db, cacheId: number, storePathHash: string): Promise<FoundListing> {
@@ -22,11 +22,11 @@ export async function findListing(db: Db, cacheId: number, storePathHash: string
     .selectFrom("object")
     .innerJoin("nar", "nar.id", "object.nar_id")
     .leftJoin("nar_listing", "nar_listing.nar_id", "nar.id")
-    .select(["nar.id as nar_id", "nar.storage_key", "nar.compression", "nar_listing.listing", "nar_listing.created_at as listed_at"])
+    .select(["nar.id as nar_id", "nar.storage_key", "nar.backend", "nar.compression", "nar_listing.listing", "nar_listing.created_at as listed_at"])
     .where("object.cache_id", "=", cacheId)
     .where("object.store_path_hash", "=", storePathHash)
     .executeTakeFirst();
   if (!row) return { kind: "absent" };
-  if (row.listed_at === null) return { kind: "missing", narId: row.nar_id, storageKey: row.storage_key, compression: row.compression };
+  if (row.listed_at === null) return { kind: "missing", narId: row.nar_id, storageKey: row.storage_key, backend: row.backend, compression: row.compression };
   return { kind: "stored", listing: row.listing === null ? null : Buffer.from(row.listing) };
 }

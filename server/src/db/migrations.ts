@@ -295,6 +295,29 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex("bucket_ref_entry").on("bucket_ref").columns(["entry_id"]).execute();
       },
     },
+    "2026-12-03-30-storage-backends": {
+      async up(db: Kysely<any>) {
+        // Every stored object names its backend. Rows from before there were several belong to the
+        // one backend there was, which is "default" unless the config names it otherwise (then
+        // larderd refuses to start until the operator renames it: larderd storage rename-backend).
+        for (const table of ["nar", "build_log", "storage_journal"]) {
+          await db.schema.alterTable(table).addColumn("backend", "varchar(32)", (c: any) => c.notNull().defaultTo("default")).execute();
+        }
+        // A moved NAR's old copy is deleted only after this time (readers may still be pointed at it).
+        await db.schema.alterTable("storage_journal").addColumn("delete_after", "bigint").execute();
+        // Bytes an entry still occupies until it is deleted (counted against the backend's capacity).
+        await db.schema.alterTable("storage_journal").addColumn("size", "bigint").execute();
+        // Bytes stored per backend (capacity, least-used) summed from the index alone.
+        await db.schema.createIndex("nar_backend_size").on("nar").columns(["backend", "file_size"]).execute();
+        // A backend being drained takes no new objects; every server reads this with its usage.
+        await db.schema
+          .createTable("storage_backend")
+          .addColumn("name", "varchar(32)", (c: any) => c.primaryKey())
+          .addColumn("draining", "integer", (c: any) => c.notNull().defaultTo(0))
+          .addColumn("updated_at", "bigint", (c: any) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

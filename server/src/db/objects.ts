@@ -23,6 +23,7 @@ function findObjectQuery(db: Db, cacheId: number, storePathHash: string) {
       "nar.file_hash",
       "nar.file_size",
       "nar.storage_key",
+      "nar.backend",
       "nar.created_at as nar_created_at",
     ])
     .where("object.cache_id", "=", cacheId)
@@ -69,10 +70,10 @@ export async function findObject(db: Db, cacheId: number, storePathHash: string)
   }
   const row = await run<FoundRow>(db, compiledOnce(db, "findObject", 2, () => findObjectQuery(db, 0, "")), [cacheId, storePathHash]);
   if (!row) return undefined;
-  const { nar_hash, nar_size, compression, file_hash, file_size, storage_key, nar_created_at, ...object } = row;
+  const { nar_hash, nar_size, compression, file_hash, file_size, storage_key, backend, nar_created_at, ...object } = row;
   return {
     object,
-    nar: { id: object.nar_id, nar_hash, nar_size, compression, file_hash, file_size, storage_key, created_at: nar_created_at },
+    nar: { id: object.nar_id, nar_hash, nar_size, compression, file_hash, file_size, storage_key, backend, created_at: nar_created_at },
   };
 }
 

@@ -34,6 +34,8 @@ export interface NarTable {
   file_hash: string;
   file_size: number;
   storage_key: string;
+  /** Name of the storage backend holding the bytes. */
+  backend: Generated<string>;
   created_at: number;
 }
 
@@ -99,7 +101,19 @@ export interface StorageJournalTable {
   storage_key: string;
   /** "upload": written but not yet recorded in `nar`; "delete": dropped from `nar`, bytes still to delete. */
   kind: "upload" | "delete";
+  backend: Generated<string>;
   created_at: number;
+  /** A moved NAR's old copy: not deleted before this time. */
+  delete_after: number | null;
+  /** Stored bytes, when known (they count against the backend's capacity until deleted). */
+  size: number | null;
+}
+
+export interface StorageBackendTable {
+  name: string;
+  /** 1: takes no new objects (being drained). */
+  draining: number;
+  updated_at: number;
 }
 
 export interface NarListingTable {
@@ -116,6 +130,7 @@ export interface BuildLogTable {
   drv_name: string;
   /** zstd-compressed log bytes. */
   storage_key: string;
+  backend: Generated<string>;
   /** Uncompressed bytes. */
   size: number;
   created_at: number;
@@ -305,4 +320,5 @@ export interface Database {
   deploy_log: DeployLogTable;
   bucket_entry: BucketEntryTable;
   bucket_ref: BucketRefTable;
+  storage_backend: StorageBackendTable;
 }

@@ -22,11 +22,11 @@ export async function collectBuildLogs(db: Db, opts: { graceSeconds: number; ret
   let total = 0;
   for (;;) {
     const deleted = await db.kysely.transaction().execute(async (trx) => {
-      const rows = await trx.selectFrom("build_log").select(["id", "storage_key"]).where(dead).limit(BATCH).execute();
+      const rows = await trx.selectFrom("build_log").select(["id", "storage_key", "backend"]).where(dead).limit(BATCH).execute();
       if (rows.length === 0) return 0;
       await trx
         .insertInto("storage_journal")
-        .values(rows.map((r) => ({ storage_key: r.storage_key, kind: "delete" as const, created_at: now })))
+        .values(rows.map((r) => ({ storage_key: r.storage_key, kind: "delete" as const, backend: r.backend, created_at: now })))
         .onConflict((oc) => oc.column("storage_key").doUpdateSet({ kind: "delete" }))
         .execute();
       await trx.deleteFrom("build_log").where("id", "in", rows.map((r) => r.id)).execute();

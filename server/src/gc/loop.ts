@@ -4,7 +4,7 @@ import { createLogger } from "../log.ts";
 import type { AppContext } from "../context.ts";
 import type { Config } from "../config/load.ts";
 import { openDb } from "../db/connect.ts";
-import { createStorage } from "../storage/index.ts";
+import { openStoragePool } from "../storage/pool.ts";
 import { createMetrics } from "../metrics.ts";
 import { collectGarbage, type GcDeps } from "./run.ts";
 import { sweepSpool } from "../ingest/spool.ts";
@@ -64,7 +64,7 @@ export function startPeriodicGc(deps: GcDeps, intervalSeconds: number, beforeRun
 export function startGcLoop(ctx: AppContext): GcLoop {
   return startPeriodicGc(
     // Each committed batch of deleted objects drops the narinfos this server keeps rendered.
-    { db: ctx.db, storage: ctx.storage, gc: ctx.config.gc, buildLogs: ctx.config.buildLogs, log: ctx.log, metrics: ctx.metrics, ...(ctx.bucketLayout && { bucketLayout: ctx.bucketLayout }), checkpoint: (step) => void (step === "objects" && ctx.narInfos.clear()) },
+    { db: ctx.db, pool: ctx.pool, gc: ctx.config.gc, buildLogs: ctx.config.buildLogs, log: ctx.log, metrics: ctx.metrics, ...(ctx.bucketLayout && { bucketLayout: ctx.bucketLayout }), checkpoint: (step) => void (step === "objects" && ctx.narInfos.clear()) },
     ctx.config.gc.intervalSeconds,
     async () => {
       // This process's recent hits must count before anything is judged unused. A monolithic
@@ -86,11 +86,11 @@ export async function runGcMode(config: Config, once: boolean, untilSignal: () =
   const db = await openDb(config.database);
   try {
     await db.migrate();
-    const storage = await createStorage(config.storage);
     const metrics = createMetrics();
-    const bucketLayout = createBucketLayout({ db, storage, storageConfig: config.storage, layout: config.bucketLayout, log, metrics });
+    const pool = await openStoragePool(config.storageSetup, { db, log, metrics });
+    const bucketLayout = createBucketLayout({ db, pool, layout: config.bucketLayout, log, metrics });
     // Servers elsewhere hold hits in memory for up to one flush interval.
-    const deps: GcDeps = { db, storage, gc: config.gc, buildLogs: config.buildLogs, log, metrics, unflushedAccessMs: unflushedAccessMs(config), ...(bucketLayout && { bucketLayout }), ...(checkpoint && { checkpoint }), ...(objectBatch !== undefined && { objectBatch }) };
+    const deps: GcDeps = { db, pool, gc: config.gc, buildLogs: config.buildLogs, log, metrics, unflushedAccessMs: unflushedAccessMs(config), ...(bucketLayout && { bucketLayout }), ...(checkpoint && { checkpoint }), ...(objectBatch !== undefined && { objectBatch }) };
     if (once) {
       await sweepSpoolFor(config, log);
       const stats = await collectGarbage(deps);

@@ -17,7 +17,7 @@ import type { Config } from "../config/load.ts";
 import type { Db } from "../db/connect.ts";
 import { lockCache } from "../db/objects.ts";
 import { ACCESS_GRANULARITY_MS } from "../db/access.ts";
-import type { Storage } from "../storage/types.ts";
+import type { StoragePool } from "../storage/pool.ts";
 import type { Metrics } from "../metrics.ts";
 import { collectBuildLogs } from "./logs.ts";
 import { collectRealisations } from "./realisations.ts";
@@ -38,7 +38,7 @@ export interface GcStats {
 
 export interface GcDeps {
   db: Db;
-  storage: Storage;
+  pool: StoragePool;
   gc: Omit<Config["gc"], "accessFlushSeconds">;
   /** Build-log retention; without it logs live exactly as long as their derivation's outputs. */
   buildLogs?: Config["buildLogs"];
@@ -234,7 +234,7 @@ async function collectNars(d: GcDeps, now: number): Promise<number> {
   let total = 0;
   let after = 0;
   for (;;) {
-    const rows = await d.db.kysely.selectFrom("nar").select(["id", "storage_key", "created_at"]).where("id", ">", after).orderBy("id").limit(NAR_BATCH).execute();
+    const rows = await d.db.kysely.selectFrom("nar").select(["id", "storage_key", "backend", "file_size", "created_at"]).where("id", ">", after).orderBy("id").limit(NAR_BATCH).execute();
     if (rows.length === 0) break;
     after = (rows.at(-1) as { id: number }).id;
     const old = rows.filter((r) => r.created_at < cutoff);
@@ -253,13 +253,13 @@ async function collectNars(d: GcDeps, now: number): Promise<number> {
 }
 
 /** Moves unused NARs from `nar` to the storage journal in one transaction; rows used meanwhile stay. */
-async function dropNars(d: GcDeps, candidates: { id: number; storage_key: string }[], cutoff: number, now: number): Promise<number> {
+async function dropNars(d: GcDeps, candidates: { id: number; storage_key: string; backend: string; file_size: number }[], cutoff: number, now: number): Promise<number> {
   const unused = sql<boolean>`not exists (select 1 from object o where o.nar_id = nar.id)
     and not exists (select 1 from staged_nar s where s.nar_id = nar.id)`;
   return d.db.kysely.transaction().execute(async (trx) => {
     await trx
       .insertInto("storage_journal")
-      .values(candidates.map((c) => ({ storage_key: c.storage_key, kind: "delete" as const, created_at: now })))
+      .values(candidates.map((c) => ({ storage_key: c.storage_key, kind: "delete" as const, backend: c.backend, size: c.file_size, created_at: now })))
       .onConflict((oc) => oc.column("storage_key").doUpdateSet({ kind: "delete" }))
       .execute();
     const gone = await trx
@@ -287,7 +287,13 @@ async function drainJournal(d: GcDeps, now: number): Promise<{ objects: number; 
       .selectFrom("storage_journal")
       .selectAll()
       .where("storage_key", ">", after)
-      .where((eb) => eb.or([eb("kind", "=", "delete"), eb.and([eb("kind", "=", "upload"), eb("created_at", "<", uploadCutoff)])]))
+      .where((eb) =>
+        eb.or([
+          // A moved NAR's old copy waits until readers pointed at it (presigned URLs, streams) are done.
+          eb.and([eb("kind", "=", "delete"), eb.or([eb("delete_after", "is", null), eb("delete_after", "<=", now)])]),
+          eb.and([eb("kind", "=", "upload"), eb("created_at", "<", uploadCutoff)]),
+        ]),
+      )
       .orderBy("storage_key")
       .limit(BATCH)
       .execute();
@@ -311,8 +317,9 @@ async function drainJournal(d: GcDeps, now: number): Promise<{ objects: number; 
             continue;
           }
         }
-        const head = await d.storage.head(key);
-        await d.storage.delete(key);
+        const storage = d.pool.get(row.backend).storage;
+        const head = await storage.head(key);
+        await storage.delete(key);
         done.push(key);
         if (head) {
           objects++;
@@ -335,7 +342,7 @@ export async function collectGarbage(d: GcDeps, now = Date.now()): Promise<GcSta
   try {
     const { staged, objects, buildLogs, realisations, nars, storage } = await withBulkDeletes(d.db, async () => {
       const staged = await expireStaged(d, now);
-      await sweepCachixUploads(d, now);
+      await sweepCachixUploads({ ...d, storage: d.pool.scratch }, now);
       const objects = await collectObjects(d, now);
       const buildLogs = await collectBuildLogs(d.db, { graceSeconds: d.gc.graceSeconds, retentionSeconds: d.buildLogs?.retentionSeconds ?? 0 }, now);
       await d.checkpoint?.("build-logs");

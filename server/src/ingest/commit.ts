@@ -16,8 +16,9 @@ import { holdLiveCache } from "../db/caches.ts";
 import { ServerError } from "../errors.ts";
 import { storageFailure } from "./failures.ts";
 import { encodeNixBase32 } from "../nix/base32.ts";
+import { access } from "node:fs/promises";
 import { storeFile } from "../storage/file.ts";
-import type { Storage } from "../storage/types.ts";
+import type { Backend, StoragePool } from "../storage/pool.ts";
 import { storedExtension } from "./codecs.ts";
 import { discardIngested, type Ingested } from "./pipeline.ts";
 
@@ -45,12 +46,14 @@ export type LinkNar = (tx: Db, nar: NarRow, existing: boolean) => Promise<void>;
 /** What the NAR is committed for: the cache it is linked into (which may be destroyed meanwhile) and how. */
 export interface CommitTarget {
   cacheId: number;
+  /** Picks the cache's storage placement (storage.caches); absent: the server's. */
+  cacheName?: string;
   link: LinkNar;
 }
 
 export const cacheGone = () => new ServerError("NoSuchCache", "The cache was destroyed during the upload; nothing was stored.");
 
-export async function commitNar(db: Db, storage: Storage, ing: Ingested, target?: CommitTarget, now = Date.now()): Promise<Committed> {
+export async function commitNar(db: Db, pool: StoragePool, ing: Ingested, target?: CommitTarget, now = Date.now()): Promise<Committed> {
   const inTx = <T>(fn: (tx: Db) => Promise<T>): Promise<T> => db.kysely.transaction().execute((trx) => fn({ ...db, kysely: trx }));
   const link: LinkNar | undefined = target
     ? async (tx, nar, existing) => {
@@ -74,22 +77,39 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, target?
       });
       if (linked) return { nar: existing, deduplicated: true };
     }
-    const key = narStorageKey(ing.nar.sha256, storedExtension(ing.compression));
-    // Journal first: bytes that reach storage but never get a row (a crash) are found and removed by GC.
-    await db.kysely.insertInto("storage_journal").values({ storage_key: key, kind: "upload", created_at: now }).execute();
-    let stored;
+    const content = ing.content;
+    let stored: Backend;
+    let key: string;
     try {
-      stored =
-        "bytes" in ing.content
-          ? await storage.put(key, Readable.from([ing.content.bytes], { objectMode: false }))
-          : await storeFile(storage, key, ing.content.spoolPath);
+      ({ backend: stored, value: key } = await pool.write(
+        target?.cacheName,
+        ing.file.size,
+        async (b) => {
+          // A fresh key per attempt: a failed backend's journal entry may outlive the attempt.
+          const key = narStorageKey(ing.nar.sha256, storedExtension(ing.compression));
+          // Journal first: bytes that reach storage but never get a row (a crash) are found and removed by GC.
+          await db.kysely.insertInto("storage_journal").values({ storage_key: key, kind: "upload", backend: b.name, created_at: now }).execute();
+          let written;
+          try {
+            written =
+              "bytes" in content
+                ? await b.storage.put(key, Readable.from([content.bytes], { objectMode: false }))
+                : await storeFile(b.storage, key, content.spoolPath);
+          } catch (e) {
+            await forget(db, b, key);
+            throw e;
+          }
+          if (written.size !== ing.file.size) {
+            await forget(db, b, key);
+            throw new Error(`storage wrote ${written.size} bytes for ${key}, expected ${ing.file.size}`);
+          }
+          return key;
+        },
+        // A backend may have taken the spool file before failing; then there is nothing to retry with.
+        async () => "bytes" in content || (await access(content.spoolPath).then(() => true, () => false)),
+      ));
     } catch (e) {
-      await forget(db, storage, key);
       throw storageFailure(e, "storage");
-    }
-    if (stored.size !== ing.file.size) {
-      await forget(db, storage, key);
-      throw storageFailure(new Error(`storage wrote ${stored.size} bytes for ${key}, expected ${ing.file.size}`), "storage");
     }
     const { row, inserted } = await inTx(async (tx) => {
       const result = await insertNar(tx, {
@@ -99,6 +119,7 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, target?
         file_hash: encodeNixBase32(ing.file.sha256),
         file_size: ing.file.size,
         storage_key: key,
+        backend: stored.name,
         created_at: now,
       });
       if (result.inserted) await tx.kysely.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
@@ -109,12 +130,12 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, target?
       return result;
     }).catch(async (e: unknown) => {
       // Nothing refers to the stored bytes: remove them now rather than leave them to GC.
-      await forget(db, storage, key);
+      await forget(db, stored, key);
       throw e;
     });
     if (!inserted) {
       // Ours is a redundant copy; its journal entry goes with it.
-      await storage.delete(key);
+      await stored.storage.delete(key);
       await db.kysely.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
     }
     return { nar: row, deduplicated: !inserted };
@@ -124,9 +145,9 @@ export async function commitNar(db: Db, storage: Storage, ing: Ingested, target?
 }
 
 /** Best effort: a failure here leaves the journal entry, and GC removes the object later. */
-async function forget(db: Db, storage: Storage, key: string): Promise<void> {
+async function forget(db: Db, backend: Backend, key: string): Promise<void> {
   try {
-    await storage.delete(key);
+    await backend.storage.delete(key);
     await db.kysely.deleteFrom("storage_journal").where("storage_key", "=", key).execute();
   } catch {
     // GC's journal sweep finishes the job.

@@ -25,7 +25,7 @@ export function registerBuildLogGet(app: FastifyInstance, ctx: AppContext, prefi
       reply.raw.end();
       return reply;
     }
-    const stored = await ctx.storage.get(log.storage_key);
+    const stored = await ctx.pool.get(log.backend).storage.get(log.storage_key);
     return reply.send(pipeline(stored, zlib.createZstdDecompress(), () => {}));
   });
 }

@@ -20,7 +20,7 @@ export function registerBuildLogPut(app: FastifyInstance, ctx: AppContext, prefi
       req.raw.resume();
       throw logTooLarge(max);
     }
-    await storeBuildLog({ db: ctx.db, storage: ctx.storage, cacheId: cache.id, drvName: drv.baseName, drvHash: drv.hash, body: req.raw, encoding, maxBytes: max });
+    await storeBuildLog({ db: ctx.db, pool: ctx.pool, cacheId: cache.id, cacheName: cache.name, drvName: drv.baseName, drvHash: drv.hash, body: req.raw, encoding, maxBytes: max });
     ctx.bucketLayout?.logVisible(cache, drv.baseName);
     return reply.code(200).type("text/plain").send("");
   });

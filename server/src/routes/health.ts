@@ -33,15 +33,30 @@ async function probe(what: () => Promise<void>, describe: (e: unknown) => string
   }
 }
 
+class Degraded extends Error {
+  readonly backends: string[];
+  constructor(backends: string[]) {
+    super("some storage backends are unavailable");
+    this.backends = backends;
+  }
+}
+
 export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
   app.get(LIVENESS_PATH, async (_req, reply) => reply.header("cache-control", "no-store").send({ status: "ok" }));
 
   app.get(READINESS_PATH, async (_req, reply) => {
     const [database, storage] = await Promise.all([
       probe(() => ctx.db.checkWritable(), (e) => (ctx.db.isReadOnlyError(e) ? "read-only" : "unavailable")),
-      probe(() => ctx.storage.check(), () => "unavailable"),
+      probe(async () => {
+        const states = await ctx.pool.check();
+        const down = [...states].filter(([, s]) => s !== "ok").map(([n]) => n);
+        // Some backends down: what they hold is unreadable, but other servers would fail alike and
+        // new objects go elsewhere, so the server stays in rotation (the failing ones are named).
+        if (down.length === states.size) throw new Error("every storage backend is unavailable");
+        if (down.length > 0) throw new Degraded(down);
+      }, (e) => (e instanceof Degraded ? `degraded: ${e.backends.join(", ")} unavailable` : "unavailable")),
     ]);
-    const healthy = database === "ok" && storage === "ok";
+    const healthy = database === "ok" && (storage === "ok" || storage.startsWith("degraded"));
     if (!healthy) ctx.metrics.backendErrors.inc({ backend: database === "ok" ? "storage" : "database" });
     return reply.code(healthy ? 200 : 503).header("cache-control", "no-store").send({ status: healthy ? "ok" : "unavailable", database, storage });
   });

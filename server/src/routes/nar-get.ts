@@ -8,6 +8,7 @@
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
 import { ServerError } from "../errors.ts";
+import { PRESIGN_SECONDS } from "../config/load.ts";
 import { requireCache } from "../http/cache-access.ts";
 import { cacheHasUploadFile, findServedNar } from "../db/nars.ts";
 import { findObject } from "../db/objects.ts";
@@ -15,7 +16,6 @@ import { atticNarPath, narFileName } from "./paths.ts";
 import { sendFileSpan } from "../http/send-file.ts";
 import { settleUnreadBody } from "../http/unread-body.ts";
 
-const PRESIGN_SECONDS = 600;
 
 /** Parses a single `bytes=a-b`, `bytes=a-` or `bytes=-n` range; undefined means "whole file". */
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined | "unsatisfiable" {
@@ -55,14 +55,15 @@ export function registerNarGet(app: FastifyInstance, ctx: AppContext, prefix = "
       throw new ServerError("NoSuchObject");
     }
     reply.header("accept-ranges", "bytes").type("application/x-nix-nar");
-    if (ctx.config.accelRedirectPrefix !== undefined && req.method === "GET") {
+    const backend = ctx.pool.get(nar.backend);
+    if (backend.config.accelRedirectPrefix !== undefined && req.method === "GET") {
       // nginx replaces this empty answer with the file (ranges included) by sendfile; Node has no
       // sendfile and streams NARs at a fraction of nginx's rate (docs/PERFORMANCE.md).
       ctx.accessTracker.touchNar(cache.id, nar.id);
-      return reply.header("x-accel-redirect", `${ctx.config.accelRedirectPrefix}${nar.storage_key}`).send("");
+      return reply.header("x-accel-redirect", `${backend.config.accelRedirectPrefix}${nar.storage_key}`).send("");
     }
-    if (ctx.config.presignDownloads && req.method === "GET" && req.headers.range === undefined) {
-      const url = await ctx.storage.presignGet(nar.storage_key, PRESIGN_SECONDS);
+    if (backend.config.presignDownloads && req.method === "GET" && req.headers.range === undefined) {
+      const url = await backend.storage.presignGet(nar.storage_key, PRESIGN_SECONDS);
       if (url !== null) {
         ctx.accessTracker.touchNar(cache.id, nar.id);
         return reply.redirect(url, 307);
@@ -86,8 +87,8 @@ export function registerNarGet(app: FastifyInstance, ctx: AppContext, prefix = "
       return reply;
     }
     ctx.accessTracker.touchNar(cache.id, nar.id);
-    if (ctx.storage.openFile !== undefined) {
-      const file = await ctx.storage.openFile(nar.storage_key, range);
+    if (backend.storage.openFile !== undefined) {
+      const file = await backend.storage.openFile(nar.storage_key, range);
       ctx.metrics.bytesServed.inc(range ? range.end - range.start + 1 : nar.file_size);
       // What the onSend hook does for replies Fastify sends (app.ts); a hijacked reply skips it.
       if (!req.raw.complete && settleUnreadBody(req.raw, reply.raw)) reply.header("connection", "close");
@@ -101,7 +102,7 @@ export function registerNarGet(app: FastifyInstance, ctx: AppContext, prefix = "
         .finally(() => void file.handle.close().catch(() => undefined));
       return reply;
     }
-    const body = await ctx.storage.get(nar.storage_key, range);
+    const body = await backend.storage.get(nar.storage_key, range);
     ctx.metrics.bytesServed.inc(range ? range.end - range.start + 1 : nar.file_size);
     return reply.send(body);
   });

@@ -23,7 +23,7 @@ export function registerNarListingGet(app: FastifyInstance, ctx: AppContext, pre
     const found = await findListing(ctx.db, cache.id, hash);
     let listing: Buffer | null;
     if (found.kind === "absent") throw new ServerError("NoSuchObject");
-    else if (found.kind === "missing") listing = await listStoredNar(ctx.db, ctx.storage, found);
+    else if (found.kind === "missing") listing = await listStoredNar(ctx.db, ctx.pool, found);
     else listing = found.listing === null ? null : await decompressListing(found.listing);
     if (listing === null) throw new ServerError("NoSuchObject", "This path's listing is too large to be kept.");
     return reply.type("application/json").send(listing);

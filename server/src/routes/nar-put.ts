@@ -53,8 +53,9 @@ export function registerNarPut(app: FastifyInstance, ctx: AppContext, prefix = "
           `the body's SHA-256 is ${received} but the URL names ${name.fileHash} (${ingested.upload.size} bytes received; a truncated upload?)`,
         );
       }
-      await commitNar(ctx.db, ctx.storage, ingested, {
+      await commitNar(ctx.db, ctx.pool, ingested, {
         cacheId: cache.id,
+        cacheName: cache.name,
         link: (tx, nar) => stageNar(tx, cache.id, name.fileHash, ingested.upload.size, nar.id),
       });
       ctx.metrics.bytesIngested.inc({ protocol: "nix" }, ingested.nar.size);

@@ -169,8 +169,9 @@ export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void 
       // otherwise it gets the answer of a first upload, sizes included. Judged before this
       // upload's own link, inside its transaction.
       let visible = false;
-      const { nar, deduplicated } = await commitNar(ctx.db, ctx.storage, ingested, {
+      const { nar, deduplicated } = await commitNar(ctx.db, ctx.pool, ingested, {
         cacheId: cache.id,
+        cacheName: cache.name,
         link: async (tx, stored, existing) => {
           if (existing) visible = await canReadNar(tx, caller, stored.id);
           await upsertObject(tx, { ...object, narId: stored.id });

@@ -17,6 +17,43 @@ export type StorageConfig =
       prefix?: string;
     };
 
+export type StorageStrategy = "round-robin" | "in-order" | "split" | "least-used";
+
+/** One configured backend: where it is, and what placement needs to know about it. */
+export interface BackendConfig {
+  /** Stable name, recorded in the database with every NAR stored on the backend. */
+  name: string;
+  storage: StorageConfig;
+  /** Most stored bytes allowed; absent: unlimited. */
+  capacity?: number;
+  /** Share under the split strategy. */
+  weight: number;
+  /** S3: answer NAR downloads with a redirect to a presigned URL. */
+  presignDownloads: boolean;
+  /** Local storage behind nginx: URL prefix of the internal location that serves its directory. */
+  accelRedirectPrefix?: string;
+}
+
+/** Which backends a new object may go to, and how one is picked. */
+export interface Placement {
+  strategy: StorageStrategy;
+  /** Backend names, in the configured order. */
+  backends: string[];
+}
+
+export interface StorageSetup {
+  backends: BackendConfig[];
+  /** The server's placement (all backends). */
+  placement: Placement;
+  /** Per-cache placements, by cache name. */
+  caches: Map<string, Placement>;
+  /** How long a moved NAR's old copy is kept for readers that were already pointed at it. */
+  retireAfterSeconds: number;
+}
+
+/** The name a single, unnamed backend has (and the one existing NAR rows were given when backends got names). */
+export const DEFAULT_BACKEND = "default";
+
 export interface ByteRange {
   start: number;
   /** Inclusive, like HTTP's Range header. */

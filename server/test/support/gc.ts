@@ -7,7 +7,7 @@ export const A_YEAR_ON = () => Date.now() + 365 * 24 * 3600_000;
 
 export function gcAYearOn(l: Larder, now = A_YEAR_ON()): Promise<GcStats> {
   return collectGarbage(
-    { db: l.server.ctx.db, storage: l.server.ctx.storage, gc: { ...l.config.gc, defaultRetentionSeconds: 3600 }, buildLogs: l.config.buildLogs, log: pino({ level: "silent" }) },
+    { db: l.server.ctx.db, pool: l.server.ctx.pool, gc: { ...l.config.gc, defaultRetentionSeconds: 3600 }, buildLogs: l.config.buildLogs, log: pino({ level: "silent" }) },
     now,
   );
 }

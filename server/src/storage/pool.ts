@@ -1,0 +1,211 @@
+/**
+ * The configured storage backends as one pool: each stored object's row names its backend, and
+ * `write` picks one for a new object by the placement's strategy, skipping backends that are
+ * full (capacity counted from the database), failing (a recent error) or being drained, and
+ * trying the next when a write fails. A single backend behaves exactly as before.
+ */
+import type { Logger } from "pino";
+import type { Db } from "../db/connect.ts";
+import { backendUsage, drainingBackends, recordedBackends } from "../db/storage-backends.ts";
+import { ServerError } from "../errors.ts";
+import type { Metrics } from "../metrics.ts";
+import { createStorage } from "./index.ts";
+import { rankBackends, type BackendState } from "./strategy.ts";
+import { DEFAULT_BACKEND, type BackendConfig, type Placement, type Storage, type StorageConfig, type StorageSetup } from "./types.ts";
+
+export interface Backend {
+  readonly name: string;
+  readonly storage: Storage;
+  readonly config: BackendConfig;
+}
+
+export interface StoragePool {
+  readonly backends: readonly Backend[];
+  readonly setup: StorageSetup;
+  /** Where temporary objects that are not NARs go (multipart upload parts): the first backend. */
+  readonly scratch: Storage;
+  /** The backend a row names. Unknown names cannot occur once the pool is open (checked at start). */
+  get(name: string): Backend;
+  placementFor(cacheName: string | undefined): Placement;
+  /**
+   * Runs `put` on the backend chosen for a new object of `size` bytes; when it throws, the backend
+   * is marked failing and the next candidate is tried, as long as `canRetry` says the content is
+   * still there. No candidate: 507 (InsufficientStorage).
+   */
+  write<T>(cacheName: string | undefined, size: number, put: (b: Backend) => Promise<T>, canRetry?: () => Promise<boolean>): Promise<{ backend: Backend; value: T }>;
+  /** Rereads bytes stored per backend and which are draining. */
+  refresh(): Promise<void>;
+  /** Probes every backend: name → "ok" or "unavailable". */
+  check(): Promise<Map<string, "ok" | "unavailable">>;
+  close(): void;
+}
+
+export interface PoolOptions {
+  db: Db;
+  log: Logger;
+  metrics?: Metrics;
+  /** How often usage and draining flags are reread (ms); other servers' writes count within this time. */
+  refreshMs?: number;
+  /** How long a backend whose write failed is skipped (ms). */
+  failureCooldownMs?: number;
+  open?: (c: StorageConfig) => Promise<Storage>;
+}
+
+export class UnknownBackendError extends Error {
+  override name = "UnknownBackendError";
+}
+
+/**
+ * Opens every backend and checks that the database names no backend the config lacks: a renamed
+ * or removed backend would otherwise make its NARs unreadable without a word.
+ */
+export async function openStoragePool(setup: StorageSetup, o: PoolOptions): Promise<StoragePool> {
+  const open = o.open ?? createStorage;
+  const backends: Backend[] = [];
+  for (const config of setup.backends) backends.push({ name: config.name, storage: await open(config.storage), config });
+  const names = new Set(backends.map((b) => b.name));
+  const missing = [...(await recordedBackends(o.db))].filter((n) => !names.has(n));
+  if (missing.length > 0) {
+    const have = backends.map((b) => `"${b.name}"`).join(", ");
+    throw new UnknownBackendError(
+      `the database has objects on storage backend${missing.length > 1 ? "s" : ""} ${missing.map((n) => `"${n}"`).join(", ")}, which the config does not name (configured: ${have}). ` +
+        `Name the backend that holds them so in server.toml, or if it was renamed run \`larderd storage rename-backend ${missing[0]} NEW\`.`,
+    );
+  }
+  const pool = buildPool(setup, backends, o);
+  await pool.refresh();
+  return pool;
+}
+
+/** One backend already open, placed on by nothing else (tests, benchmarks, tools over one store). */
+export function poolOf(storage: Storage, log: Logger, name: string = DEFAULT_BACKEND): StoragePool {
+  const config: BackendConfig = { name, storage: { type: "local", path: "" }, weight: 1, presignDownloads: false };
+  const setup: StorageSetup = { backends: [config], placement: { strategy: "in-order", backends: [name] }, caches: new Map(), retireAfterSeconds: 3600 };
+  return buildPool(setup, [{ name, storage, config }], { log });
+}
+
+function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions, "db"> & { db?: Db }): StoragePool {
+  const byName = new Map(backends.map((b) => [b.name, b]));  const refreshMs = o.refreshMs ?? 15_000;
+  const cooldownMs = o.failureCooldownMs ?? 30_000;
+  // Usage matters only when something reads it: a capacity, or a strategy that weighs bytes.
+  const needsUsage =
+    backends.some((b) => b.config.capacity !== undefined) ||
+    [setup.placement, ...setup.caches.values()].some((p) => p.strategy === "split" || p.strategy === "least-used");
+  let stored = new Map<string, number>();
+  let draining = new Set<string>();
+  const writing = new Map<string, number>();
+  const failingUntil = new Map<string, number>();
+  const turns = new Map<Placement, number>();
+  const lastWarned = new Map<string, number>();
+
+  const refresh = async (): Promise<void> => {
+    if (!o.db) return;
+    if (needsUsage) {
+      const usage = await backendUsage(o.db);
+      stored = new Map([...usage].map(([n, u]) => [n, u.bytes]));
+      for (const b of backends) o.metrics?.storageBytes.set({ backend: b.name }, stored.get(b.name) ?? 0);
+    }
+    if (backends.length > 1) draining = await drainingBackends(o.db);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  if (o.db && (needsUsage || backends.length > 1)) {
+    timer = setInterval(() => void refresh().catch((e: unknown) => o.log.warn({ err: e }, "could not read storage backend usage")), refreshMs);
+    timer.unref();
+  }
+
+  const skip = (name: string, reason: "full" | "failing" | "draining") => {
+    o.metrics?.storageSkips.inc({ backend: name, reason });
+    // One line per backend and reason a minute: a full backend is skipped on every write.
+    const key = `${name}\0${reason}`;
+    const now = Date.now();
+    if ((lastWarned.get(key) ?? 0) + 60_000 <= now) {
+      lastWarned.set(key, now);
+      o.log.warn({ backend: name, reason }, `storage backend "${name}" skipped for new objects (${reason})`);
+    }
+  };
+
+  const get = (name: string): Backend => {
+    const b = byName.get(name);
+    if (!b) throw new UnknownBackendError(`no storage backend is named "${name}"`);
+    return b;
+  };
+
+  const placementFor = (cacheName: string | undefined): Placement =>
+    (cacheName !== undefined ? setup.caches.get(cacheName) : undefined) ?? setup.placement;
+
+  const candidates = (placement: Placement, size: number): Backend[] => {
+    const now = Date.now();
+    const states: BackendState[] = [];
+    for (const name of placement.backends) {
+      const b = get(name);
+      if (draining.has(name)) {
+        skip(name, "draining");
+        continue;
+      }
+      if ((failingUntil.get(name) ?? 0) > now) {
+        skip(name, "failing");
+        continue;
+      }
+      const used = (stored.get(name) ?? 0) + (writing.get(name) ?? 0);
+      if (b.config.capacity !== undefined && used + size > b.config.capacity) skip(name, "full");
+      states.push({ name, used, weight: b.config.weight, ...(b.config.capacity !== undefined && { capacity: b.config.capacity }) });
+    }
+    const turn = turns.get(placement) ?? 0;
+    turns.set(placement, turn + 1);
+    return rankBackends(placement.strategy, states, size, turn).map((s) => get(s.name));
+  };
+
+  return {
+    backends,
+    setup,
+    scratch: (backends[0] as Backend).storage,
+    get,
+    placementFor,
+    async write(cacheName, size, put, canRetry) {
+      const placement = placementFor(cacheName);
+      const order = candidates(placement, size);
+      if (order.length === 0) {
+        throw new ServerError("InsufficientStorage", `no storage backend can take ${size} more bytes (all full, failing or draining)`, { backend: "storage" });
+      }
+      let lastError: unknown;
+      for (const [i, b] of order.entries()) {
+        if (i > 0 && canRetry && !(await canRetry())) break;
+        writing.set(b.name, (writing.get(b.name) ?? 0) + size);
+        try {
+          const value = await put(b);
+          // Counted until the next refresh reads it from the database.
+          stored.set(b.name, (stored.get(b.name) ?? 0) + size);
+          o.metrics?.storageWrites.inc({ backend: b.name });
+          o.log.debug({ backend: b.name, strategy: placement.strategy, size, fallback: i }, "stored object on backend");
+          return { backend: b, value };
+        } catch (e) {
+          lastError = e;
+          if (e instanceof ServerError && e.kind !== "InsufficientStorage" && e.kind !== "ServiceUnavailable") throw e;
+          failingUntil.set(b.name, Date.now() + cooldownMs);
+          o.metrics?.backendErrors.inc({ backend: "storage" });
+          o.log.warn({ backend: b.name, err: e, others: order.length - i - 1 }, `storage backend "${b.name}" failed a write; skipping it for ${cooldownMs / 1000}s`);
+        } finally {
+          writing.set(b.name, (writing.get(b.name) ?? 0) - size);
+        }
+      }
+      throw lastError;
+    },
+    refresh,
+    async check() {
+      const results = await Promise.all(
+        backends.map(async (b) => {
+          try {
+            await b.storage.check();
+            return [b.name, "ok"] as const;
+          } catch {
+            return [b.name, "unavailable"] as const;
+          }
+        }),
+      );
+      return new Map(results);
+    },
+    close() {
+      if (timer) clearInterval(timer);
+    },
+  };
+}
