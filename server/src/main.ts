@@ -9,6 +9,8 @@ import { writeFirstRunConfig, xdgPaths } from "./config/first-run.ts";
 import { loadConfig, readConfigText } from "./cli/load-config.ts";
 import { createCacheCommand, makeToken, revokeTokenCommand } from "./cli/admin.ts";
 import { PERMISSION_FLAGS } from "./auth/token-request.ts";
+import { storageDrain, storageRebalance, storageRenameBackend, storageStatus } from "./cli/storage.ts";
+import { parseDuration } from "./util/duration.ts";
 import { runMode, MODES, type Mode, type ModeHooks } from "./modes.ts";
 import { syncBucketLayout } from "./cli/bucket-layout.ts";
 import { invocation } from "./util/invocation.ts";
@@ -171,6 +173,53 @@ program
     process.stdout.write(`${JSON.stringify(stats)}\n`);
     // Pending entries (a bucket error, a reference not in the cache) make a script retry.
     process.exitCode = stats.pending > 0 ? 2 : 0;
+  });
+
+/** Crash tests set LARDER_TEST_MOVE_KILL_AT=<copied|switched>:<n> to SIGKILL a drain or rebalance at its n-th such point. */
+function moveKillSwitch(spec: string | undefined): ((step: string) => void) | undefined {
+  const m = spec === undefined ? null : /^(copied|switched):(\d+)$/.exec(spec);
+  if (!m) return undefined;
+  let seen = 0;
+  return (step) => {
+    if (step === m[1] && ++seen === Number(m[2])) process.kill(process.pid, "SIGKILL");
+  };
+}
+
+const storage = program.command("storage").description("what is stored on which backend, and moving it between backends");
+const print = (line: string) => process.stdout.write(`${line}\n`);
+storage
+  .command("status")
+  .description("objects and bytes per backend, its share under the strategy, old copies awaiting deletion")
+  .option("-f, --config <path>", "server.toml")
+  .action(async (opts: { config?: string }) => {
+    await storageStatus(await loadConfig(opts.config, env), print);
+  });
+storage
+  .command("drain <backend>")
+  .description("stop placing new objects on a backend and move everything on it to the others (copy, verify, switch; old copies deleted after storage.retire-after)")
+  .option("-f, --config <path>", "server.toml")
+  .option("--dry-run", "say what would move, change nothing", false)
+  .option("--undo", "let the backend take new objects again", false)
+  .option("--wait <duration>", "how long servers take to see that the backend is draining (they reread it every 15s)", "16s")
+  .action(async (backend: string, opts: { config?: string; dryRun: boolean; undo: boolean; wait: string }) => {
+    const config = await loadConfig(opts.config, env);
+    process.exitCode = await storageDrain(config, backend, { dryRun: opts.dryRun, undo: opts.undo, waitMs: parseDuration(opts.wait) * 1000 }, print, moveKillSwitch(env.LARDER_TEST_MOVE_KILL_AT));
+  });
+storage
+  .command("rebalance")
+  .description("move NARs so each backend holds its share under the strategy (split: by weight; least-used, round-robin: equal; in-order: fill in order)")
+  .option("-f, --config <path>", "server.toml")
+  .option("--dry-run", "say what would move, change nothing", false)
+  .action(async (opts: { config?: string; dryRun: boolean }) => {
+    process.exitCode = await storageRebalance(await loadConfig(opts.config, env), { dryRun: opts.dryRun }, print, moveKillSwitch(env.LARDER_TEST_MOVE_KILL_AT));
+  });
+storage
+  .command("rename-backend <old> <new>")
+  .description("record that the backend named <old> in the database is now named <new> in server.toml (change both together)")
+  .option("-f, --config <path>", "server.toml")
+  .option("--dry-run", "say what would change, change nothing", false)
+  .action(async (from: string, to: string, opts: { config?: string; dryRun: boolean }) => {
+    process.exitCode = await storageRenameBackend(await loadConfig(opts.config, env), from, to, { dryRun: opts.dryRun }, print);
   });
 
 try {

@@ -234,7 +234,7 @@ async function collectNars(d: GcDeps, now: number): Promise<number> {
   let total = 0;
   let after = 0;
   for (;;) {
-    const rows = await d.db.kysely.selectFrom("nar").select(["id", "storage_key", "backend", "file_size", "created_at"]).where("id", ">", after).orderBy("id").limit(NAR_BATCH).execute();
+    const rows = await d.db.kysely.selectFrom("nar").select(["id", "created_at"]).where("id", ">", after).orderBy("id").limit(NAR_BATCH).execute();
     if (rows.length === 0) break;
     after = (rows.at(-1) as { id: number }).id;
     const old = rows.filter((r) => r.created_at < cutoff);
@@ -253,26 +253,26 @@ async function collectNars(d: GcDeps, now: number): Promise<number> {
 }
 
 /** Moves unused NARs from `nar` to the storage journal in one transaction; rows used meanwhile stay. */
-async function dropNars(d: GcDeps, candidates: { id: number; storage_key: string; backend: string; file_size: number }[], cutoff: number, now: number): Promise<number> {
+async function dropNars(d: GcDeps, candidates: { id: number }[], cutoff: number, now: number): Promise<number> {
   const unused = sql<boolean>`not exists (select 1 from object o where o.nar_id = nar.id)
     and not exists (select 1 from staged_nar s where s.nar_id = nar.id)`;
   return d.db.kysely.transaction().execute(async (trx) => {
-    await trx
-      .insertInto("storage_journal")
-      .values(candidates.map((c) => ({ storage_key: c.storage_key, kind: "delete" as const, backend: c.backend, size: c.file_size, created_at: now })))
-      .onConflict((oc) => oc.column("storage_key").doUpdateSet({ kind: "delete" }))
-      .execute();
+    // Journal what the delete actually removed (rows used meanwhile stay, and so do their bytes):
+    // a NAR moved to another backend since it was read is journaled where it is now.
     const gone = await trx
       .deleteFrom("nar")
       .where("id", "in", candidates.map((c) => c.id))
       .where("created_at", "<", cutoff)
       .where(unused)
-      .returning("storage_key")
+      .returning(["storage_key", "backend", "file_size"])
       .execute();
-    // Rows that became used meanwhile stay, and so do their bytes.
-    const goneKeys = new Set(gone.map((g) => g.storage_key));
-    const kept = candidates.filter((c) => !goneKeys.has(c.storage_key)).map((c) => c.storage_key);
-    if (kept.length > 0) await trx.deleteFrom("storage_journal").where("storage_key", "in", kept).execute();
+    if (gone.length > 0) {
+      await trx
+        .insertInto("storage_journal")
+        .values(gone.map((g) => ({ storage_key: g.storage_key, kind: "delete" as const, backend: g.backend, size: g.file_size, created_at: now })))
+        .onConflict((oc) => oc.column("storage_key").doUpdateSet({ kind: "delete" }))
+        .execute();
+    }
     return gone.length;
   });
 }
