@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type onResponseHookHandler } from "fastify";
 import type { AppContext } from "./context.ts";
 import { errorBody, ServerError, type ErrorKind } from "./errors.ts";
+import { StorageError, StorageNotFoundError, StorageRangeError } from "./storage/types.ts";
 import { registerRoutes } from "./routes/index.ts";
 import { DatabaseUnavailableError } from "./db/errors.ts";
 import { HEALTH_PATHS } from "./routes/health.ts";
@@ -149,6 +150,12 @@ export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstanc
         err.statusCode === 413
           ? `General request error: the request body is larger than this endpoint's limit of ${req.routeOptions.bodyLimit} bytes.`
           : `General request error: ${err.message}`;
+    } else if ((err instanceof StorageError && !(err instanceof StorageRangeError)) || err instanceof StorageNotFoundError) {
+      // A storage backend that cannot be reached or read (an unmounted disk looks like missing
+      // files): unavailable for now, retried by clients.
+      kind = "ServiceUnavailable";
+      message = "";
+      ctx.metrics.backendErrors.inc({ backend: "storage" });
     } else {
       kind = "InternalServerError";
       message = "";

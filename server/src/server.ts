@@ -28,6 +28,9 @@ export interface ContextOptions {
   defaultMetrics?: boolean;
   /** How long a rendered narinfo answer is kept (narinfo-cache.ts); 0 turns the cache off. */
   narInfoTtlMs?: number;
+  /** How often the storage pool rereads usage and draining flags, and how long a failed backend is skipped (storage/pool.ts). */
+  storageRefreshMs?: number;
+  storageFailureCooldownMs?: number;
 }
 
 export async function createContext(config: Config, opts: ContextOptions = {}): Promise<AppContext> {
@@ -38,7 +41,13 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
   const swept = await sweepSpool(config.spoolDir, { graceMs: config.gc.graceSeconds * 1000, atStart: true });
   if (swept > 0) log.info({ removed: swept, spoolDir: config.spoolDir }, "removed spool files of uploads that died with their process");
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false });
-  const pool = await openStoragePool(config.storageSetup, { db, log, metrics }).catch(async (e: unknown) => {
+  const pool = await openStoragePool(config.storageSetup, {
+    db,
+    log,
+    metrics,
+    ...(opts.storageRefreshMs !== undefined && { refreshMs: opts.storageRefreshMs }),
+    ...(opts.storageFailureCooldownMs !== undefined && { failureCooldownMs: opts.storageFailureCooldownMs }),
+  }).catch(async (e: unknown) => {
     await db.close();
     throw e;
   });

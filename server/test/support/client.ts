@@ -7,6 +7,8 @@ export const LARDERD_MAIN = fileURLToPath(new URL("../../src/main.ts", import.me
 
 export interface RunResult {
   code: number;
+  /** The signal that ended the process, if one did. */
+  signal?: string;
   stdout: string;
   stderr: string;
 }
@@ -15,7 +17,8 @@ export function runNode(script: string, args: string[], env: Record<string, stri
   return new Promise((resolve) => {
     const child = execFile(process.execPath, [script, ...args], { env, maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
+      const signal = (err as { signal?: unknown } | null)?.signal;
+      resolve({ code, stdout, stderr, ...(typeof signal === "string" && { signal }) });
     });
     child.stdin?.end(input ?? "");
   });
