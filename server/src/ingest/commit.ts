@@ -19,6 +19,7 @@ import { encodeNixBase32 } from "../nix/base32.ts";
 import { access } from "node:fs/promises";
 import { storeFile } from "../storage/file.ts";
 import type { Backend, StoragePool } from "../storage/pool.ts";
+import { StorageError } from "../storage/types.ts";
 import { storedExtension } from "./codecs.ts";
 import { discardIngested, type Ingested } from "./pipeline.ts";
 
@@ -101,7 +102,7 @@ export async function commitNar(db: Db, pool: StoragePool, ing: Ingested, target
           }
           if (written.size !== ing.file.size) {
             await forget(db, b, key);
-            throw new Error(`storage wrote ${written.size} bytes for ${key}, expected ${ing.file.size}`);
+            throw new StorageError(`storage backend "${b.name}" wrote ${written.size} bytes for ${key}, expected ${ing.file.size}`);
           }
           return key;
         },

@@ -14,6 +14,7 @@ import type { Db } from "../db/connect.ts";
 import { backendUsage, setDraining } from "../db/storage-backends.ts";
 import { encodeNixBase32 } from "../nix/base32.ts";
 import type { Backend, StoragePool } from "./pool.ts";
+import { StorageError } from "./types.ts";
 
 export interface MoveDeps {
   db: Db;
@@ -40,7 +41,7 @@ export interface Movable {
 
 export type MoveResult = "moved" | "changed" | "damaged";
 
-export class CopyMismatchError extends Error {
+export class CopyMismatchError extends StorageError {
   override name = "CopyMismatchError";
   /** The original is damaged (not the copy, nor the target's fault). */
   readonly source: boolean;

@@ -11,7 +11,7 @@ import { ServerError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { createStorage } from "./index.ts";
 import { rankBackends, type BackendState } from "./strategy.ts";
-import { DEFAULT_BACKEND, type BackendConfig, type Placement, type Storage, type StorageConfig, type StorageSetup } from "./types.ts";
+import { DEFAULT_BACKEND, StorageError, type BackendConfig, type Placement, type Storage, type StorageConfig, type StorageSetup } from "./types.ts";
 
 export interface Backend {
   readonly name: string;
@@ -91,9 +91,23 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
   const needsUsage =
     backends.some((b) => b.config.capacity !== undefined) ||
     [setup.placement, ...setup.caches.values()].some((p) => p.strategy === "split" || p.strategy === "least-used");
-  let stored = new Map<string, number>();
   let draining = new Set<string>();
   const writing = new Map<string, number>();
+  // Objects this process stored lately: their rows are committed just after the bytes, so a usage
+  // read may not count them yet. Each is counted on top of the reads until one that started well
+  // after it was stored (briefly twice, never zero times: capacity errs on the safe side).
+  const COMMIT_LAG_MS = 1000;
+  const recent: Array<{ name: string; size: number; at: number }> = [];
+  const recentBytes = new Map<string, number>();
+  let countedBefore = 0;
+  let fromDb = new Map<string, number>();
+  const used = (name: string): number => {
+    while (recent.length > 0 && (recent[0] as { at: number }).at < countedBefore) {
+      const r = recent.shift() as { name: string; size: number };
+      recentBytes.set(r.name, (recentBytes.get(r.name) ?? 0) - r.size);
+    }
+    return (fromDb.get(name) ?? 0) + (recentBytes.get(name) ?? 0) + (writing.get(name) ?? 0);
+  };
   const failingUntil = new Map<string, number>();
   const turns = new Map<Placement, number>();
   const lastWarned = new Map<string, number>();
@@ -101,9 +115,11 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
   const refresh = async (): Promise<void> => {
     if (!o.db) return;
     if (needsUsage) {
+      const started = Date.now();
       const usage = await backendUsage(o.db);
-      stored = new Map([...usage].map(([n, u]) => [n, u.bytes]));
-      for (const b of backends) o.metrics?.storageBytes.set({ backend: b.name }, stored.get(b.name) ?? 0);
+      countedBefore = started - COMMIT_LAG_MS;
+      fromDb = new Map([...usage].map(([n, u]) => [n, u.bytes]));
+      for (const b of backends) o.metrics?.storageBytes.set({ backend: b.name }, fromDb.get(b.name) ?? 0);
     }
     if (backends.length > 1) draining = await drainingBackends(o.db);
   };
@@ -113,7 +129,7 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
     timer.unref();
   }
 
-  const skip = (name: string, reason: "full" | "failing" | "draining") => {
+  const skip = (name: string, reason: "full" | "failing" | "draining" | "write-failed") => {
     o.metrics?.storageSkips.inc({ backend: name, reason });
     // One line per backend and reason a minute: a full backend is skipped on every write.
     const key = `${name}\0${reason}`;
@@ -146,9 +162,9 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
         skip(name, "failing");
         continue;
       }
-      const used = (stored.get(name) ?? 0) + (writing.get(name) ?? 0);
-      if (b.config.capacity !== undefined && used + size > b.config.capacity) skip(name, "full");
-      states.push({ name, used, weight: b.config.weight, ...(b.config.capacity !== undefined && { capacity: b.config.capacity }) });
+      const bytes = used(name);
+      if (b.config.capacity !== undefined && bytes + size > b.config.capacity) skip(name, "full");
+      states.push({ name, used: bytes, weight: b.config.weight, ...(b.config.capacity !== undefined && { capacity: b.config.capacity }) });
     }
     const turn = turns.get(placement) ?? 0;
     turns.set(placement, turn + 1);
@@ -174,15 +190,18 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
         try {
           const value = await put(b);
           // Counted until the next refresh reads it from the database.
-          stored.set(b.name, (stored.get(b.name) ?? 0) + size);
+          recent.push({ name: b.name, size, at: Date.now() });
+          recentBytes.set(b.name, (recentBytes.get(b.name) ?? 0) + size);
           o.metrics?.storageWrites.inc({ backend: b.name });
           o.log.debug({ backend: b.name, strategy: placement.strategy, size, fallback: i }, "stored object on backend");
           return { backend: b, value };
         } catch (e) {
           lastError = e;
-          if (e instanceof ServerError && e.kind !== "InsufficientStorage" && e.kind !== "ServiceUnavailable") throw e;
+          // Only the backend's own failures count against it: a database error or a bad upload
+          // (the content, not the place) is the caller's to report, and another backend would fail alike.
+          if (!(e instanceof StorageError)) throw e;
           failingUntil.set(b.name, Date.now() + cooldownMs);
-          o.metrics?.backendErrors.inc({ backend: "storage" });
+          o.metrics?.storageSkips.inc({ backend: b.name, reason: "write-failed" });
           o.log.warn({ backend: b.name, err: e, others: order.length - i - 1 }, `storage backend "${b.name}" failed a write; skipping it for ${cooldownMs / 1000}s`);
         } finally {
           writing.set(b.name, (writing.get(b.name) ?? 0) - size);
