@@ -153,5 +153,37 @@ attic's \`ATTIC_SERVER_*\` names of the same variables are accepted too. S3 cred
 | key | type | default | meaning |
 |---|---|---|---|
 ${rows.join("\n")}
+
+## Several storage backends
+
+\`[storage]\` names one backend (\`type = "local"\` or \`"s3"\`, as above), or several as
+\`[[storage.backends]]\` with a \`strategy\`. Each backend takes the keys of a single one plus a
+\`name\` (recorded with every NAR stored there; an unnamed single backend is \`"default"\`), an
+optional \`capacity\` and, for \`split\`, a \`weight\`. Any mix of local and S3 works:
+
+\`\`\`toml
+[storage]
+strategy = "in-order"        # round-robin | in-order | split | least-used
+
+[[storage.backends]]
+name = "default"             # the backend existing NARs are on (the single one before)
+type = "local"
+path = "/var/lib/larder/storage"
+capacity = "400 GB"
+
+[[storage.backends]]
+name = "bulk"
+type = "s3"
+region = "eu-central-1"
+bucket = "larder-bulk"
+
+# Optional, per cache: its own strategy and backends.
+[storage.caches.ci]
+strategy = "split"
+backends = ["default", "bulk"]
+\`\`\`
+
+Moving NARs between backends, draining one before removing it, and renaming one are
+\`larderd storage …\` commands (docs/OPERATIONS.md, "Several storage backends").
 `;
 }
