@@ -81,8 +81,9 @@ export async function commitNar(db: Db, pool: StoragePool, ing: Ingested, target
     const content = ing.content;
     let stored: Backend;
     let key: string;
+    let settle: (stored?: boolean) => void;
     try {
-      ({ backend: stored, value: key } = await pool.write(
+      ({ backend: stored, value: key, settle } = await pool.write(
         target?.cacheName,
         ing.file.size,
         async (b) => {
@@ -108,6 +109,8 @@ export async function commitNar(db: Db, pool: StoragePool, ing: Ingested, target
         },
         // A backend may have taken the spool file before failing; then there is nothing to retry with.
         async () => "bytes" in content || (await access(content.spoolPath).then(() => true, () => false)),
+        // Counted as being written until its row is committed (capacity, pool.ts).
+        true,
       ));
     } catch (e) {
       throw storageFailure(e, "storage");
@@ -131,9 +134,11 @@ export async function commitNar(db: Db, pool: StoragePool, ing: Ingested, target
       return result;
     }).catch(async (e: unknown) => {
       // Nothing refers to the stored bytes: remove them now rather than leave them to GC.
+      settle(false);
       await forget(db, stored, key);
       throw e;
     });
+    settle(inserted);
     if (!inserted) {
       // Ours is a redundant copy; its journal entry goes with it.
       await stored.storage.delete(key);

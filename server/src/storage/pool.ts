@@ -32,12 +32,22 @@ export interface StoragePool {
    * is marked failing and the next candidate is tried, as long as `canRetry` says the content is
    * still there. No candidate: 507 (InsufficientStorage).
    */
-  write<T>(cacheName: string | undefined, size: number, put: (b: Backend) => Promise<T>, canRetry?: () => Promise<boolean>): Promise<{ backend: Backend; value: T }>;
+  write<T>(cacheName: string | undefined, size: number, put: (b: Backend) => Promise<T>, canRetry?: () => Promise<boolean>, hold?: boolean): Promise<Written<T>>;
   /** Rereads bytes stored per backend and which are draining. */
   refresh(): Promise<void>;
   /** Probes every backend: name → "ok" or "unavailable". */
   check(): Promise<Map<string, "ok" | "unavailable">>;
   close(): void;
+}
+
+export interface Written<T> {
+  backend: Backend;
+  value: T;
+  /**
+   * With `hold`, the written bytes count as "being written" until this is called (after the row
+   * that records them is committed, or the bytes are deleted); without it, at once.
+   */
+  settle(stored?: boolean): void;
 }
 
 export interface PoolOptions {
@@ -93,10 +103,8 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
     [setup.placement, ...setup.caches.values()].some((p) => p.strategy === "split" || p.strategy === "least-used");
   let draining = new Set<string>();
   const writing = new Map<string, number>();
-  // Objects this process stored lately: their rows are committed just after the bytes, so a usage
-  // read may not count them yet. Each is counted on top of the reads until one that started well
-  // after it was stored (briefly twice, never zero times: capacity errs on the safe side).
-  const COMMIT_LAG_MS = 1000;
+  // Objects this process stored lately (settled: their rows are committed). Each is counted on top
+  // of the usage reads until one that started after it settled, so never zero times.
   const recent: Array<{ name: string; size: number; at: number }> = [];
   const recentBytes = new Map<string, number>();
   let countedBefore = 0;
@@ -117,7 +125,7 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
     if (needsUsage) {
       const started = Date.now();
       const usage = await backendUsage(o.db);
-      countedBefore = started - COMMIT_LAG_MS;
+      countedBefore = started;
       fromDb = new Map([...usage].map(([n, u]) => [n, u.bytes]));
       for (const b of backends) o.metrics?.storageBytes.set({ backend: b.name }, fromDb.get(b.name) ?? 0);
     }
@@ -177,7 +185,7 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
     scratch: (backends[0] as Backend).storage,
     get,
     placementFor,
-    async write(cacheName, size, put, canRetry) {
+    async write(cacheName, size, put, canRetry, hold) {
       const placement = placementFor(cacheName);
       const order = candidates(placement, size);
       if (order.length === 0) {
@@ -187,15 +195,23 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
       for (const [i, b] of order.entries()) {
         if (i > 0 && canRetry && !(await canRetry())) break;
         writing.set(b.name, (writing.get(b.name) ?? 0) + size);
-        try {
-          const value = await put(b);
-          // Counted until the next refresh reads it from the database.
+        let settled = false;
+        const settle = (stored: boolean) => {
+          if (settled) return;
+          settled = true;
+          writing.set(b.name, (writing.get(b.name) ?? 0) - size);
+          if (!stored) return;
           recent.push({ name: b.name, size, at: Date.now() });
           recentBytes.set(b.name, (recentBytes.get(b.name) ?? 0) + size);
+        };
+        try {
+          const value = await put(b);
           o.metrics?.storageWrites.inc({ backend: b.name });
           o.log.debug({ backend: b.name, strategy: placement.strategy, size, fallback: i }, "stored object on backend");
-          return { backend: b, value };
+          if (!hold) settle(true);
+          return { backend: b, value, settle: (stored = true) => settle(stored) };
         } catch (e) {
+          settle(false);
           lastError = e;
           // Only the backend's own failures count against it: a database error or a bad upload
           // (the content, not the place) is the caller's to report, and another backend would fail alike.
@@ -203,8 +219,6 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
           failingUntil.set(b.name, Date.now() + cooldownMs);
           o.metrics?.storageSkips.inc({ backend: b.name, reason: "write-failed" });
           o.log.warn({ backend: b.name, err: e, others: order.length - i - 1 }, `storage backend "${b.name}" failed a write; skipping it for ${cooldownMs / 1000}s`);
-        } finally {
-          writing.set(b.name, (writing.get(b.name) ?? 0) - size);
         }
       }
       throw lastError;
