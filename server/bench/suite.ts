@@ -161,6 +161,8 @@ export async function runSuite(o: SuiteOptions, tools: ToolPaths): Promise<Suite
   const flatNone = join(o.work, "flat-none");
   // Timed too: what the Nix client alone needs to push the same paths, with no server at all.
   const fileClosureSecs = await nixCopy(nx, `file://${flatZstd}?compression=zstd`, [data.closureRoot]);
+  // And in Nix 2.8's default compression (xz), the reference for `nix copy` to larder with its defaults.
+  const fileClosureXzSecs = await nixCopy(nx, `file://${join(o.work, "flat-xz")}`, [data.closureRoot]);
   const fileMediumSecs = await nixCopy(nx, `file://${flatZstd}?compression=zstd`, [data.medium.path]);
   await nixCopy(nx, `file://${flatNone}?compression=none`, [data.closureRoot, data.medium.path]);
   const narFile = async (p: PathInfo) => join(flatNone, await flatNarUrl(flatNone, p.path));
@@ -198,8 +200,14 @@ export async function runSuite(o: SuiteOptions, tools: ToolPaths): Promise<Suite
       figures.ingest_ratio_nix_copy = { larder: copyMedium, reference: limit.medium1, unit: "MiB/s", detail: `${o.sizes.mediumMiB} MiB NAR vs zstd -1 | sha256sum; nix copy --to file:// of it: ${(mediumBytes / MiB / fileMediumSecs).toFixed(0)} MiB/s` };
       figures.ingest_ratio_nix_copy_zstd3 = { larder: copyMedium, reference: limit.medium3, unit: "MiB/s", detail: `${o.sizes.mediumMiB} MiB NAR vs zstd -3 | sha256sum` };
       figures.ingest_ratio_nix_copy_closure = { larder: copyClosure, reference: limit.closure1, unit: "MiB/s", detail: `${data.closure.length}-path closure vs zstd -1 | sha256sum; nix copy --to file:// of it: ${(closureBytes / MiB / fileClosureSecs).toFixed(0)} MiB/s` };
-      figures.ingest_ratio_nix_copy_closure_vs_file = { larder: copyClosure, reference: closureBytes / MiB / fileClosureSecs, unit: "MiB/s", detail: `${data.closure.length}-path closure: nix copy to larder vs nix copy --to file:// (the client alone)` };
-      figures.ingest_closure_server_us_per_path = { larder: (closureCpu * 1e6) / data.closure.length, reference: null, unit: "µs", detail: `larderd's CPU time (user + system) during nix copy of the ${data.closure.length}-path closure, per path` };
+      figures.ingest_ratio_nix_copy_zstd_closure_vs_file = { larder: copyClosure, reference: closureBytes / MiB / fileClosureSecs, unit: "MiB/s", detail: `${data.closure.length}-path closure in zstd: nix copy to larder vs nix copy --to file:// (the client alone)` };
+      figures.ingest_closure_server_us_per_path = { larder: (closureCpu * 1e6) / data.closure.length, reference: null, unit: "µs", detail: `larderd's CPU time (user + system) during nix copy of the ${data.closure.length}-path closure in zstd, per path` };
+      o.log("ingest: nix copy of the closure to the push URL in Nix's default compression (xz)");
+      const xzCpuBefore = cpuSeconds(a.larderd.pid);
+      const closureXzSecs = await nixCopy(nx, `${a.larderd.url}/_push/${PUSH_CACHE}`, [data.closureRoot]);
+      const closureXzCpu = cpuSeconds(a.larderd.pid) - xzCpuBefore;
+      figures.ingest_ratio_nix_copy_closure_vs_file = { larder: closureBytes / MiB / closureXzSecs, reference: closureBytes / MiB / fileClosureXzSecs, unit: "MiB/s", detail: `${data.closure.length}-path closure in xz (Nix's default): nix copy to larder's push URL vs nix copy --to file:// (the client alone)` };
+      figures.ingest_closure_xz_server_us_per_path = { larder: (closureXzCpu * 1e6) / data.closure.length, reference: null, unit: "µs", detail: `larderd's CPU time (user + system, not the xz decoders it starts) during nix copy of the closure in xz, per path` };
 
       const base = (u: string) => new URL(u).origin;
       const hits = data.closure.map((p) => `/${CACHE}/${storeHash(p.path)}.narinfo`);

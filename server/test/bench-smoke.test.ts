@@ -21,7 +21,7 @@ const ready = absent.length === 0 || missing(`${absent.map((t) => t.name).join("
 describe.skipIf(!ready)("npm run bench at a tiny size", () => {
   it("prints the table and a JSON line with every figure as a number", async () => {
     const args = [RUN_TS, "--quick", "--json", "--seconds", "1", "--rounds", "1", "--paths", "12", "--medium-mib", "4", "--big-mib", "16", "--large-objects", "3000"];
-    const { stdout } = await run(process.execPath, args, { timeout: 110_000, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await run(process.execPath, args, { timeout: 170_000, maxBuffer: 16 * 1024 * 1024 });
     const lines = stdout.trimEnd().split("\n");
     const report = JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown> & {
       reasons: Record<string, string>;
@@ -41,5 +41,5 @@ describe.skipIf(!ready)("npm run bench at a tiny size", () => {
       expect(report[key]).toBeCloseTo((f.larder as number) / (f.reference as number), 9);
     }
     expect(report.config.closurePaths).toBe(12);
-  }, 120_000);
+  }, 180_000);
 });

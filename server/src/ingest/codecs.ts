@@ -17,6 +17,7 @@ import { ProcessDecompressor } from "./process-codec.ts";
  * needs 65 MiB, so twice that admits every preset and refuses a header that asks for gigabytes.
  */
 export const XZ_MEMLIMIT = "128MiB";
+export const XZ_MEMLIMIT_BYTES = 128 * 1024 * 1024;
 
 /** Compressions a client may upload in, by Nix's narinfo name. */
 export type UploadCompression = "none" | "xz" | "zstd" | "br" | "bzip2" | "gzip";

@@ -23,6 +23,7 @@ import type { StoredCompression } from "../config/load.ts";
 import { compressor, decompressor, type UploadCompression } from "./codecs.ts";
 import { DecodeError } from "./process-codec.ts";
 import { spoolFileName } from "./spool.ts";
+import { decodeSmallXz } from "./xz-small.ts";
 import { clientGone, isStorageFailure, storageFailure } from "./failures.ts";
 
 /**
@@ -191,14 +192,21 @@ async function compressSmall(nar: Buffer, stored: IngestOptions["stored"]): Prom
 async function ingestSmall(upload: Buffer, opts: IngestOptions): Promise<Ingested | undefined> {
   const decompress = decompressSync[opts.input];
   const keepAsSent = opts.input === opts.stored.type;
-  if (decompress === undefined || (!keepAsSent && opts.stored.type === "xz")) return undefined;
+  if ((decompress === undefined && opts.input !== "xz") || (!keepAsSent && opts.stored.type === "xz")) return undefined;
   if (opts.maxUploadBytes !== undefined && upload.length > opts.maxUploadBytes) throw tooLarge(opts.maxUploadBytes);
+  const maxOutputLength = Math.min(SMALL_NAR_BYTES, opts.maxNarBytes ?? SMALL_NAR_BYTES);
   let nar: Buffer;
-  try {
-    nar = decompress(upload, { maxOutputLength: Math.min(SMALL_NAR_BYTES, opts.maxNarBytes ?? SMALL_NAR_BYTES) });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") return undefined;
-    throw badRequest(`the upload does not decompress: ${(e as Error).message}`);
+  if (decompress === undefined) {
+    const decoded = await decodeSmallXz(upload, maxOutputLength);
+    if (decoded === undefined) return undefined;
+    nar = decoded;
+  } else {
+    try {
+      nar = decompress(upload, { maxOutputLength });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") return undefined;
+      throw badRequest(`the upload does not decompress: ${(e as Error).message}`);
+    }
   }
   const listing = new NarListing();
   const parser = new NarParser(listing);
