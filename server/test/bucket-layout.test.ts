@@ -22,7 +22,7 @@ import { createNixEnv, type NixEnv } from "./support/nix.ts";
 import { requireTool } from "./support/requirements.ts";
 import { postgresAvailable } from "./support/postgres.ts";
 import { startS3rver, type S3rverHandle } from "./support/s3rver.ts";
-import { larderCli } from "./support/client.ts";
+import { LARDERD_MAIN, larderCli, runNode } from "./support/client.ts";
 import { readLayout } from "./support/bucket.ts";
 
 const haveNix = requireTool("nix", "end-to-end tests drive the real Nix client");
@@ -218,6 +218,22 @@ describe.skipIf(!haveNix).each(["sqlite-local", "postgres-s3"] as Backend[])("bu
       expect(repaired.narinfos).toEqual(complete.narinfos);
     }
     await substitute("crash", top, crashKey);
+
+    // The operator's repair: `larderd bucket-layout sync <cache>` after a crash at the fourth write.
+    await db().updateTable("cache").set({ bucket_layout: 0 }).where("id", "=", id).execute();
+    await engine().sync(id);
+    await db().updateTable("cache").set({ bucket_layout: 1 }).where("id", "=", id).execute();
+    let seen = 0;
+    await engine(() => {
+      if (++seen >= 4) throw new Crash("crash");
+    }).sync(id);
+    const toml = join(larder.dir.path, "server.toml");
+    await writeFile(toml, larder.toml);
+    const r = await runNode(LARDERD_MAIN, ["bucket-layout", "sync", "crash", "-f", toml], { PATH: process.env.PATH ?? "/usr/bin:/bin" });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ caches: 1, pending: 0 });
+    expect(JSON.parse(r.stdout).published).toBeGreaterThan(0);
+    expect((await layout("crash")).narinfos).toEqual(complete.narinfos);
   }, 300_000);
 
   it.skipIf(skip)("GC removes expired paths from the layout top-down: closed after every delete, a crash mid-way repaired by the next run", async () => {
