@@ -45,7 +45,7 @@ describe("justfile", () => {
     expect(dry.stderr).toContain('server/bin/larder.js deploy activate --wait "$@"');
     const help = spawnSync(process.execPath, [join(REPO, "server", "bin", "larder.js"), "deploy", "activate", "--help"], { encoding: "utf8" });
     expect(help.stdout).toContain("--wait");
-  });
+  }, 60_000);
 
   it("runs on Node 24 through npm, on every platform (the pinned Node is an optional per-platform package)", () => {
     expect(Number(process.versions.node.split(".")[0])).toBeGreaterThanOrEqual(24);
