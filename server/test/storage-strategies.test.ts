@@ -6,7 +6,8 @@
  * SQLite and local+S3 (s3rver) with PostgreSQL.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { rename, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
@@ -23,6 +24,7 @@ import { globalPostgres } from "./support/postgres.ts";
 import { startS3rver, type S3rverHandle } from "./support/s3rver.ts";
 import { makeTempDir, type TempDir } from "./support/tmp.ts";
 import { ALL_PERMISSIONS } from "./support/larder.ts";
+import { missing } from "./support/requirements.ts";
 
 type Mix = "local+local" | "local+s3";
 const MIXES: Array<{ mix: Mix; db: "sqlite" | "postgres" }> = [
@@ -61,15 +63,27 @@ function backendsToml(mix: Mix, dir: string, s3: S3rverHandle | undefined, names
   return `[storage]\nstrategy = "in-order"\n${a}${b}[storage.caches.rr]\nstrategy = "round-robin"\n[storage.caches.lu]\nstrategy = "least-used"\n`;
 }
 
-async function start(mix: Mix, db: "sqlite" | "postgres"): Promise<Setup> {
+/** `tmpfsA`: backend "a" is a tmpfs of that size with no configured capacity: a disk that really fills up. */
+async function start(mix: Mix, db: "sqlite" | "postgres", opts: { tmpfsA?: string } = {}): Promise<Setup> {
   const dir = await makeTempDir(`strategies-${mix}`);
+  let mounted = false;
+  if (opts.tmpfsA) {
+    await mkdir(join(dir.path, "a"));
+    const r = spawnSync("mount", ["-t", "tmpfs", "-o", `size=${opts.tmpfsA},mode=0700`, "tmpfs", join(dir.path, "a")]);
+    if (r.status !== 0) {
+      await dir.cleanup();
+      missing(`cannot mount a tmpfs (${r.stderr.toString().trim()})`, "the full-backend test needs a real full file system");
+      throw new Error("no tmpfs");
+    }
+    mounted = true;
+  }
   const s3 = mix === "local+s3" ? await startS3rver() : undefined;
   const url = db === "sqlite" ? `sqlite://${join(dir.path, "server.db")}` : await globalPostgres().createDatabase();
   const toml = [
     `listen = "127.0.0.1:0"`,
     `spool-dir = ${JSON.stringify(join(dir.path, "spool"))}`,
     `[database]\nurl = ${JSON.stringify(url)}`,
-    backendsToml(mix, dir.path, s3),
+    opts.tmpfsA ? backendsToml(mix, dir.path, s3).replace(`capacity = ${CAP_A}\n`, "") : backendsToml(mix, dir.path, s3),
     `[compression]\ntype = "none"`,
     `[jwt.signing]\ntoken-hs256-secret-base64 = "${randomBytes(48).toString("base64")}"`,
     `[log]\nlevel = "silent"`,
@@ -89,6 +103,7 @@ async function start(mix: Mix, db: "sqlite" | "postgres"): Promise<Setup> {
     async stop() {
       await setup.server.close();
       await s3?.stop();
+      if (mounted) spawnSync("umount", [join(dir.path, "a")]);
       await dir.cleanup();
     },
   };
@@ -258,6 +273,35 @@ describe("a backend that fails", () => {
       } finally {
         await s.stop();
       }
+    }
+  });
+});
+
+describe("a backend whose disk fills up", () => {
+  it("takes NARs until the disk is full, then the write goes to the next backend and nothing partial is left", async () => {
+    let s: Setup;
+    try {
+      s = await start("local+local", "sqlite", { tmpfsA: "300k" });
+    } catch (e) {
+      if ((e as Error).message === "no tmpfs") return;
+      throw e;
+    }
+    try {
+      for (let i = 0; i < 12; i++) {
+        const r = await push(s, "io");
+        expect(r.status, r.body).toBe(200);
+      }
+      const per = await narsPerBackend(s);
+      expect(per.get("a")).toBeGreaterThan(0);
+      expect(per.get("b")).toBeGreaterThan(0);
+      const metrics = await (await fetch(`${s.server.url}/metrics`)).text();
+      expect(metrics).toMatch(/larder_storage_backend_skipped_total\{backend="a",reason="write-failed"\} [1-9]/);
+      // The failed write left no temporary file on the full disk, and no journal entry.
+      expect(await readdir(join(s.dir.path, "a", ".tmp"))).toEqual([]);
+      expect(await s.server.ctx.db.kysely.selectFrom("storage_journal").selectAll().execute()).toEqual([]);
+      expect(await allProblems(s)).toEqual([]);
+    } finally {
+      await s.stop();
     }
   });
 });
