@@ -15,6 +15,7 @@ let
   inherit (lib) mkOption mkEnableOption mkIf types literalExpression;
 
   cfg = config.services.larder-agent;
+  helpers = import ./settings-lib.nix;
   stateDir = "/var/lib/larder-agent";
   needsRoot = lib.elem "system" cfg.allowedActivations || (lib.elem "service" cfg.allowedActivations && cfg.supervisor == "systemd");
   user = if needsRoot then "root" else "larder-agent";
@@ -62,7 +63,8 @@ in
     };
 
     tokenFile = mkOption {
-      type = types.path;
+      # A string, not a path: a path literal (./token) would be copied into the world-readable store.
+      type = types.str;
       example = "/run/secrets/larder-agent-token";
       description = ''
         A file holding the agent token of this host's group (`make-token --agent CACHE
@@ -135,6 +137,10 @@ in
 
   config = mkIf cfg.enable {
     assertions = [
+      {
+        assertion = lib.hasPrefix "/" cfg.tokenFile && !(helpers.isStorePath builtins.storeDir cfg.tokenFile);
+        message = "services.larder-agent.tokenFile: ${cfg.tokenFile} must be an absolute path outside the Nix store, which every user can read (e.g. agenix or sops-nix, or a root-only file under /run or /var/lib).";
+      }
       {
         assertion = (cfg.substituter.url == null) == (cfg.substituter.publicKey == null);
         message = "services.larder-agent.substituter: give both url and publicKey, or neither.";

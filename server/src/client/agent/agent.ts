@@ -317,6 +317,9 @@ export class Agent {
       if (!(e instanceof AgentRefused && e.status === 409)) throw e;
       this.d.log(`deployment ${d.id}: ${e.message}`);
     }
+    // The outcome is remembered only until the server has it: after `larder deploy resume` the
+    // server hands the migration out again, and that new attempt must run, not replay this one.
+    await this.save({ migration: undefined });
     if (!ok) {
       this.d.log(`deployment ${d.id}: the migration failed`);
       await this.save({ inflight: undefined, outcome: { deploymentId: d.id, state: "failed" } });
