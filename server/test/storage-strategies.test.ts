@@ -334,6 +334,32 @@ describe("moving NARs, killed and run again", () => {
     }
   });
 
+  it("rebalance moves NARs to the server's placement (in-order: onto \"a\"); --dry-run moves nothing; a second run has nothing to do", async () => {
+    const s = await start("local+local", "sqlite");
+    try {
+      // The "rr" cache spreads its NARs over both backends; the server's own placement (in-order) wants them on "a".
+      for (let i = 0; i < 6; i++) expect((await push(s, "rr")).status).toBe(200);
+      expect(await narsPerBackend(s)).toEqual(new Map([["a", 3], ["b", 3]]));
+      const file = join(s.dir.path, "server.toml");
+      await writeFile(file, s.toml);
+      const dry = await runNode(LARDERD_MAIN, ["storage", "rebalance", "--dry-run", "--config", file], {});
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stdout).toMatch(/b -> a/);
+      expect(await narsPerBackend(s)).toEqual(new Map([["a", 3], ["b", 3]]));
+      const run = await runNode(LARDERD_MAIN, ["storage", "rebalance", "--config", file], {});
+      expect(run.code, run.stderr).toBe(0);
+      expect(await narsPerBackend(s)).toEqual(new Map([["a", 6]]));
+      expect(await allProblems(s)).toEqual([]);
+      const again = await runNode(LARDERD_MAIN, ["storage", "rebalance", "--config", file], {});
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).not.toMatch(/b -> a/);
+      expect(await narsPerBackend(s)).toEqual(new Map([["a", 6]]));
+      expect(await allProblems(s)).toEqual([]);
+    } finally {
+      await s.stop();
+    }
+  });
+
   it("refuses to start when the database names a backend the config lacks, until it is renamed explicitly", async () => {
     const s = await start("local+local", "sqlite");
     try {
