@@ -109,7 +109,7 @@ export const deployTarget = z.union([
 
 export const activateRequest = z.strictObject({
   /** Agent group (or "*") → store path. Keys come from the request: handlers copy them into a Map. */
-  targets: z.record(z.string().regex(/^(\*|[a-z0-9][a-z0-9_-]{0,49})$/, 'must be an agent group name or "*"'), deployTarget).refine((t) => Object.keys(t).length > 0, "name at least one target"),
+  targets: z.record(z.string().regex(/^(\*|[a-z0-9][a-z0-9_-]{0,49})$/, 'must be an agent group name or "*"'), deployTarget).refine((t) => Object.keys(t).length > 0, 'name at least one target: an agent group (a-z 0-9 _ -, first a letter or digit) or "*" mapped to a store path'),
   /** Default activation for targets that name none; `{kind: "system"}` when absent. */
   activation: activation.optional(),
   rollout: rolloutSettings.prefault({}),
