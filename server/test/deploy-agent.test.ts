@@ -6,7 +6,7 @@
  * what "at most one out of service" is checked against.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -124,6 +124,30 @@ describe.skipIf(!ready)("deploy agents end to end (SQLite)", () => {
     expect(sampler.mostDown()).toBe(1);
     expect((await f.migrations()).filter((m) => m.startsWith("v5 "))).toHaveLength(1);
   }, 120_000);
+
+  it("a failed migration pauses the rollout with every agent still on its release; after the fix, resume runs the migration again and completes", async () => {
+    const dir = await makeTempDir("deploy-migration");
+    try {
+      const fixed = join(dir.path, "fixed");
+      const attempts = join(dir.path, "attempts");
+      const before = new Map((await f.status()).body.agents.map((a) => [a.name, a.currentPath]));
+      // Fails until the operator "fixes" it (creates the file); every attempt leaves a line.
+      const script = `echo attempt >> '${attempts}'; test -e '${fixed}'`;
+      const id = await f.activate("v1", { rollout: { migration: { command: ["/bin/sh", "-c", script] } } });
+      const paused = await waitForStatus(f.status, (s) => s.current?.id === id && s.current.state === "paused" && s.current.migration === "failed", f.agents, 60_000);
+      for (const a of paused.agents) expect(a.currentPath).toBe(before.get(a.name));
+      await writeFile(fixed, "");
+      const resumed = await f.larder(["deploy", "resume", "ops:fleet", "prod"]);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      const done = await waitForStatus(f.status, settled(id), f.agents, 60_000);
+      expect(done.current).toMatchObject({ state: "succeeded", migration: "succeeded" });
+      for (const a of done.agents) expect(a).toMatchObject({ state: "healthy", currentPath: f.path("v1") });
+      // Run once before the fix and once after it (by whichever agent gets the first slot), never twice after.
+      expect((await readFile(attempts, "utf8")).trim().split("\n")).toHaveLength(2);
+    } finally {
+      await dir.cleanup();
+    }
+  }, 150_000);
 });
 
 describe.skipIf(!ready)("services.larder-agent's command line (nixos-modules/agent-args.nix)", () => {
