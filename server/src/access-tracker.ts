@@ -27,7 +27,15 @@ export function createAccessTracker(db: Db, intervalMs = 10_000, onError: (e: un
   let nars = new Map<number, Set<number>>();
   let signatures = new Map<number, { signature: string; keyVersion: number }>();
   let pending = 0;
-  const flush = async () => {
+  // Flushes run one after another, and a flush resolves only once every mark made before it is
+  // written — including those a timer flush already took and is still writing. Otherwise a caller
+  // that flushes before deciding (GC reading access times) could read ahead of those writes.
+  let writing: Promise<void> = Promise.resolve();
+  const flush = (): Promise<void> => {
+    writing = writing.then(write);
+    return writing;
+  };
+  const write = async () => {
     if (pending === 0) return;
     const ids = [...objects];
     const byCache = nars;
