@@ -61,6 +61,8 @@ interface Case {
   fast: boolean;
   /** Drop the rendered narinfos before each request, so the fast path looks the path up. */
   cold?: boolean;
+  /** Expire the memoised cache rows or the revocation list before each request, as time does every few seconds. */
+  expire?: "cache-rows" | "revocations";
   status: number;
 }
 
@@ -122,6 +124,12 @@ describe("narinfo fast path and framework path answer alike", () => {
     { name: "private hit, lower-case bearer", path: `/priv/${privHit}.narinfo`, headers: { authorization: `bearer ${t.pull}` }, fast: true, status: 200 },
     { name: "private hit, Basic (netrc)", path: `/priv/${privHit}.narinfo`, headers: basic("pull"), fast: true, status: 200 },
     { name: "private hit, looked up", path: `/priv/${privHit}.narinfo`, headers: bearer("pull"), fast: true, cold: true, status: 200 },
+    { name: "public hit, cache row expired", path: `/pub/${hit}.narinfo`, fast: true, expire: "cache-rows", status: 200 },
+    { name: "private hit, cache row expired", path: `/priv/${privHit}.narinfo`, headers: bearer("pull"), fast: true, expire: "cache-rows", status: 200 },
+    { name: "private hit, revocation list due", path: `/priv/${privHit}.narinfo`, headers: bearer("pull"), fast: true, expire: "revocations", status: 200 },
+    { name: "private nix-cache-info, revocation list due", path: "/priv/nix-cache-info", headers: bearer("pull"), fast: true, expire: "revocations", status: 200 },
+    { name: "private, revoked token, revocation list due", path: `/priv/${privHit}.narinfo`, headers: bearer("revoked"), fast: false, expire: "revocations", status: 401 },
+    { name: "destroyed cache, cache row expired", path: `/gone/${hit}.narinfo`, fast: false, expire: "cache-rows", status: 401 },
     { name: "private miss", path: `/priv/${absent}.narinfo`, headers: bearer("pull"), fast: true, status: 404 },
     { name: "private nix-cache-info", path: "/priv/nix-cache-info", headers: bearer("pull"), fast: true, status: 200 },
     { name: "private, no token", path: `/priv/${privHit}.narinfo`, fast: false, status: 401 },
@@ -159,6 +167,8 @@ describe("narinfo fast path and framework path answer alike", () => {
     const touch = vi.spyOn(ctx.accessTracker, "touch");
     const one = async (base: string, c: Case) => {
       if (c.cold) ctx.narInfos.clear();
+      if (c.expire === "cache-rows") ctx.caches.invalidate();
+      if (c.expire === "revocations") ctx.revocations.invalidate();
       const headers: Record<string, string> = { host: HOST, ...c.headers };
       if (headers.host === "") delete headers.host;
       const metricsBefore = samples(await ctx.metrics.registry.metrics());

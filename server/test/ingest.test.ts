@@ -204,6 +204,23 @@ describe("ingest limits", () => {
     expect(outcome).toMatch(/does not decompress/);
   }, 10_000);
 
+  it("an upload that fails before its spool file is open leaves none behind, for every way of storing it", async () => {
+    // The spool file opens asynchronously; a failure in the first tick used to remove it before
+    // the open created it.
+    for (const [input, stored] of [["zstd", "zstd"], ["none", "zstd"], ["xz", "xz"], ["none", "none"]] as const) {
+      for (let i = 0; i < 10; i++) {
+        const body = new Readable({
+          read() {
+            this.destroy(new Error("connection reset"));
+          },
+        });
+        await expect(ingest({ body, input, stored: { type: stored, level: 3 }, spoolDir, inMemoryBelow: 0 })).rejects.toThrow();
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await readdir(spoolDir)).toEqual([]);
+  });
+
   it("a refused upload leaves no spool file behind", async () => {
     await run(randomBytes(SMALL_UPLOAD_BYTES * 2), "zstd", "zstd");
     await run(randomBytes(100), "zstd", "zstd");

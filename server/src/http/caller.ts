@@ -87,12 +87,12 @@ async function resolve(ctx: AppContext, req: FastifyRequest): Promise<Caller> {
 }
 
 /**
- * The caller as `caller` would resolve it, when that is known without waiting: no token, or a
- * token verified before and still within its times, with the revocation list fresh and not
- * naming it. Undefined means "not known now" (a new, invalid or revoked token, a stale list):
- * the framework path resolves it, logs what it must and fills what this reads.
+ * The caller as `caller` would resolve it, when that needs no token verification: no token, or a
+ * token verified before and still within its times and not revoked (a promise when the
+ * revocation list is due for its refresh). Undefined means "not for the fast path" (a new,
+ * invalid, expired or revoked token): the framework path resolves it and logs what it must.
  */
-export function settledCaller(ctx: AppContext, authorization: string | undefined): Caller | undefined {
+export function settledCaller(ctx: AppContext, authorization: string | undefined): Caller | undefined | Promise<Caller | undefined> {
   if (authorization === undefined) return ANONYMOUS_NO_TOKEN;
   const token = extractToken(authorization);
   if (token === undefined || token === "") return ANONYMOUS_NO_TOKEN;
@@ -101,8 +101,12 @@ export function settledCaller(ctx: AppContext, authorization: string | undefined
   const now = Math.floor(Date.now() / 1000);
   const claims = hit.claims;
   if (!(claims.exp > now && (claims.nbf ?? now) <= now)) return undefined;
-  if (ctx.revocations.isRevokedNow(claims) !== false) return undefined;
-  return { claims, tokenProblem: undefined, permissionsFor: (name) => permissionsFor(claims.caches, name) };
+  const accepted: Caller = { claims, tokenProblem: undefined, permissionsFor: (name) => permissionsFor(claims.caches, name) };
+  const revoked = ctx.revocations.isRevokedNow(claims);
+  if (revoked === false) return accepted;
+  if (revoked === true) return undefined;
+  // The list is due for its refresh: one query for every caller waiting on it, then the answer is known.
+  return ctx.revocations.isRevoked(claims).then((r) => (r ? undefined : accepted));
 }
 
 export function caller(ctx: AppContext, req: FastifyRequest): Promise<Caller> {

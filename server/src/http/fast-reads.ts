@@ -3,17 +3,18 @@
  * sees them: GET/HEAD `/{cache}/<hash>.narinfo` and `/{cache}/nix-cache-info` (and the same under
  * PUSH_PREFIX). Fastify's routing, hooks and reply object cost more than the answer itself
  * (docs/PERFORMANCE.md). Only the plain case is taken here, decided from what is already in
- * memory: a URL of exactly that shape (no query, no escapes), an allowed Host, no body, a cache
- * row and caller known without waiting, and pull permission. Everything else — a new or bad
- * token, a stale revocation list, a cache not in memory, a 401/403/404 about the cache, a
- * failed lookup — goes to the framework, whose routes (narinfo-get.ts, nix-cache-info.ts) answer
+ * memory or one query away: a URL of exactly that shape (no query, no escapes), an allowed Host,
+ * no body, an existing cache, no token or one verified before, and pull permission. Everything
+ * else — a new, bad or revoked token, a 401/403/404 about the cache, a failed query — goes to
+ * the framework, whose routes (narinfo-get.ts, nix-cache-info.ts) answer
  * from the same functions. server/test/fast-reads.test.ts sends the same requests both ways and
  * compares the answers, headers, metrics and access times.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AppContext } from "../context.ts";
 import type { CachedAnswer } from "../narinfo-cache.ts";
-import { settledCaller } from "./caller.ts";
+import type { CacheRow } from "../db/caches.ts";
+import { settledCaller, type Caller } from "./caller.ts";
 import { hasBody } from "./timeouts.ts";
 import { recordResponse } from "./record.ts";
 import { requestId } from "./request-id.ts";
@@ -50,17 +51,14 @@ export function withFastReads(ctx: AppContext, next: RequestHandler): RequestHan
     recordResponse(ctx, route, req.method as string, req.url as string, status, performance.now() - started, () => ctx.log.child({ reqId: requestId(req) }));
   };
 
-  return (req, res) => {
-    const started = performance.now();
-    const method = req.method;
-    const m = method === "GET" || method === "HEAD" ? URL_SHAPE.exec(req.url as string) : null;
-    if (m === null) return next(req, res);
-    const host = req.headers.host;
-    if (host === undefined || host === "" || (allowedHosts.length > 0 && !allowedHosts.includes(host)) || hasBody(req)) return next(req, res);
+  // Anything this path cannot settle (a failed query included) is the framework's to answer; it asks again.
+  const failed = (req: IncomingMessage, res: ServerResponse, e: unknown): void => {
+    ctx.log.error({ reqId: requestId(req), err: e }, "request failed");
+    res.destroy();
+  };
+
+  const serve = (req: IncomingMessage, res: ServerResponse, m: RegExpExecArray, started: number, cache: CacheRow, caller: Caller | undefined): void => {
     const name = m[2] as string;
-    const cache = ctx.caches.peek(name);
-    if (cache === undefined || cache === null) return next(req, res);
-    const caller = settledCaller(ctx, req.headers.authorization);
     if (caller === undefined || (!cache.is_public && !caller.permissionsFor(name).pull)) return next(req, res);
     const pushed = m[1] === undefined ? 0 : 1;
     const hash = m[3];
@@ -73,14 +71,35 @@ export function withFastReads(ctx: AppContext, next: RequestHandler): RequestHan
       else send(req, res, routes.narinfo[pushed], started, 200, Boolean(cache.is_public), NARINFO_TYPE, a.body);
     };
     const found = narInfoAnswer(ctx, cache, hash);
-    if (found instanceof Promise) {
-      // A failed lookup is the framework's to answer (a 503, logged, counted); it asks again.
-      found.then(answer, () => next(req, res)).catch((e: unknown) => {
-        ctx.log.error({ reqId: requestId(req), err: e }, "request failed");
-        res.destroy();
-      });
+    if (found instanceof Promise) found.then(answer, () => next(req, res)).catch((e: unknown) => failed(req, res, e));
+    else answer(found);
+  };
+
+  const withCache = (req: IncomingMessage, res: ServerResponse, m: RegExpExecArray, started: number, cache: CacheRow | null | undefined): void => {
+    // No such cache: the framework decides between 401 and 404 and says why.
+    if (cache === undefined || cache === null) return next(req, res);
+    const caller = settledCaller(ctx, req.headers.authorization);
+    if (caller instanceof Promise) {
+      caller.then((c) => serve(req, res, m, started, cache, c), () => next(req, res)).catch((e: unknown) => failed(req, res, e));
     } else {
-      answer(found);
+      serve(req, res, m, started, cache, caller);
+    }
+  };
+
+  return (req, res) => {
+    const started = performance.now();
+    const method = req.method;
+    const m = method === "GET" || method === "HEAD" ? URL_SHAPE.exec(req.url as string) : null;
+    if (m === null) return next(req, res);
+    const host = req.headers.host;
+    if (host === undefined || host === "" || (allowedHosts.length > 0 && !allowedHosts.includes(host)) || hasBody(req)) return next(req, res);
+    // Memoised cache rows and the revocation list expire every few seconds; reloading them here
+    // keeps those requests on this path instead of sending one in every refresh to the framework.
+    const cache = ctx.caches.peek(m[2] as string);
+    if (cache === undefined) {
+      ctx.caches.get(m[2] as string).then((c) => withCache(req, res, m, started, c), () => next(req, res)).catch((e: unknown) => failed(req, res, e));
+    } else {
+      withCache(req, res, m, started, cache);
     }
   };
 }

@@ -23,6 +23,7 @@ import type { StoredCompression } from "../config/load.ts";
 import { compressor, decompressor, type UploadCompression } from "./codecs.ts";
 import { DecodeError } from "./process-codec.ts";
 import { spoolFileName } from "./spool.ts";
+import { closed } from "../util/closed.ts";
 import { decodeSmallXz } from "./xz-small.ts";
 import { clientGone, isStorageFailure, storageFailure } from "./failures.ts";
 
@@ -313,6 +314,7 @@ async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
     parser.end();
     return { upload: uploadTap.digest(), nar: narTap.digest(), file: fileTap.digest(), content: { spoolPath }, compression: opts.stored.type, listing: listing.result() };
   } catch (e) {
+    await closed(spool);
     await removeSpool(spoolPath).catch(() => {});
     throw ingestError(e, origin);
   }

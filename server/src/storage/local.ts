@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
+import { closed } from "../util/closed.ts";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
@@ -72,14 +73,15 @@ export async function createLocalStorage(opts: LocalStorageOptions): Promise<Sto
       bodyError ??= err;
     };
     body.once("error", onBodyError);
+    // flush: fsync before close, so the rename below never exposes a file whose data is still in flight.
+    const out = createWriteStream(tmp, { flags: "wx", mode: 0o644, flush: true });
     try {
-      // flush: fsync before close, so the rename below never exposes a file whose data is still in flight.
-      const out = createWriteStream(tmp, { flags: "wx", mode: 0o644, flush: true });
       await pipeline(body, out);
       const size = out.bytesWritten;
       await moveInto(root, tmp, fileOf(key));
       return { size };
     } catch (err) {
+      await closed(out);
       await fs.rm(tmp, { force: true }).catch(() => {});
       if (bodyError !== undefined) throw bodyError;
       if (err instanceof StorageError) throw err;
