@@ -4,5 +4,8 @@ export default defineConfig({
   test: {
     name: "scripts",
     include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+    // Each test runs the real scripts (bash, age, ssh-keygen, node); under a full parallel run on 2 cores one can take more than 5 s. The timeout guards against hangs, not speed.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
   },
 });

@@ -4,5 +4,8 @@ export default defineConfig({
   test: {
     name: "stacks",
     include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+    // Synthesis runs the CDKTF toolchain; under a full parallel run on 2 cores one can take more than 5 s. The timeout guards against hangs, not speed.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
   },
 });

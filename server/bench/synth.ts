@@ -7,7 +7,9 @@
  * and to itself), inserted leaves first as Nix pushes them; every root also refers to the first
  * closure (a shared base, like a libc every closure names), which stays fresh. `expiredShare` of
  * the other closures are old; a fresh closure's leaves are old too but stay, because its fresh
- * root refers to them. Each path has its own NAR row (no bytes in storage).
+ * root refers to them. Each path has its own NAR row (no bytes in storage), and carries the
+ * cache's signature, made as a push makes it (`unsigned` leaves it to the first read, as for rows
+ * written before pushes signed).
  */
 import { createHash } from "node:crypto";
 import { sql } from "kysely";
@@ -15,6 +17,8 @@ import { encodeNixBase32 } from "../src/nix/base32.ts";
 import type { Db } from "../src/db/connect.ts";
 import { createCache, getCache } from "../src/db/caches.ts";
 import { formatSecretKey, generateSecretKey } from "../src/nix/signing.ts";
+import { sha256FromDigest } from "../src/nix/hash.ts";
+import { signatureFor } from "../src/narinfo-view.ts";
 
 const ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz";
 const DAY = 86_400_000;
@@ -45,6 +49,8 @@ export interface SynthOptions {
    * what it refers to, as after a push), "reversed" the opposite, "same" one instant for all.
    */
   times?: "push" | "reversed" | "same";
+  /** Leave the signatures to the first read. */
+  unsigned?: boolean;
   log?: (line: string) => void;
 }
 
@@ -70,6 +76,7 @@ export async function synthesizeCache(db: Db, o: SynthOptions): Promise<SynthRes
   const { maxNar } = await db.kysely.selectFrom("nar").select((eb) => eb.fn.max("id").as("maxNar")).executeTakeFirstOrThrow();
   let nextNar = Number(maxNar ?? 0) + 1;
   const baseRoot = synthHash(0 + o.cacheId * 1e9);
+  const cache = await db.kysely.selectFrom("cache").selectAll().where("id", "=", o.cacheId).executeTakeFirstOrThrow();
   let pending: { nars: any[]; objects: any[]; refs: any[] } = { nars: [], objects: [], refs: [] };
   const flush = async () => {
     const p = pending;
@@ -97,9 +104,13 @@ export async function synthesizeCache(db: Db, o: SynthOptions): Promise<SynthRes
       const at = isExpired || (leaf && c > 0) ? old + shift : o.now - 1000;
       const narId = nextNar++;
       const id = nextId++;
+      const narHash = createHash("sha256").update(h).digest();
+      const storePath = `/nix/store/${h}-synth-${first + i}`;
+      const refNames = refs.map((r) => `${r}-synth`);
+      const signature = o.unsigned ? null : signatureFor(cache, storePath, sha256FromDigest(narHash), 1000, refNames);
       pending.nars.push({
         id: narId,
-        nar_hash: createHash("sha256").update(h).digest("hex"),
+        nar_hash: narHash.toString("hex"),
         nar_size: 1000,
         compression: "zstd",
         file_hash: encodeNixBase32(createHash("sha256").update(`file ${h}`).digest()),
@@ -112,15 +123,15 @@ export async function synthesizeCache(db: Db, o: SynthOptions): Promise<SynthRes
         cache_id: o.cacheId,
         nar_id: narId,
         store_path_hash: h,
-        store_path: `/nix/store/${h}-synth-${first + i}`,
-        refs: JSON.stringify(refs.map((r) => `${r}-synth`)),
+        store_path: storePath,
+        refs: JSON.stringify(refNames),
         deriver: null,
         ca: null,
         system: "x86_64-linux",
         sigs: "[]",
         upload_file_hash: null,
-        signature: null,
-        signature_key_version: null,
+        signature: signature?.value ?? null,
+        signature_key_version: signature?.keyVersion ?? null,
         created_at: at,
         last_accessed_at: at,
         created_by: "synth",

@@ -4,9 +4,9 @@
  * stored), and the uploader's own signatures by other keys after it.
  */
 import type { CacheRow } from "./db/caches.ts";
-import type { ObjectWithNar } from "./db/objects.ts";
+import type { ObjectSignature, ObjectWithNar } from "./db/objects.ts";
 import { fingerprint } from "./nix/fingerprint.ts";
-import { sha256FromDigest } from "./nix/hash.ts";
+import { sha256FromDigest, type Sha256 } from "./nix/hash.ts";
 import { checkCa, checkDeriver, checkSig, checkSystem, renderNarInfo, type NarInfo } from "./nix/narinfo.ts";
 import { parseSecretKey, publicKeyOf, signFingerprint, formatPublicKey, type SecretKey } from "./nix/signing.ts";
 import { decodeNixBase32 } from "./nix/base32.ts";
@@ -28,6 +28,11 @@ export function cacheSecretKey(cache: CacheRow): SecretKey {
 
 export function cachePublicKey(cache: CacheRow): string {
   return formatPublicKey(publicKeyOf(cacheSecretKey(cache)));
+}
+
+/** The cache's signature of a path being committed, with the key version it was made by. */
+export function signatureFor(cache: CacheRow, storePath: string, narHash: Sha256, narSize: number, references: readonly string[]): ObjectSignature {
+  return { value: signFingerprint(cacheSecretKey(cache), fingerprint(storePath, narHash, narSize, references)), keyVersion: cache.key_version };
 }
 
 export interface RenderedNarInfo {
@@ -58,7 +63,7 @@ export function narInfoFor(cache: CacheRow, found: ObjectWithNar): RenderedNarIn
   let signature = object.signature_key_version === cache.key_version ? object.signature : null;
   let newSignature: string | undefined;
   if (signature === null) {
-    signature = signFingerprint(sk, fingerprint(object.store_path, narHash, nar.nar_size, references));
+    signature = signatureFor(cache, object.store_path, narHash, nar.nar_size, references).value;
     newSignature = signature;
   }
   const uploaded = (JSON.parse(object.sigs) as string[]).filter((s) => !s.startsWith(`${sk.name}:`));

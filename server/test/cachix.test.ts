@@ -140,6 +140,10 @@ describe.skipIf(!haveNix).each(BACKENDS)("Cachix client replay, %s", (backend) =
     const counts: number[] = [];
     await pool(order.slice(1), 8, async (i) => counts.push((await cachix.uploadPath("main", nix, toPush(i), { chunkSize: 5 * MIB })).parts));
     expect(counts.sort()).toEqual([1, 1, 3]);
+    // Signed when committed, the held path too (made visible by its last reference), before any read.
+    const rows = await larder.server.ctx.db.kysely.selectFrom("object").select(["store_path_hash", "signature"]).where("store_path_hash", "in", hashes).execute();
+    expect(rows).toHaveLength(hashes.length);
+    for (const r of rows) expect(r.signature, r.store_path_hash).toMatch(new RegExp(`^${pub.split(":")[0]}:`));
     for (const h of hashes) expect(await narinfoStatus(h)).toBe(200);
     expect((await cachix.narinfoBulk("main", hashes)).json()).toEqual([]);
     await pullAndVerify(top, pub);

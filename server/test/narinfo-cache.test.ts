@@ -7,7 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BACKENDS, createTestCache, startLarder, type Larder } from "./support/larder.ts";
 import { postgresAvailable } from "./support/postgres.ts";
 import { FIXTURES } from "./fixtures/nix/fixtures.ts";
@@ -167,10 +167,33 @@ describe.each(BACKENDS)("narinfo answers kept in memory on %s", (backend) => {
     expect((await get("deleted", dep)).status).toBe(404);
   });
 
-  it("signs a path once: the signature of its first read is kept (written off the request path) and served after", async () => {
+  it("signs a path when it is pushed (upload-path and Nix's PUTs), so no read has to, and serves that signature", async () => {
+    await createTestCache(l, "signed-at-push");
+    const signed = vi.spyOn(l.server.ctx.accessTracker, "signed");
+    try {
+      for (const [f, push] of [[added, uploadPath], [empty, nixPush]] as const) {
+        await push("signed-at-push", f);
+        const id = await objectId("signed-at-push", f);
+        const row = await l.server.ctx.db.kysely.selectFrom("object").select(["signature", "signature_key_version"]).where("id", "=", id).executeTakeFirstOrThrow();
+        const cache = await l.server.ctx.db.kysely.selectFrom("cache").select("key_version").where("name", "=", "signed-at-push").executeTakeFirstOrThrow();
+        expect(row.signature, f.storePath).toMatch(/^signed-at-push:[A-Za-z0-9+/]{86}==$/);
+        expect(row.signature_key_version).toBe(cache.key_version);
+        l.server.ctx.narInfos.clear();
+        const first = await get("signed-at-push", f);
+        expect(/^Sig: (.*)$/m.exec(first.text)?.[1]).toBe(row.signature);
+      }
+      expect(signed).not.toHaveBeenCalled();
+    } finally {
+      signed.mockRestore();
+    }
+  });
+
+  it("signs a path stored without a signature (written before pushes signed) at its first read, keeps it, and serves it after", async () => {
     await createTestCache(l, "signed-once");
     await uploadPath("signed-once", added);
     const id = await objectId("signed-once", added);
+    await l.server.ctx.db.kysely.updateTable("object").set({ signature: null, signature_key_version: null }).where("id", "=", id).execute();
+    l.server.ctx.narInfos.clear();
     const first = await get("signed-once", added);
     const sig = /^Sig: (signed-once:.*)$/m.exec(first.text)?.[1];
     expect(sig).toBeDefined();

@@ -20,7 +20,8 @@ import { parseHash, formatHex, type Sha256 } from "../nix/hash.ts";
 import { checkPathMetadata } from "../nix/narinfo.ts";
 import { NixFormatError } from "../nix/errors.ts";
 import { fingerprint } from "../nix/fingerprint.ts";
-import { verifySignature } from "../nix/signing.ts";
+import { signFingerprint, verifySignature } from "../nix/signing.ts";
+import { cacheSecretKey } from "../narinfo-view.ts";
 import type { Storage } from "../storage/types.ts";
 import { CACHIX_COMPRESSIONS, type CachixCompression, type CompletedMultipartUpload, type NarInfoCreate } from "./types.ts";
 import { MAX_PART_BYTES, partKey, partsPrefix, type UploadRow } from "./uploads.ts";
@@ -210,6 +211,7 @@ export async function completeUpload(
           // So Nix's HEAD on the client's file name (a later `nix copy` of the same bytes) finds it.
           uploadFileHash: uploadFileHash === nar.file_hash ? null : uploadFileHash,
           createdBy,
+          signature: { value: signFingerprint(cacheSecretKey(cache), fp), keyVersion: cache.key_version },
         };
         ({ visible } = await placeObject(tx, object, ingested.upload.size));
         await tx.kysely

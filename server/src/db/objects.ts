@@ -89,6 +89,17 @@ export interface NewObject {
   sigs: string[];
   uploadFileHash: string | null;
   createdBy: string | null;
+  /**
+   * The cache's signature, made at push time so that no read has to make it (an Ed25519
+   * signature cost more than the rest of a first read; docs/PERFORMANCE.md). Absent: the first
+   * read signs and stores it, as for rows written before.
+   */
+  signature?: ObjectSignature | null;
+}
+
+export interface ObjectSignature {
+  value: string;
+  keyVersion: number;
 }
 
 /**
@@ -107,8 +118,8 @@ export async function upsertObject(db: Db, o: NewObject, now = Date.now()): Prom
     system: o.system,
     sigs: JSON.stringify(o.sigs),
     upload_file_hash: o.uploadFileHash,
-    signature: null,
-    signature_key_version: null,
+    signature: o.signature?.value ?? null,
+    signature_key_version: o.signature?.keyVersion ?? null,
     created_at: now,
     last_accessed_at: now,
     created_by: o.createdBy,

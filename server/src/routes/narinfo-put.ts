@@ -15,6 +15,7 @@ import { formatNix32, formatHex } from "../nix/hash.ts";
 import { parseStorePath } from "../nix/store-path.ts";
 import { findServedNar, findStagedNar, type NarRow } from "../db/nars.ts";
 import { findObject, lockCache, missingReferences, upsertObject } from "../db/objects.ts";
+import { signatureFor } from "../narinfo-view.ts";
 import { narFileName, narInfoHash } from "./paths.ts";
 
 async function findUploadedNar(ctx: AppContext, cacheId: number, fileHash: string): Promise<{ nar: NarRow; uploadSize?: number; stagedId?: number } | undefined> {
@@ -111,7 +112,7 @@ export function registerNarInfoPut(app: FastifyInstance, ctx: AppContext, prefix
           throw badRequest(`references not in cache "${cache.name}": ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""}; push them first`);
         }
         const tx = { ...ctx.db, kysely: trx };
-        await upsertObject(tx, next);
+        await upsertObject(tx, { ...next, signature: signatureFor(cache, info.storePath, info.narHash, info.narSize, info.references) });
         if (found.stagedId !== undefined) await trx.deleteFrom("staged_nar").where("id", "=", found.stagedId).execute();
       });
     } else if (found.stagedId !== undefined) {

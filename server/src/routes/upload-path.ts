@@ -16,6 +16,7 @@ import { readPreamble } from "../http/preamble.ts";
 import { discardIngested, ingest, maxUploadFor, type Ingested } from "../ingest/pipeline.ts";
 import { commitNar } from "../ingest/commit.ts";
 import { upsertObject } from "../db/objects.ts";
+import { signatureFor } from "../narinfo-view.ts";
 import { parseHash, type Sha256 } from "../nix/hash.ts";
 import { parseStorePath } from "../nix/store-path.ts";
 import { checkPathMetadata, type PathMetadata } from "../nix/narinfo.ts";
@@ -162,6 +163,7 @@ export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void 
         sigs: checked.metadata.sigs as string[],
         uploadFileHash: null,
         createdBy: caller.claims?.sub ?? null,
+        signature: signatureFor(cache, info.store_path, checked.narHash, info.nar_size, checked.metadata.references as string[]),
       };
       const fileSize = ingested.file.size;
       // Saying "Deduplicated" tells the pusher that these exact bytes were already stored. That
