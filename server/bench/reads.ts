@@ -6,6 +6,7 @@
  *
  *   cd server && node bench/reads.ts [--objects 20000] [--seconds 3] [--rounds 3] [--nar-mib 200]
  *        [--only hit,miss,token,distinct,nar] [--cpu-prof DIR] [--postgres] [--env K=V ...] [--keep]
+ *        [--unsigned]   (paths stored without their signature, as before pushes signed: first reads sign)
  *
  * `--env` sets a variable in larderd's environment (e.g. LARDER_NARINFO_FAST_PATH=0, the switch
  * the fast-path test uses, to measure the framework path). One JSON line on stdout.
@@ -42,6 +43,7 @@ const { values } = parseArgs({
     postgres: { type: "boolean", default: false },
     env: { type: "string", multiple: true, default: [] },
     keep: { type: "boolean", default: false },
+    unsigned: { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -75,7 +77,7 @@ try {
   try {
     await db.migrate();
     const cacheId = await createSynthCache(db, CACHE, true, null);
-    const s = await synthesizeCache(db, { cacheId, objects, closureSize: 100, expiredShare: 0, now: Date.now() });
+    const s = await synthesizeCache(db, { cacheId, objects, closureSize: 100, expiredShare: 0, now: Date.now(), unsigned: values.unsigned });
     hashes = s.hashes;
     log(`${s.objects} objects synthesized in ${s.seconds.toFixed(1)} s`);
     // One path gets a real stored NAR for the download runs.

@@ -12,14 +12,21 @@ export const ACCESS_GRANULARITY_MS = 5 * 60_000;
 // Unary `+`: SQLite must look rows up by the id, NAR or hash given, not walk the access-time index.
 const stale = (now: number) => sql<boolean>`+last_accessed_at < ${now - ACCESS_GRANULARITY_MS}`;
 
+/**
+ * Ids in ascending order, so each statement's rows (and their access-index entries, which share
+ * one time) sit on neighbouring pages: hits arrive in random order, and 500 random ids per
+ * statement dirtied about 500 pages, four times the work per row (bench/access-writes.ts, docs/PERFORMANCE.md).
+ */
 export async function touchObjectIds(db: Db, ids: readonly number[], now: number): Promise<void> {
-  for (let i = 0; i < ids.length; i += 500) {
-    await db.kysely.updateTable("object").set({ last_accessed_at: now }).where("id", "in", ids.slice(i, i + 500)).where(stale(now)).execute();
+  const sorted = Float64Array.from(ids).sort();
+  for (let i = 0; i < sorted.length; i += 500) {
+    await db.kysely.updateTable("object").set({ last_accessed_at: now }).where("id", "in", Array.from(sorted.subarray(i, i + 500))).where(stale(now)).execute();
   }
 }
 
 /** A NAR download counts as use of every path of that cache that shares the NAR. */
 export async function touchCacheNars(db: Db, cacheId: number, narIds: readonly number[], now: number): Promise<void> {
+  narIds = Array.from(Float64Array.from(narIds).sort());
   for (let i = 0; i < narIds.length; i += 500) {
     await db.kysely
       .updateTable("object")

@@ -8,7 +8,7 @@ import { writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type SQLite from "better-sqlite3";
 import { openSqlite } from "./sqlite-addon.ts";
-import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from "kysely";
+import { Kysely, PostgresDialect, SqliteDialect, sql } from "kysely";
 import { Migrator } from "kysely/migration";
 import pg from "pg";
 import { sqlitePath, type DatabaseConfig } from "../config/load.ts";
@@ -16,7 +16,7 @@ import type { DatabaseTls } from "../config/database-tls.ts";
 import { joinUrl, redactUrl, splitUrl } from "../config/database-url.ts";
 import { readSecretFile } from "../config/secret-file.ts";
 import { migrationProvider, type Dialect } from "./migrations.ts";
-import { classifyingDialect, DatabaseUnavailableError, isReadOnlyError } from "./errors.ts";
+import { classify, classifyingDialect, DatabaseUnavailableError, isReadOnlyError } from "./errors.ts";
 import type { Database } from "./schema.ts";
 
 export interface Db {
@@ -30,8 +30,19 @@ export interface Db {
   checkWritable(): Promise<void>;
   /** Whether `e` says the database is read-only. */
   isReadOnlyError(e: unknown): boolean;
+  /**
+   * SQLite only: runs a read in the calling thread and answers its first row, or NOT_NOW while a
+   * transaction holds the connection (its writes are not committed yet; the query layer waits
+   * for it). The narinfo lookup reads through this without the query layer's promises, which
+   * cost as much as SQLite's own work (bench/access-writes.ts, docs/PERFORMANCE.md). Failures
+   * are classified as through the query layer.
+   */
+  readNow?: <R>(text: string, parameters: readonly unknown[]) => R | undefined | typeof NOT_NOW;
   close(): Promise<void>;
 }
+
+/** `Db.readNow`'s answer when the read has to go through the query layer. */
+export const NOT_NOW: unique symbol = Symbol("not now");
 
 const STATEMENT_CACHE_SIZE = 500;
 const SQLITE_CACHE_KIB = 32 * 1024;
@@ -46,7 +57,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
  * needs it meanwhile gets a fresh one. The cache is cleared when full, since texts with a
  * variable number of placeholders would otherwise grow it without bound.
  */
-function reusingStatements(database: SQLite.Database): SqliteDatabase {
+function reusingStatements(database: SQLite.Database): { close(): void; prepare(text: string): SQLite.Statement } {
   const statements = new Map<string, SQLite.Statement>();
   return {
     close: () => database.close(),
@@ -160,6 +171,7 @@ export async function openDb(target: string | DatabaseConfig): Promise<Db> {
   const { url, passwordSource, authFailureFile, tls } = typeof target === "string" ? ({ url: target } as DatabaseConfig) : target;
   let kysely: Kysely<Database>;
   let dialect: Dialect;
+  let readNow: Db["readNow"];
   if (url.startsWith("sqlite:")) {
     const path = sqlitePath(url);
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -174,8 +186,17 @@ export async function openDb(target: string | DatabaseConfig): Promise<Db> {
     // Pages are read through a memory map instead, and more are kept.
     database.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
     database.pragma(`mmap_size = ${SQLITE_MMAP_BYTES}`);
-    kysely = new Kysely<Database>({ dialect: classifyingDialect(new SqliteDialect({ database: reusingStatements(database) })) });
+    const statements = reusingStatements(database);
+    kysely = new Kysely<Database>({ dialect: classifyingDialect(new SqliteDialect({ database: statements })) });
     dialect = "sqlite";
+    readNow = <R>(text: string, parameters: readonly unknown[]) => {
+      if (database.inTransaction || !database.open) return NOT_NOW;
+      try {
+        return statements.prepare(text).get(...parameters) as R | undefined;
+      } catch (e) {
+        throw classify(e);
+      }
+    };
   } else {
     const parts = splitUrl(url);
     const password = passwordSource !== undefined && parts?.password !== undefined ? passwordFrom(passwordSource, parts.password) : undefined;
@@ -217,6 +238,7 @@ export async function openDb(target: string | DatabaseConfig): Promise<Db> {
       await kysely.deleteFrom("storage_journal").where(sql<boolean>`1 = 0`).execute();
     },
     isReadOnlyError,
+    ...(readNow && { readNow }),
     async close() {
       await kysely.destroy();
     },

@@ -48,7 +48,7 @@ export function isReadOnlyError(err: unknown): boolean {
   return code === "25006" || (typeof code === "string" && code.startsWith("SQLITE_READONLY"));
 }
 
-function classify(err: unknown): unknown {
+export function classify(err: unknown): unknown {
   return isDatabaseUnavailable(err) && !(err instanceof DatabaseUnavailableError) ? new DatabaseUnavailableError(err) : err;
 }
 

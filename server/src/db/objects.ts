@@ -1,6 +1,6 @@
 /** Per-cache store paths: the narinfo read path, upserts from both push protocols, queries. */
 import { CompiledQuery, sql, type Kysely, type Selectable } from "kysely";
-import type { Db } from "./connect.ts";
+import { NOT_NOW, type Db } from "./connect.ts";
 import type { Database, ObjectTable } from "./schema.ts";
 import type { NarRow } from "./nars.ts";
 
@@ -54,18 +54,30 @@ async function run<R>(db: Db, text: string, parameters: unknown[]): Promise<R | 
   return (await db.kysely.executeQuery<R>(CompiledQuery.raw(text, parameters))).rows[0];
 }
 
+// SQLite ran the join four times slower than the two primary-key lookups it consists of
+// (bench); in process, a second lookup costs no round trip.
+const objectOnlySql = (db: Db) => compiledOnce(db, "findObject.object", 2, () => db.kysely.selectFrom("object").selectAll().where("cache_id", "=", 0).where("store_path_hash", "=", ""));
+const narOnlySql = (db: Db) => compiledOnce(db, "findObject.nar", 1, () => db.kysely.selectFrom("nar").selectAll().where("id", "=", 0));
+
+/**
+ * `findObject` answered in the calling thread, where the database can (SQLite outside a
+ * transaction: both reads see one committed state); NOT_NOW otherwise.
+ */
+export function findObjectNow(db: Db, cacheId: number, storePathHash: string): ObjectWithNar | undefined | typeof NOT_NOW {
+  if (db.readNow === undefined) return NOT_NOW;
+  const object = db.readNow<ObjectRow>(objectOnlySql(db), [cacheId, storePathHash]);
+  if (object === NOT_NOW || object === undefined) return object;
+  const nar = db.readNow<NarRow>(narOnlySql(db), [object.nar_id]);
+  if (nar === NOT_NOW) return NOT_NOW;
+  return nar ? { object, nar } : undefined;
+}
+
 /** The hot path: one indexed lookup for a narinfo. */
 export async function findObject(db: Db, cacheId: number, storePathHash: string): Promise<ObjectWithNar | undefined> {
   if (db.dialect === "sqlite") {
-    // SQLite ran this join four times slower than the two primary-key lookups it consists of
-    // (bench); in process, a second lookup costs no round trip.
-    const objectSql = compiledOnce(db, "findObject.object", 2, () =>
-      db.kysely.selectFrom("object").selectAll().where("cache_id", "=", 0).where("store_path_hash", "=", ""),
-    );
-    const object = await run<ObjectRow>(db, objectSql, [cacheId, storePathHash]);
+    const object = await run<ObjectRow>(db, objectOnlySql(db), [cacheId, storePathHash]);
     if (!object) return undefined;
-    const narSql = compiledOnce(db, "findObject.nar", 1, () => db.kysely.selectFrom("nar").selectAll().where("id", "=", 0));
-    const nar = await run<NarRow>(db, narSql, [object.nar_id]);
+    const nar = await run<NarRow>(db, narOnlySql(db), [object.nar_id]);
     return nar ? { object, nar } : undefined;
   }
   const row = await run<FoundRow>(db, compiledOnce(db, "findObject", 2, () => findObjectQuery(db, 0, "")), [cacheId, storePathHash]);

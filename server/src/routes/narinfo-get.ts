@@ -10,7 +10,8 @@ import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
 import { errorBody, ServerError } from "../errors.ts";
 import { requireCache } from "../http/cache-access.ts";
-import { findObject } from "../db/objects.ts";
+import { findObject, findObjectNow, type ObjectWithNar } from "../db/objects.ts";
+import { NOT_NOW } from "../db/connect.ts";
 import { narInfoFor } from "../narinfo-view.ts";
 import type { CachedAnswer } from "../narinfo-cache.ts";
 import type { CacheRow } from "../db/caches.ts";
@@ -27,7 +28,22 @@ export const MISS_BODY = Buffer.from(JSON.stringify(errorBody(MISS.kind, MISS.me
 
 async function lookUp(ctx: AppContext, cache: CacheRow, hash: string): Promise<CachedAnswer> {
   const ticket = ctx.narInfos.ticket();
-  const found = await findObject(ctx.db, cache.id, hash);
+  return answerFor(ctx, cache, hash, ticket, await findObject(ctx.db, cache.id, hash));
+}
+
+/** The lookup without promises where the database answers in this thread (SQLite); undefined when it cannot now. */
+function lookUpNow(ctx: AppContext, cache: CacheRow, hash: string): CachedAnswer | Promise<CachedAnswer> | undefined {
+  const ticket = ctx.narInfos.ticket();
+  try {
+    const found = findObjectNow(ctx.db, cache.id, hash);
+    return found === NOT_NOW ? undefined : answerFor(ctx, cache, hash, ticket, found);
+  } catch (e) {
+    // Failed as through the query layer: a rejected lookup, never a throw (the fast path hands it to the framework, which answers it).
+    return Promise.reject(e);
+  }
+}
+
+function answerFor(ctx: AppContext, cache: CacheRow, hash: string, ticket: number, found: ObjectWithNar | undefined): CachedAnswer {
   if (!found) {
     ctx.narInfos.set(ticket, cache.id, hash, null);
     return null;
@@ -44,7 +60,7 @@ export function narInfoAnswer(ctx: AppContext, cache: CacheRow, hash: string): C
   const answer = ctx.narInfos.get(cache.id, hash);
   // Text signed with a key the cache no longer has (changed by another api-server) is stale.
   if (answer === undefined || (answer !== null && (answer.keyVersion !== cache.key_version || answer.keypair !== cache.keypair))) {
-    return lookUp(ctx, cache, hash);
+    return lookUpNow(ctx, cache, hash) ?? lookUp(ctx, cache, hash);
   }
   return answer;
 }
