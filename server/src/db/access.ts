@@ -4,6 +4,7 @@
  * closures that CI asks about again and again cost a lookup, not a write (and no move in GC's
  * access-time index). GC allows for it by keeping paths that much past retention.
  */
+import { setImmediate as turn } from "node:timers/promises";
 import { sql } from "kysely";
 import type { Db } from "./connect.ts";
 
@@ -20,6 +21,9 @@ const stale = (now: number) => sql<boolean>`+last_accessed_at < ${now - ACCESS_G
 export async function touchObjectIds(db: Db, ids: readonly number[], now: number): Promise<void> {
   const sorted = Float64Array.from(ids).sort();
   for (let i = 0; i < sorted.length; i += 500) {
+    // SQLite runs each statement on the event loop's thread: a turn between them lets requests in
+    // (a flush after a burst of first reads is hundreds of statements).
+    if (i > 0) await turn();
     await db.kysely.updateTable("object").set({ last_accessed_at: now }).where("id", "in", Array.from(sorted.subarray(i, i + 500))).where(stale(now)).execute();
   }
 }
@@ -28,6 +32,7 @@ export async function touchObjectIds(db: Db, ids: readonly number[], now: number
 export async function touchCacheNars(db: Db, cacheId: number, narIds: readonly number[], now: number): Promise<void> {
   narIds = Array.from(Float64Array.from(narIds).sort());
   for (let i = 0; i < narIds.length; i += 500) {
+    if (i > 0) await turn();
     await db.kysely
       .updateTable("object")
       .set({ last_accessed_at: now })
