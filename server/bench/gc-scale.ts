@@ -1,5 +1,5 @@
 /**
- * `node bench/gc-scale.ts [--objects N] [--closure N] [--expired F] [--postgres] [--missing]`
+ * `node bench/gc-scale.ts [--objects N] [--closure N] [--expired F] [--postgres] [--missing] [--batch N]`
  * — garbage collection and get-missing-paths on a large synthesized cache (bench/synth.ts):
  * objects deleted per second, the NAR step's time, and that no closure was broken (references
  * left dangling: must be 0). Runs GC in process against SQLite (or PostgreSQL: a throwaway
@@ -61,7 +61,7 @@ export async function missingPaths10k(db: Db, cacheId: number, present: readonly
   return Math.round(times[2]! * 10) / 10;
 }
 
-export async function gcScale(o: { objects: number; closure: number; expired: number; postgres: boolean; missing: boolean; log: (s: string) => void }): Promise<GcScaleResult> {
+export async function gcScale(o: { objects: number; closure: number; expired: number; postgres: boolean; missing: boolean; batch?: number; log: (s: string) => void }): Promise<GcScaleResult> {
   const work = await mkdtemp(join(tmpdir(), "larder-gc-scale-"));
   let pg: PostgresHandle | undefined;
   try {
@@ -78,7 +78,7 @@ export async function gcScale(o: { objects: number; closure: number; expired: nu
       const written = writtenBytes();
       const delay = monitorEventLoopDelay({ resolution: 5 });
       delay.enable();
-      const gc = await timedGc(db, join(work, "storage"), now);
+      const gc = await timedGc(db, join(work, "storage"), now, o.batch);
       delay.disable();
       const gcCpu = process.cpuUsage(cpu);
       const gcWritten = writtenBytes() - written;
@@ -122,6 +122,8 @@ if (import.meta.main) {
       expired: { type: "string", default: "0.2" },
       postgres: { type: "boolean", default: false },
       missing: { type: "boolean", default: false },
+      // Candidates per object batch (default: the server's); for measuring the batch size's effect.
+      batch: { type: "string" },
     },
   });
   const r = await gcScale({
@@ -130,6 +132,7 @@ if (import.meta.main) {
     expired: Number(values.expired),
     postgres: values.postgres,
     missing: values.missing,
+    ...(values.batch !== undefined && { batch: Number(values.batch) }),
     log: (s) => process.stderr.write(`gc-scale: ${s}\n`),
   });
   process.stdout.write(`${JSON.stringify(r)}\n`);

@@ -63,7 +63,7 @@ function shuffled<T>(xs: T[]): T[] {
 }
 
 /** One GC run over `db` at `now`, timing the object step apart from the rest. */
-export async function timedGc(db: Db, storagePath: string, now: number): Promise<{ deleted: number; objectsSeconds: number; totalSeconds: number }> {
+export async function timedGc(db: Db, storagePath: string, now: number, objectBatch?: number): Promise<{ deleted: number; objectsSeconds: number; totalSeconds: number }> {
   let objectsEnd: number | undefined;
   const started = performance.now();
   const stats = await collectGarbage(
@@ -73,6 +73,7 @@ export async function timedGc(db: Db, storagePath: string, now: number): Promise
       gc: { intervalSeconds: 0, defaultRetentionSeconds: 7 * DAY, graceSeconds: 3600 },
       log: pino({ level: "silent" }),
       checkpoint: (step) => void (step !== "objects" && objectsEnd === undefined && (objectsEnd = performance.now())),
+      ...(objectBatch !== undefined && { objectBatch }),
     },
     now,
   );
