@@ -5,7 +5,9 @@
  * links in the NAR row's transaction.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { createWriteStream } from "node:fs";
+import { pipeline } from "node:stream/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import zlib from "node:zlib";
@@ -16,7 +18,7 @@ import type { Storage } from "../src/storage/types.ts";
 import { poolOf } from "../src/storage/pool.ts";
 import { pino } from "pino";
 import { ServerError } from "../src/errors.ts";
-import { discardIngested, ingest, SMALL_NAR_BYTES, SMALL_UPLOAD_BYTES, type IngestOptions, type Ingested } from "../src/ingest/pipeline.ts";
+import { discardIngested, ingest, SMALL_NAR_BYTES, SMALL_UPLOAD_BYTES, SyncBehind, type IngestOptions, type Ingested } from "../src/ingest/pipeline.ts";
 import { compressor, decompressor } from "../src/ingest/codecs.ts";
 import { commitNar } from "../src/ingest/commit.ts";
 import { stageNar } from "../src/db/nars.ts";
@@ -219,6 +221,30 @@ describe("ingest limits", () => {
     }
     await new Promise((r) => setTimeout(r, 100));
     expect(await readdir(spoolDir)).toEqual([]);
+  });
+
+  it("writes a spool file back while it grows (sync-behind) without changing a byte of it", async () => {
+    const body = randomBytes(40 * 1024 * 1024);
+    const path = join(spoolDir, "sync-behind.test");
+    const file = createWriteStream(path, { highWaterMark: 1 << 20 });
+    const behind = new SyncBehind(file, 4 * 1024 * 1024);
+    await pipeline(Readable.from(Array.from({ length: 40 }, (_, i) => body.subarray(i * 1048576, (i + 1) * 1048576))), behind, file);
+    expect(behind.syncs).toBeGreaterThan(1);
+    expect(sha256(await readFile(path))).toBe(sha256(body));
+    await rm(path);
+    // Through the ingest, both ways of spooling: the same result as without it.
+    const nar = narOfFile(letters(SMALL_UPLOAD_BYTES * 3));
+    for (const [input, stored] of [["zstd", "zstd"], ["none", "zstd"]] as const) {
+      const sent = await compress(nar, input);
+      const plain = await run(sent, input, stored);
+      const synced = await run(sent, input, stored, { syncBehind: true });
+      expect(plain.ok && synced.ok).toBe(true);
+      if (plain.ok && synced.ok) {
+        expect(synced.ing.nar).toEqual(plain.ing.nar);
+        expect(synced.ing.file).toEqual(plain.ing.file);
+        expect(sha256(synced.stored)).toBe(sha256(plain.stored));
+      }
+    }
   });
 
   it("a refused upload leaves no spool file behind", async () => {

@@ -5,6 +5,7 @@
  * becomes visible then, or once its references have arrived (pending.ts). Nothing of it is
  * visible before every check passed.
  */
+import { storesOnLocalDisk } from "../storage/file.ts";
 import { Readable } from "node:stream";
 import type { FastifyBaseLogger as Logger } from "fastify";
 import type { AppContext } from "../context.ts";
@@ -176,6 +177,7 @@ export async function completeUpload(
         input: CACHIX_COMPRESSIONS.get(upload.compression as CachixCompression) as UploadCompression,
         stored: ctx.config.compression,
         spoolDir: ctx.spoolDir,
+        syncBehind: storesOnLocalDisk(ctx.pool.backends),
         maxUploadBytes: maxUploadFor(ctx.config.maxNarSize),
         maxNarBytes: ctx.config.maxNarSize,
       });

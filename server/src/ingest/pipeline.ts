@@ -7,7 +7,7 @@
  * compressing once means not compressing again what the client compressed.
  */
 import { createHash, type Hash } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, fdatasync, type WriteStream } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Transform, Writable, type Readable, type TransformCallback } from "node:stream";
@@ -85,6 +85,47 @@ export interface IngestOptions {
   maxNarBytes?: number;
   /** Largest upload handled in memory (default SMALL_UPLOAD_BYTES; 0 streams everything). */
   inMemoryBelow?: number;
+  /**
+   * The stored file will be made durable from the spool file (local storage fsyncs it before the
+   * commit): write its data to disk while the upload goes on, so that fsync finds little left
+   * instead of a big NAR's whole file, after the last byte arrived (docs/PERFORMANCE.md).
+   */
+  syncBehind?: boolean;
+}
+
+const SYNC_BEHIND_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Passes bytes on to `file` unchanged and, every `every` bytes, asks the kernel to write what
+ * the file has so far to disk (fdatasync, at most one at a time, in the thread pool). Failures
+ * are left to the final fsync, which reports them.
+ */
+export class SyncBehind extends Transform {
+  syncs = 0;
+  readonly #every: number;
+  #fd: number | undefined;
+  #since = 0;
+  #inFlight = false;
+  constructor(file: WriteStream, every = SYNC_BEHIND_BYTES) {
+    super({ highWaterMark: 1 << 20 });
+    this.#every = every;
+    file.once("open", (fd: number) => (this.#fd = fd));
+    // A closed descriptor's number may be reused by another file.
+    file.once("close", () => (this.#fd = undefined));
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.#since += chunk.length;
+    const fd = this.#fd;
+    if (this.#since >= this.#every && !this.#inFlight && fd !== undefined) {
+      this.#since = 0;
+      this.#inFlight = true;
+      this.syncs++;
+      fdatasync(fd, () => {
+        this.#inFlight = false;
+      });
+    }
+    cb(null, chunk);
+  }
 }
 
 /** Hashes and counts what passes through, unchanged. */
@@ -288,7 +329,7 @@ async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
           cb();
         },
       });
-      const spooling = pipeline(body, uploadTap, forward, spool);
+      const spooling = opts.syncBehind ? pipeline(body, uploadTap, forward, new SyncBehind(spool), spool) : pipeline(body, uploadTap, forward, spool);
       // If either branch fails the other must not wait for data that never comes.
       spooling.catch((e) => decomp.destroy(e as Error));
       proving.catch((e) => forward.destroy(e as Error));
@@ -302,15 +343,8 @@ async function ingestStreaming(opts: IngestOptions): Promise<Ingested> {
       return { upload, nar: narTap.digest(), file: upload, content: { spoolPath }, compression: opts.stored.type, listing: listing.result() };
     }
     const fileTap = new Tap();
-    await pipeline(
-      body,
-      uploadTap,
-      origin.watch(decompressor(opts.input), "decode"),
-      narTap,
-      compressor(opts.stored.type, opts.stored.level),
-      fileTap,
-      spool,
-    );
+    const head = [body, uploadTap, origin.watch(decompressor(opts.input), "decode"), narTap, compressor(opts.stored.type, opts.stored.level), fileTap] as const;
+    await (opts.syncBehind ? pipeline(...head, new SyncBehind(spool), spool) : pipeline(...head, spool));
     parser.end();
     return { upload: uploadTap.digest(), nar: narTap.digest(), file: fileTap.digest(), content: { spoolPath }, compression: opts.stored.type, listing: listing.result() };
   } catch (e) {

@@ -4,6 +4,7 @@
  * matches it arrives (narinfo-put.ts). A body whose bytes do not hash to the name in the URL,
  * truncated ones included, is refused and leaves nothing behind.
  */
+import { storesOnLocalDisk } from "../storage/file.ts";
 import type { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
@@ -43,6 +44,7 @@ export function registerNarPut(app: FastifyInstance, ctx: AppContext, prefix = "
         input,
         stored: ctx.config.compression,
         spoolDir: ctx.spoolDir,
+        syncBehind: storesOnLocalDisk(ctx.pool.backends),
         maxUploadBytes,
         maxNarBytes: ctx.config.maxNarSize,
       });

@@ -6,6 +6,7 @@
  * and only then is it committed and the path made visible. Reading the whole body before a dedup
  * answer is attic's proof of possession, here always on.
  */
+import { storesOnLocalDisk } from "../storage/file.ts";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.ts";
 import { badRequest, ServerError } from "../errors.ts";
@@ -135,6 +136,7 @@ export function registerUploadPath(app: FastifyInstance, ctx: AppContext): void 
           input: encoding,
           stored: ctx.config.compression,
           spoolDir: ctx.spoolDir,
+          syncBehind: storesOnLocalDisk(ctx.pool.backends),
           // More NAR bytes than claimed can only be wrong; a zstd body may be a little larger than its NAR.
           maxUploadBytes: encoding === "none" ? info.nar_size : maxUploadFor(info.nar_size),
           maxNarBytes: info.nar_size,

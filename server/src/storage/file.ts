@@ -42,3 +42,11 @@ export async function storeFile(storage: Storage, key: string, path: string): Pr
   if (storage.putFile) return storage.putFile(key, path);
   return putFromFile((k, body) => storage.put(k, body), key, path);
 }
+
+/**
+ * Whether a new NAR may be stored on this machine's disk from its spool file (local storage
+ * fsyncs the file before the commit): then writing the spool back while the upload runs pays off.
+ */
+export function storesOnLocalDisk(backends: readonly { config: { storage: { type: string } } }[]): boolean {
+  return backends.some((b) => b.config.storage.type === "local");
+}
