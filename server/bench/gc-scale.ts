@@ -114,6 +114,15 @@ export async function gcScale(o: { objects: number; closure: number; expired: nu
   }
 }
 
+function positiveInteger(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    process.stderr.write(`gc-scale: ${flag} must be a positive whole number, got "${text}"\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     options: {
@@ -132,7 +141,7 @@ if (import.meta.main) {
     expired: Number(values.expired),
     postgres: values.postgres,
     missing: values.missing,
-    ...(values.batch !== undefined && { batch: Number(values.batch) }),
+    ...(values.batch !== undefined && { batch: positiveInteger("--batch", values.batch) }),
     log: (s) => process.stderr.write(`gc-scale: ${s}\n`),
   });
   process.stdout.write(`${JSON.stringify(r)}\n`);

@@ -30,9 +30,14 @@ export function cachePublicKey(cache: CacheRow): string {
   return formatPublicKey(publicKeyOf(cacheSecretKey(cache)));
 }
 
-/** The cache's signature of a path being committed, with the key version it was made by. */
+/** The cache's signature of a path's fingerprint, with the key version it was made by. */
+export function signatureOf(cache: CacheRow, fingerprint: string): ObjectSignature {
+  return { value: signFingerprint(cacheSecretKey(cache), fingerprint), keyVersion: cache.key_version };
+}
+
+/** The cache's signature of a path being committed. */
 export function signatureFor(cache: CacheRow, storePath: string, narHash: Sha256, narSize: number, references: readonly string[]): ObjectSignature {
-  return { value: signFingerprint(cacheSecretKey(cache), fingerprint(storePath, narHash, narSize, references)), keyVersion: cache.key_version };
+  return signatureOf(cache, fingerprint(storePath, narHash, narSize, references));
 }
 
 export interface RenderedNarInfo {

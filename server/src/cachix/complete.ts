@@ -21,8 +21,8 @@ import { parseHash, formatHex, type Sha256 } from "../nix/hash.ts";
 import { checkPathMetadata } from "../nix/narinfo.ts";
 import { NixFormatError } from "../nix/errors.ts";
 import { fingerprint } from "../nix/fingerprint.ts";
-import { signFingerprint, verifySignature } from "../nix/signing.ts";
-import { cacheSecretKey } from "../narinfo-view.ts";
+import { verifySignature } from "../nix/signing.ts";
+import { signatureOf } from "../narinfo-view.ts";
 import type { Storage } from "../storage/types.ts";
 import { CACHIX_COMPRESSIONS, type CachixCompression, type CompletedMultipartUpload, type NarInfoCreate } from "./types.ts";
 import { MAX_PART_BYTES, partKey, partsPrefix, type UploadRow } from "./uploads.ts";
@@ -157,6 +157,7 @@ export async function completeUpload(
   }
   const fp = fingerprint(checked.storePath, checked.narHash, create.cNarSize, checked.references);
   const sigs = create.cSig === null || create.cSig === undefined ? [] : [await namedSignature(ctx, cache, create.cSig, fp)];
+  const signature = signatureOf(cache, fp);
   const numbers = await partList(ctx, upload, body.parts);
 
   // Only one completion at a time: the second gets a 409 until the first has answered.
@@ -213,7 +214,7 @@ export async function completeUpload(
           // So Nix's HEAD on the client's file name (a later `nix copy` of the same bytes) finds it.
           uploadFileHash: uploadFileHash === nar.file_hash ? null : uploadFileHash,
           createdBy,
-          signature: { value: signFingerprint(cacheSecretKey(cache), fp), keyVersion: cache.key_version },
+          signature,
         };
         ({ visible } = await placeObject(tx, object, ingested.upload.size));
         await tx.kysely

@@ -109,7 +109,10 @@ export class SyncBehind extends Transform {
   constructor(file: WriteStream, every = SYNC_BEHIND_BYTES) {
     super({ highWaterMark: 1 << 20 });
     this.#every = every;
-    file.once("open", (fd: number) => (this.#fd = fd));
+    // Open already (a stream made earlier), or about to be.
+    const fd = (file as unknown as { fd?: unknown }).fd;
+    if (typeof fd === "number") this.#fd = fd;
+    else file.once("open", (opened: number) => (this.#fd = opened));
     // A closed descriptor's number may be reused by another file.
     file.once("close", () => (this.#fd = undefined));
   }

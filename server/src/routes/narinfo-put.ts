@@ -103,6 +103,8 @@ export function registerNarInfoPut(app: FastifyInstance, ctx: AppContext, prefix
     if (!unchanged) {
       if (existing) next.sigs = [...new Set([...(JSON.parse(existing.object.sigs) as string[]), ...next.sigs])];
       if (existing?.object.upload_file_hash && next.uploadFileHash === null) next.uploadFileHash = existing.object.upload_file_hash;
+      // Made before the transaction: the signing is CPU work the write lock need not wait for.
+      const signature = signatureFor(cache, info.storePath, info.narHash, info.narSize, info.references);
       await ctx.db.kysely.transaction().execute(async (trx) => {
         await lockCache(trx, ctx.db, cache.id, "shared");
         // Nix uploads references before their referrers; one missing now was collected meanwhile,
@@ -112,7 +114,7 @@ export function registerNarInfoPut(app: FastifyInstance, ctx: AppContext, prefix
           throw badRequest(`references not in cache "${cache.name}": ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""}; push them first`);
         }
         const tx = { ...ctx.db, kysely: trx };
-        await upsertObject(tx, { ...next, signature: signatureFor(cache, info.storePath, info.narHash, info.narSize, info.references) });
+        await upsertObject(tx, { ...next, signature });
         if (found.stagedId !== undefined) await trx.deleteFrom("staged_nar").where("id", "=", found.stagedId).execute();
       });
     } else if (found.stagedId !== undefined) {
