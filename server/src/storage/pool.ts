@@ -104,7 +104,9 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
   let draining = new Set<string>();
   const writing = new Map<string, number>();
   // Objects this process stored lately (settled: their rows are committed). Each is counted on top
-  // of the usage reads until one that started after it settled, so never zero times.
+  // of the usage reads until one that started after it settled, so never zero times. A read that
+  // starts between an object's commit and its settling sees the row and still counts it here: twice,
+  // until the next read (known imprecision; exact would need the read to say which recent rows it saw).
   const recent: Array<{ name: string; size: number; at: number }> = [];
   const recentBytes = new Map<string, number>();
   let countedBefore = 0;
