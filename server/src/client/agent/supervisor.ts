@@ -7,8 +7,8 @@
  * restarts it if it crashes, so it is for tests and development, not for hosts.
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { constants, readdirSync, readFileSync } from "node:fs";
+import { access, mkdir, open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { killGroup, runCommand } from "./run.ts";
@@ -73,12 +73,24 @@ export class SystemdSupervisor implements Supervisor {
 
 /** How long a stopping service gets between SIGTERM and SIGKILL. */
 const STOP_GRACE_MS = 10_000;
+/** How long a started process gets to record its own pid before the start counts as failed. */
+const RECORD_MS = 10_000;
+
+/**
+ * The service records its own pid, before it becomes the program: were the agent killed
+ * between spawning it and writing the file itself, a restarted agent would find no pid file,
+ * start a second copy, and never stop the first (which keeps the port). `exec` keeps the pid,
+ * and the file appears by rename, whole.
+ */
+const RECORD_AND_EXEC = 'echo "$$" > "$0.new" && mv -f "$0.new" "$0" && exec "$1"';
 
 export class ProcessSupervisor implements Supervisor {
   readonly kind = "process" as const;
   private readonly dir: string;
-  constructor(dir: string) {
+  private readonly graceMs: number;
+  constructor(dir: string, o: { graceMs?: number } = {}) {
     this.dir = dir;
+    this.graceMs = o.graceMs ?? STOP_GRACE_MS;
   }
 
   private pidFile(unit: string): string {
@@ -95,56 +107,91 @@ export class ProcessSupervisor implements Supervisor {
   }
 
   async start(spec: ServiceSpec): Promise<{ ok: boolean; output: string }> {
+    try {
+      await access(spec.program, constants.X_OK);
+    } catch (e) {
+      return { ok: false, output: `cannot start ${spec.program}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : "not executable"}\n` };
+    }
+    // One copy at a time, whoever started the last one.
+    const before = await this.stop(spec.unit);
     await mkdir(this.dir, { recursive: true });
+    const pidFile = this.pidFile(spec.unit);
     const log = await open(join(this.dir, `${spec.unit}.log`), "a");
     try {
-      const child = spawn(spec.program, [], { cwd: spec.cwd, env: spec.env, detached: true, stdio: ["ignore", log.fd, log.fd] });
-      const started = await new Promise<{ ok: boolean; output: string }>((resolve) => {
-        child.once("spawn", () => resolve({ ok: true, output: `started ${spec.program} as pid ${child.pid}\n` }));
-        child.once("error", (e) => resolve({ ok: false, output: `cannot start ${spec.program}: ${e.message}\n` }));
+      const child = spawn("/bin/sh", ["-c", RECORD_AND_EXEC, pidFile, spec.program], { cwd: spec.cwd, env: spec.env, detached: true, stdio: ["ignore", log.fd, log.fd] });
+      const spawned = await new Promise<string | null>((resolve) => {
+        child.once("spawn", () => resolve(null));
+        child.once("error", (e) => resolve(e.message));
       });
-      if (started.ok) {
-        await writeFile(this.pidFile(spec.unit), `${child.pid}\n`);
-        child.unref();
+      if (spawned !== null) return { ok: false, output: `cannot start ${spec.program}: ${spawned}\n` };
+      let exited = false;
+      child.once("exit", () => (exited = true));
+      child.unref();
+      const deadline = Date.now() + RECORD_MS;
+      while ((await this.pid(spec.unit)) !== child.pid) {
+        if (exited || Date.now() > deadline) {
+          killGroup(child.pid, "SIGKILL");
+          return { ok: false, output: `cannot start ${spec.program}: it did not record its pid in ${pidFile}\n` };
+        }
+        await sleep(5);
       }
-      return started;
+      const stopped = before.output.endsWith("is not running\n") ? "" : before.output;
+      return { ok: true, output: `${stopped}started ${spec.program} as pid ${child.pid}\n` };
     } finally {
       await log.close();
     }
   }
 
+  /** Stops the whole process group: a leader gone while its children still hold the port is not stopped. */
   async stop(unit: string): Promise<{ ok: boolean; output: string }> {
     const pid = await this.pid(unit);
-    if (pid === null || !alive(pid)) {
+    if (pid === null || !groupAlive(pid)) {
       await rm(this.pidFile(unit), { force: true });
       return { ok: true, output: `${unit} is not running\n` };
     }
     killGroup(pid, "SIGTERM");
-    const deadline = Date.now() + STOP_GRACE_MS;
-    while (alive(pid) && Date.now() < deadline) await sleep(50);
-    if (alive(pid)) killGroup(pid, "SIGKILL");
-    while (alive(pid)) await sleep(20);
+    const deadline = Date.now() + this.graceMs;
+    while (groupAlive(pid) && Date.now() < deadline) await sleep(50);
+    let how = "";
+    if (groupAlive(pid)) {
+      killGroup(pid, "SIGKILL");
+      how = ` with SIGKILL after ${this.graceMs} ms`;
+    }
+    while (groupAlive(pid)) await sleep(20);
     await rm(this.pidFile(unit), { force: true });
-    return { ok: true, output: `stopped ${unit} (pid ${pid})\n` };
+    return { ok: true, output: `stopped ${unit} (process group ${pid})${how}\n` };
   }
 
   async running(unit: string): Promise<boolean> {
     const pid = await this.pid(unit);
-    return pid !== null && alive(pid);
+    return pid !== null && groupAlive(pid);
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether any process of group `pgid` is alive; zombies (exited, not yet reaped) count as gone. */
+export function groupAlive(pgid: number): boolean {
   try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
+    process.kill(-pgid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
-  // A zombie (exited, not yet reaped by its parent) counts as gone.
+  let entries: string[];
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+    entries = readdirSync("/proc");
   } catch {
     return true;
   }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    // After the command's closing parenthesis: state, ppid, pgrp, …
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(pgrp) === pgid && state !== "Z") return true;
+  }
+  return false;
 }
