@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +20,9 @@ export interface LarderdOptions {
   storage: StorageSpec;
   /** Directory for a V8 CPU profile written when the server stops. */
   cpuProfDir?: string;
+  /** Extra Node/V8 flags (e.g. --trace-gc), and a file for larderd's stdout, where V8's traces go. */
+  nodeArgs?: string[];
+  stdoutFile?: string;
 }
 
 export interface Larderd {
@@ -60,8 +63,10 @@ export async function startLarderd(o: LarderdOptions): Promise<Larderd> {
   delete env.LARDER_SERVER_DATABASE_URL;
   delete env.LARDER_SERVER_TOKEN_HS256_SECRET_BASE64;
   const admin = async (args: string[]): Promise<string> => (await run(process.execPath, [BIN, ...args, "--config", configFile], { env, timeoutMs: 60_000 })).stdout;
-  const nodeArgs = o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : [];
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, "--config", configFile, "--mode", "api-server"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  const nodeArgs = [...(o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : []), ...(o.nodeArgs ?? [])];
+  const out = o.stdoutFile === undefined ? "ignore" : openSync(o.stdoutFile, "w");
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, "--config", configFile, "--mode", "api-server"], { env, stdio: ["ignore", out, "pipe"] });
+  if (typeof out === "number") closeSync(out);
   let stderr = "";
   child.stderr?.setEncoding("utf8").on("data", (s: string) => (stderr = (stderr + s).slice(-8000)));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
