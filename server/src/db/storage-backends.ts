@@ -1,5 +1,6 @@
 /** What the database knows about storage backends: bytes stored on each, which are draining, which are named. */
-import { sql } from "kysely";
+import { sql, type Kysely } from "kysely";
+import type { Database } from "./schema.ts";
 import type { Db } from "./connect.ts";
 
 export interface BackendUsage {
@@ -9,30 +10,56 @@ export interface BackendUsage {
 }
 
 export async function backendUsage(db: Db): Promise<Map<string, BackendUsage>> {
-  const usage = new Map<string, BackendUsage>();
-  const entry = (name: string) => {
-    let u = usage.get(name);
-    if (!u) usage.set(name, (u = { bytes: 0, nars: 0 }));
-    return u;
+  return (await backendUsageSeeing(db, () => [])).backends;
+}
+
+export interface UsageRead {
+  backends: Map<string, BackendUsage>;
+  /** Of the keys asked, those with a `nar` row in the same snapshot as the sums: key → its backend. */
+  seen: Map<string, string>;
+}
+
+/**
+ * Bytes per backend, and which of `keys()` the sums include. One snapshot for both (PostgreSQL:
+ * repeatable read; SQLite: one read transaction), and the keys are taken after the sums are read,
+ * so a key whose row was committed before the snapshot is among them whenever its writer knew it
+ * before committing (pool.ts counts on exactly that).
+ */
+export async function backendUsageSeeing(db: Db, keys: () => string[]): Promise<UsageRead> {
+  const read = async (q: Kysely<Database>): Promise<UsageRead> => {
+    const backends = new Map<string, BackendUsage>();
+    const entry = (name: string) => {
+      let u = backends.get(name);
+      if (!u) backends.set(name, (u = { bytes: 0, nars: 0 }));
+      return u;
+    };
+    const nars = await q
+      .selectFrom("nar")
+      .select(["backend", sql<string>`coalesce(sum(file_size), 0)`.as("bytes"), sql<string>`count(*)`.as("n")])
+      .groupBy("backend")
+      .execute();
+    for (const r of nars) {
+      const u = entry(r.backend);
+      u.bytes += Number(r.bytes);
+      u.nars += Number(r.n);
+    }
+    const pending = await q
+      .selectFrom("storage_journal")
+      .select(["backend", sql<string>`coalesce(sum(size), 0)`.as("bytes")])
+      .where("size", "is not", null)
+      .groupBy("backend")
+      .execute();
+    for (const r of pending) entry(r.backend).bytes += Number(r.bytes);
+    const seen = new Map<string, string>();
+    const asked = keys();
+    for (let i = 0; i < asked.length; i += 500) {
+      const rows = await q.selectFrom("nar").select(["storage_key", "backend"]).where("storage_key", "in", asked.slice(i, i + 500)).execute();
+      for (const r of rows) seen.set(r.storage_key, r.backend);
+    }
+    return { backends, seen };
   };
-  const nars = await db.kysely
-    .selectFrom("nar")
-    .select(["backend", sql<string>`coalesce(sum(file_size), 0)`.as("bytes"), sql<string>`count(*)`.as("n")])
-    .groupBy("backend")
-    .execute();
-  for (const r of nars) {
-    const u = entry(r.backend);
-    u.bytes += Number(r.bytes);
-    u.nars += Number(r.n);
-  }
-  const pending = await db.kysely
-    .selectFrom("storage_journal")
-    .select(["backend", sql<string>`coalesce(sum(size), 0)`.as("bytes")])
-    .where("size", "is not", null)
-    .groupBy("backend")
-    .execute();
-  for (const r of pending) entry(r.backend).bytes += Number(r.bytes);
-  return usage;
+  const tx = db.kysely.transaction();
+  return (db.dialect === "postgres" ? tx.setIsolationLevel("repeatable read") : tx).execute(read);
 }
 
 export async function drainingBackends(db: Db): Promise<Set<string>> {

@@ -111,6 +111,7 @@ export async function commitNar(db: Db, pool: StoragePool, ing: Ingested, target
         async () => "bytes" in content || (await access(content.spoolPath).then(() => true, () => false)),
         // Counted as being written until its row is committed (capacity, pool.ts).
         true,
+        (key) => key,
       ));
     } catch (e) {
       throw storageFailure(e, "storage");

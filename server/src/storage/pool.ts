@@ -6,7 +6,7 @@
  */
 import type { Logger } from "pino";
 import type { Db } from "../db/connect.ts";
-import { backendUsage, drainingBackends, recordedBackends } from "../db/storage-backends.ts";
+import { backendUsageSeeing, drainingBackends, recordedBackends } from "../db/storage-backends.ts";
 import { ServerError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { createStorage } from "./index.ts";
@@ -32,7 +32,17 @@ export interface StoragePool {
    * is marked failing and the next candidate is tried, as long as `canRetry` says the content is
    * still there. No candidate: 507 (InsufficientStorage).
    */
-  write<T>(cacheName: string | undefined, size: number, put: (b: Backend) => Promise<T>, canRetry?: () => Promise<boolean>, hold?: boolean): Promise<Written<T>>;
+  write<T>(
+    cacheName: string | undefined,
+    size: number,
+    put: (b: Backend) => Promise<T>,
+    canRetry?: () => Promise<boolean>,
+    hold?: boolean,
+    /** The storage key of the `nar` row that will record what `put` wrote (exact usage counting). */
+    keyOf?: (value: T) => string,
+  ): Promise<Written<T>>;
+  /** Bytes counted on each backend now: the last usage read plus this process's writes it did not include. */
+  usage(): Map<string, number>;
   /** Rereads bytes stored per backend and which are draining. */
   refresh(): Promise<void>;
   /** Probes every backend: name → "ok" or "unavailable". */
@@ -48,6 +58,14 @@ export interface Written<T> {
    * that records them is committed, or the bytes are deleted); without it, at once.
    */
   settle(stored?: boolean): void;
+}
+
+/** A write of this process, counted on its backend until a usage read accounts for it. */
+interface Mine {
+  name: string;
+  size: number;
+  key?: string;
+  settledAt?: number;
 }
 
 export interface PoolOptions {
@@ -95,28 +113,25 @@ export function poolOf(storage: Storage, log: Logger, name: string = DEFAULT_BAC
 }
 
 function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions, "db"> & { db?: Db }): StoragePool {
-  const byName = new Map(backends.map((b) => [b.name, b]));  const refreshMs = o.refreshMs ?? 15_000;
+  const byName = new Map(backends.map((b) => [b.name, b]));
+  const refreshMs = o.refreshMs ?? 15_000;
   const cooldownMs = o.failureCooldownMs ?? 30_000;
   // Usage matters only when something reads it: a capacity, or a strategy that weighs bytes.
   const needsUsage =
     backends.some((b) => b.config.capacity !== undefined) ||
     [setup.placement, ...setup.caches.values()].some((p) => p.strategy === "split" || p.strategy === "least-used");
   let draining = new Set<string>();
-  const writing = new Map<string, number>();
-  // Objects this process stored lately (settled: their rows are committed). Each is counted on top
-  // of the usage reads until one that started after it settled, so never zero times. A read that
-  // starts between an object's commit and its settling sees the row and still counts it here: twice,
-  // until the next read (known imprecision; exact would need the read to say which recent rows it saw).
-  const recent: Array<{ name: string; size: number; at: number }> = [];
-  const recentBytes = new Map<string, number>();
-  let countedBefore = 0;
+  // This process's writes the last usage read did not count: from the start of the write until a
+  // read shows its row (or shows it gone). A write whose row the read may have seen is matched by
+  // its storage key, asked in the same snapshot as the sums, so nothing is counted twice or not at
+  // all (a key becomes known before its row is committed: `hold` writes, ingest's case).
+  const mine = new Set<Mine>();
   let fromDb = new Map<string, number>();
+  let appliedStart = 0;
   const used = (name: string): number => {
-    while (recent.length > 0 && (recent[0] as { at: number }).at < countedBefore) {
-      const r = recent.shift() as { name: string; size: number };
-      recentBytes.set(r.name, (recentBytes.get(r.name) ?? 0) - r.size);
-    }
-    return (fromDb.get(name) ?? 0) + (recentBytes.get(name) ?? 0) + (writing.get(name) ?? 0);
+    let bytes = fromDb.get(name) ?? 0;
+    for (const m of mine) if (m.name === name) bytes += m.size;
+    return bytes;
   };
   const failingUntil = new Map<string, number>();
   const turns = new Map<Placement, number>();
@@ -126,9 +141,17 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
     if (!o.db) return;
     if (needsUsage) {
       const started = Date.now();
-      const usage = await backendUsage(o.db);
-      countedBefore = started;
-      fromDb = new Map([...usage].map(([n, u]) => [n, u.bytes]));
+      const usage = await backendUsageSeeing(o.db, () => [...mine].flatMap((m) => (m.key === undefined ? [] : [m.key])));
+      // Two reads may overlap (the timer and an explicit refresh): an older one never replaces a newer.
+      if (started < appliedStart) return;
+      appliedStart = started;
+      for (const m of mine) {
+        const seen = usage.seen.get(m.key ?? "");
+        // Counted by the read (on whichever backend its row names now), or settled before the read
+        // began and gone since (deleted, or never a NAR row: build logs).
+        if (seen !== undefined || (m.settledAt !== undefined && m.settledAt < started)) mine.delete(m);
+      }
+      fromDb = new Map([...usage.backends].map(([n, u]) => [n, u.bytes]));
       for (const b of backends) o.metrics?.storageBytes.set({ backend: b.name }, fromDb.get(b.name) ?? 0);
     }
     if (backends.length > 1) draining = await drainingBackends(o.db);
@@ -187,7 +210,7 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
     scratch: (backends[0] as Backend).storage,
     get,
     placementFor,
-    async write(cacheName, size, put, canRetry, hold) {
+    async write(cacheName, size, put, canRetry, hold, keyOf) {
       const placement = placementFor(cacheName);
       const order = candidates(placement, size);
       if (order.length === 0) {
@@ -196,22 +219,29 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
       let lastError: unknown;
       for (const [i, b] of order.entries()) {
         if (i > 0 && canRetry && !(await canRetry())) break;
-        writing.set(b.name, (writing.get(b.name) ?? 0) + size);
+        const m: Mine = { name: b.name, size };
+        // Without usage reads nothing would ever retire the record.
+        if (needsUsage) mine.add(m);
         let settled = false;
-        const settle = (stored: boolean) => {
+        const settle = (stored: boolean, key?: string) => {
           if (settled) return;
           settled = true;
-          writing.set(b.name, (writing.get(b.name) ?? 0) - size);
-          if (!stored) return;
-          recent.push({ name: b.name, size, at: Date.now() });
-          recentBytes.set(b.name, (recentBytes.get(b.name) ?? 0) + size);
+          if (!stored) {
+            mine.delete(m);
+            return;
+          }
+          m.settledAt = Date.now();
+          if (key !== undefined) m.key = key;
         };
         try {
           const value = await put(b);
           o.metrics?.storageWrites.inc({ backend: b.name });
           o.log.debug({ backend: b.name, strategy: placement.strategy, size, fallback: i }, "stored object on backend");
+          // The key before the commit (hold): a usage read that may see the row also asks for it.
+          const key = keyOf?.(value);
+          if (key !== undefined) m.key = key;
           if (!hold) settle(true);
-          return { backend: b, value, settle: (stored = true) => settle(stored) };
+          return { backend: b, value, settle: (stored = true) => settle(stored, key) };
         } catch (e) {
           settle(false);
           lastError = e;
@@ -226,6 +256,7 @@ function buildPool(setup: StorageSetup, backends: Backend[], o: Omit<PoolOptions
       throw lastError;
     },
     refresh,
+    usage: () => new Map(backends.map((b) => [b.name, used(b.name)])),
     async check() {
       const results = await Promise.all(
         backends.map(async (b) => {
