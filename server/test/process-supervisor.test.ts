@@ -16,6 +16,11 @@ import { makeTempDir, type TempDir } from "./support/tmp.ts";
 
 const SUPERVISOR = fileURLToPath(new URL("../src/client/agent/supervisor.ts", import.meta.url));
 
+/** The pid a pid file names ("PID STARTTIME"). */
+async function pidIn(file: string): Promise<number> {
+  return Number((await readFile(file, "utf8")).trim().split(/\s+/)[0]);
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -80,7 +85,7 @@ describe("process supervisor", () => {
 
     const sup = new ProcessSupervisor(services, { graceMs: 2000 });
     expect(await sup.running("web")).toBe(true);
-    const pid = Number((await readFile(join(services, "web.pid"), "utf8")).trim());
+    const pid = await pidIn(join(services, "web.pid"));
     started.push(pid);
     expect(alive(pid)).toBe(true);
     const stopped = await sup.stop("web");
@@ -95,7 +100,7 @@ describe("process supervisor", () => {
     const sup = new ProcessSupervisor(services, { graceMs: 500 });
     const r = await sup.start({ unit: "web", program, cwd: dir.path, env: { PATH: "/usr/bin:/bin" } });
     expect(r.ok, r.output).toBe(true);
-    const leader = Number((await readFile(join(services, "web.pid"), "utf8")).trim());
+    const leader = await pidIn(join(services, "web.pid"));
     started.push(leader);
     await until(async () => (await readFile(childPid, "utf8").catch(() => "")).trim() !== "");
     const child = Number((await readFile(childPid, "utf8")).trim());
@@ -108,15 +113,15 @@ describe("process supervisor", () => {
 
   it("records the pid before the program runs, and starting again replaces the running copy", async () => {
     const seen = join(dir.path, "seen");
-    const program = await script(join(dir.path, "serve"), `{ cat "${join(services, "web.pid")}"; echo "$$"; } >> "${seen}"\nexec sleep 600`);
+    const program = await script(join(dir.path, "serve"), `{ read -r p t < "${join(services, "web.pid")}"; echo "$p"; echo "$$"; } >> "${seen}"\nexec sleep 600`);
     const sup = new ProcessSupervisor(services, { graceMs: 2000 });
     const first = await sup.start({ unit: "web", program, cwd: dir.path, env: { PATH: "/usr/bin:/bin" } });
     expect(first.ok, first.output).toBe(true);
-    const one = Number((await readFile(join(services, "web.pid"), "utf8")).trim());
+    const one = await pidIn(join(services, "web.pid"));
     started.push(one);
     const second = await sup.start({ unit: "web", program, cwd: dir.path, env: { PATH: "/usr/bin:/bin" } });
     expect(second.ok, second.output).toBe(true);
-    const two = Number((await readFile(join(services, "web.pid"), "utf8")).trim());
+    const two = await pidIn(join(services, "web.pid"));
     started.push(two);
     expect(two).not.toBe(one);
     expect(alive(one)).toBe(false);
@@ -127,6 +132,28 @@ describe("process supervisor", () => {
     await sup.stop("web");
     expect(alive(two)).toBe(false);
   }, 30_000);
+
+  it("takes no other process for the service: a pid file that outlived its process (a reboot) names a pid now someone else's", async () => {
+    // Another process group that happens to have the recorded pid, with another start time.
+    const other = spawn("sleep", ["600"], { detached: true, stdio: "ignore" });
+    started.push(other.pid!);
+    const { mkdir } = await import("node:fs/promises");
+    await mkdir(services, { recursive: true });
+    await writeFile(join(services, "web.pid"), `${other.pid} 1\n`);
+    const sup = new ProcessSupervisor(services, { graceMs: 500 });
+    expect(await sup.running("web")).toBe(false);
+    expect((await sup.stop("web")).output).toContain("not running");
+    expect(alive(other.pid!)).toBe(true);
+    // Started again, the service gets its own record.
+    const program = await script(join(dir.path, "serve"), "exec sleep 600");
+    const r = await sup.start({ unit: "web", program, cwd: dir.path, env: {} });
+    expect(r.ok, r.output).toBe(true);
+    const pid = await pidIn(join(services, "web.pid"));
+    started.push(pid);
+    expect(pid).not.toBe(other.pid);
+    expect(await sup.running("web")).toBe(true);
+    expect(alive(other.pid!)).toBe(true);
+  });
 
   it("refuses a program that is missing or not executable, and starts nothing", async () => {
     const sup = new ProcessSupervisor(services);

@@ -10,7 +10,8 @@ export async function killGroupOf(dir: string): Promise<void> {
     return;
   }
   for (const f of files) {
-    const pid = Number((await readFile(join(dir, f), "utf8")).trim());
+    // "PID STARTTIME" (src/client/agent/supervisor.ts).
+    const pid = Number((await readFile(join(dir, f), "utf8")).trim().split(/\s+/)[0]);
     if (!Number.isInteger(pid) || pid <= 1) continue;
     try {
       process.kill(-pid, "SIGKILL");

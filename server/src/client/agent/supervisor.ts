@@ -79,10 +79,27 @@ const RECORD_MS = 10_000;
 /**
  * The service records its own pid, before it becomes the program: were the agent killed
  * between spawning it and writing the file itself, a restarted agent would find no pid file,
- * start a second copy, and never stop the first (which keeps the port). `exec` keeps the pid,
- * and the file appears by rename, whole.
+ * start a second copy, and never stop the first (which keeps the port). `exec` keeps the pid.
+ * With the pid goes the process's start time (field 22 of /proc/PID/stat, where there is one),
+ * so a pid file that outlived its process — a reboot, a crash — never makes the supervisor take
+ * an unrelated process that got the same pid for the service, let alone stop it. Shell builtins
+ * only: the service's environment need not have a PATH.
  */
-const RECORD_AND_EXEC = 'echo "$$" > "$0.new" && mv -f "$0.new" "$0" && exec "$1"';
+const RECORD_AND_EXEC = [
+  'f=$0; p=$1; t=""',
+  'if [ -r /proc/$$/stat ]; then read -r s < /proc/$$/stat; set -- $s; t=${22}; fi',
+  'echo "$$ $t" > "$f" && exec "$p"',
+].join("\n");
+
+/** A process's start time in clock ticks since boot, or null where /proc cannot tell. */
+function startTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
 
 export class ProcessSupervisor implements Supervisor {
   readonly kind = "process" as const;
@@ -97,13 +114,29 @@ export class ProcessSupervisor implements Supervisor {
     return join(this.dir, `${unit}.pid`);
   }
 
+  /** The service's pid, if its pid file names a process that is still the one it recorded. */
   private async pid(unit: string): Promise<number | null> {
-    try {
-      const n = Number((await readFile(this.pidFile(unit), "utf8")).trim());
-      return Number.isInteger(n) && n > 1 ? n : null;
-    } catch {
-      return null;
+    let text = "";
+    // The line is written by one small write; a read between the truncation and the write sees
+    // nothing yet, so an unterminated line is read again.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        text = await readFile(this.pidFile(unit), "utf8");
+      } catch {
+        return null;
+      }
+      if (text.endsWith("\n")) break;
+      await sleep(5);
     }
+    if (!text.endsWith("\n")) return null;
+    const [first, recorded] = text.trim().split(/\s+/);
+    const n = Number(first);
+    if (!Number.isInteger(n) || n <= 1) return null;
+    if (recorded !== undefined && recorded !== "") {
+      const now = startTime(n);
+      if (now !== null && now !== recorded) return null;
+    }
+    return n;
   }
 
   async start(spec: ServiceSpec): Promise<{ ok: boolean; output: string }> {
