@@ -111,6 +111,19 @@ describe.each(BACKENDS)("larder deploy on %s", (backend) => {
       expect(st.body.agents.find((a) => a.name === "host-1")).toMatchObject({ group: "web", state: "idle" });
     });
 
+    it("refuses an agent report whose current path is not a store path of the cache, and records nothing of it", async () => {
+      const app = await release("paths");
+      const host = new TestAgent(l.url, webToken, "fleet", "paths", "host-p");
+      expect((await host.report(null, "idle", app)).status).toBe(200);
+      for (const bad of ["/etc", "/nix/store", "/nix/store/../etc/passwd", "/other/store/" + app.slice("/nix/store/".length), `${app}/bin/serve`, "relative-x"]) {
+        const r = await host.report(null, "idle", bad);
+        expect(r.status, bad).toBe(400);
+        expect((r.body as any).message).toContain("currentPath");
+      }
+      const st = await operator(l.url, deployToken, "fleet", "paths").status();
+      expect(st.body.agents.find((a) => a.name === "host-p")).toMatchObject({ state: "idle", currentPath: app });
+    });
+
     it("keeps the reserved pin names out of the pins API", async () => {
       const app = await release("pins");
       const put = await call(l.url, l.rootToken, "PUT", "/_api/v1/pins/fleet/deploy.prod.target.x", { store_path: app });

@@ -211,7 +211,7 @@ export const agentReport = z.strictObject({
   agent: z.string().regex(AGENT_NAME_RE),
   deploymentId: z.number().int().positive().nullable(),
   state: z.enum(["idle", "prefetching", "prefetched", "waiting", "migrating", "activating", "checking", "healthy", "failed", "rolling-back", "rolled-back"]),
-  currentPath: z.string().nullable(),
+  currentPath: z.string().max(1024).nullable(),
   message: z.string().max(4000).optional(),
   /** Output of the step that just ended (activation, health check); the server keeps the tail. */
   log: z.string().max(1_048_576).optional(),

@@ -14,6 +14,8 @@ import { noEffects, type Effects } from "./rollout.ts";
 import { deployWatch } from "./watch.ts";
 
 export interface AgentStep<B> {
+  /** The agent's cache, whose store directory every path it reports must be in. */
+  storeDir: string;
   trx: Trx;
   env: EnvRow;
   agent: AgentRow;
@@ -38,7 +40,7 @@ export async function agentStep<S extends z.ZodType<{ agent: string }>, T>(
   const result = await lockEnvironment(ctx.db, env.id, async (trx, locked) => {
     const now = Date.now();
     const agent = await touchAgent(trx, locked.id, body.agent, group, now);
-    return fn({ trx, env: locked, agent, body, now, fx });
+    return fn({ storeDir: cache.store_dir, trx, env: locked, agent, body, now, fx });
   });
   deployWatch(ctx).apply(env.id, fx);
   return result;

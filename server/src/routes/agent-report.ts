@@ -6,6 +6,7 @@
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../context.ts";
 import { badRequest } from "../errors.ts";
+import { parseStorePath } from "../nix/store-path.ts";
 import { agentReport, type ActivationLog, type AgentAck } from "../api/deploy-types.ts";
 import { agentStep } from "../deploy/agent-step.ts";
 import { appendLog, currentDeployment } from "../deploy/store.ts";
@@ -21,7 +22,15 @@ function stepOf(state: string, before: string): ActivationLog["step"] {
 
 export function registerAgentReport(app: FastifyInstance, ctx: AppContext): void {
   app.post<{ Params: { cache: string; env: string } }>("/_api/v1/agent/:cache/:env/report", async (req, reply) => {
-    const ack = await agentStep(ctx, req, agentReport, "report", async ({ trx, env, agent, body: r, now, fx }): Promise<AgentAck> => {
+    const ack = await agentStep(ctx, req, agentReport, "report", async ({ storeDir, trx, env, agent, body: r, now, fx }): Promise<AgentAck> => {
+      // What the host runs is shown to operators and becomes the rollback target: a store path or nothing.
+      if (r.currentPath !== null) {
+        try {
+          parseStorePath(r.currentPath, storeDir);
+        } catch (e) {
+          throw badRequest(`currentPath: ${(e as Error).message}`);
+        }
+      }
       if (r.deploymentId !== null) {
         const own = await trx.selectFrom("deployment").select("id").where("id", "=", r.deploymentId).where("environment_id", "=", env.id).executeTakeFirst();
         if (!own) throw badRequest(`deploymentId: deployment ${r.deploymentId} is not one of environment "${env.name}"`);
