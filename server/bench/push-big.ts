@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     const reference = await limitPipeline({ zstd: "zstd", sha256sum: "sha256sum" }, [nar], 3);
     const dir = await mkdtemp(join(tmpdir(), "larder-push-big-"));
     const gcLog = join(dir, "gc.log");
-    const l = await startLarderd({ dir, databaseUrl: `sqlite://${join(dir, "larder.db")}`, storage: { type: "local" }, nodeArgs: ["--trace-gc"], stdoutFile: gcLog });
+    const l = await startLarderd({ dir, databaseUrl: `sqlite://${join(dir, "larder.db")}`, storage: { type: "local" }, nodeArgs: ["--trace-gc"], stdoutFile: gcLog, ...(process.env.SERVER_PROF && { cpuProfDir: process.env.SERVER_PROF }) });
     try {
       await l.admin(["create-cache", "push", "--public"]);
       const token = (await l.admin(["make-token", "--sub", "bench", "--validity", "1d", "--push", "*", "--pull", "*"])).trim().split("\n").at(-1) as string;
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
       await run("sync", []);
       const gcBefore = (await readFile(gcLog, "utf8")).split("Mark-Compact").length - 1;
       const serverBefore = threadCpu(l.pid);
-      const push = await runSampled(process.execPath, [CLIENT_BIN, "push", "bench:push", path, "--store", nx.store], env);
+      const push = await runSampled(process.execPath, [...(process.env.CLIENT_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.CLIENT_PROF] : []), CLIENT_BIN, "push", "bench:push", path, "--store", nx.store], env);
       const server = diff(threadCpu(l.pid), serverBefore);
       const gcAfter = (await readFile(gcLog, "utf8")).split("Mark-Compact").length - 1;
       results.push({

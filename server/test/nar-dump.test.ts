@@ -9,7 +9,8 @@ import { narOf, physicalPath } from "../src/client/nar-dump.ts";
 const haveNix = requireTool("nix", "the NAR writer is compared with Nix's own");
 
 // Every kind of file-system object, names whose byte order differs from naive ordering, empty
-// files and directories, sizes on and off the 8-byte padding boundary, an executable, symlinks.
+// files and directories, sizes on and off the 8-byte padding boundary, an executable, symlinks;
+// files on either side of the writer's 64 KiB gathering and 256 KiB read sizes.
 const TREE = `{ nonce }:
 builtins.derivation {
   name = "nar-kinds-\${nonce}";
@@ -21,6 +22,8 @@ builtins.derivation {
     : > $out/empty
     printf '12345678' > $out/eight
     /usr/bin/head -c 100000 /dev/zero > $out/dir/big
+    /bin/mkdir $out/sizes
+    for n in 65535 65536 65537 262143 262144 262145 1048577; do /usr/bin/head -c $n /dev/urandom > $out/sizes/f$n; done
     printf '#!/bin/sh\\necho hi\\n' > $out/dir/run
     /bin/chmod +x $out/dir/run
     /bin/ln -s ../a $out/dir/link-up

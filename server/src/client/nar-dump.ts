@@ -6,7 +6,7 @@
  * refused upload, never a wrong one.
  */
 import { createReadStream } from "node:fs";
-import { lstat, readdir, readlink } from "node:fs/promises";
+import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { compareNames, lengthPrefix, NAR_MAGIC, padding, tokens } from "../nix/nar-encode.ts";
@@ -28,9 +28,16 @@ async function* node(file: string): AsyncGenerator<Buffer> {
     yield tokens("(", "type", "regular", ...((st.mode & 0o100) !== 0 ? ["executable", ""] : []), "contents");
     yield lengthPrefix(st.size);
     let seen = 0;
-    for await (const chunk of createReadStream(file, { highWaterMark: 256 * 1024 })) {
-      seen += (chunk as Buffer).length;
-      yield chunk as Buffer;
+    if (st.size <= READ_CHUNK) {
+      // One read of exactly its size: a stream would allocate a whole chunk for a small file.
+      const contents = await readFile(file);
+      seen = contents.length;
+      yield contents;
+    } else {
+      for await (const chunk of createReadStream(file, { highWaterMark: READ_CHUNK })) {
+        seen += (chunk as Buffer).length;
+        yield chunk as Buffer;
+      }
     }
     if (seen !== st.size) throw new Error(`${file} changed size while it was read`);
     yield padding(st.size);
@@ -49,11 +56,43 @@ async function* node(file: string): AsyncGenerator<Buffer> {
   }
 }
 
+const READ_CHUNK = 256 * 1024;
+/** Pieces smaller than this are gathered into one buffer before they go on. */
+const GATHER = 64 * 1024;
+
+/**
+ * Passes big pieces on as they are and gathers the small ones (the NAR's tokens, length
+ * prefixes, padding, small files) into buffers of about GATHER bytes: each piece becomes a write
+ * to the compressor, a round trip to the thread pool, and a closure of small files made
+ * thousands of them.
+ */
+async function* gathered(pieces: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let held: Buffer[] = [];
+  let size = 0;
+  for await (const p of pieces) {
+    if (p.length >= GATHER) {
+      if (size > 0) yield held.length === 1 ? (held[0] as Buffer) : Buffer.concat(held, size);
+      held = [];
+      size = 0;
+      yield p;
+      continue;
+    }
+    held.push(p);
+    size += p.length;
+    if (size >= GATHER) {
+      yield Buffer.concat(held, size);
+      held = [];
+      size = 0;
+    }
+  }
+  if (size > 0) yield held.length === 1 ? (held[0] as Buffer) : Buffer.concat(held, size);
+}
+
 /** The NAR of the file-system object at `file`. */
 export function narOf(file: string): Readable {
   async function* archive(): AsyncGenerator<Buffer> {
     yield tokens(NAR_MAGIC);
     yield* node(file);
   }
-  return Readable.from(archive(), { objectMode: false });
+  return Readable.from(gathered(archive()), { objectMode: false });
 }
