@@ -4,7 +4,9 @@
  * client's and larderd's threads (main, V8's GC workers, libuv's pool) and larderd's major GCs.
  * DIR is a directory `npm run bench -- --keep` left (its Nix store and flat NARs), so no data is
  * built; each round gets a fresh larderd (SQLite, local disk) so the push is never deduplicated.
- * One JSON line on stdout.
+ * `--path root` pushes the bench's closure instead (its reference is then only the root's NAR:
+ * read the push time and the CPU). CLIENT_PROF=DIR / SERVER_PROF=DIR write V8 CPU profiles of
+ * the client / larderd. One JSON line on stdout.
  */
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
