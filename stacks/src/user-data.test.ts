@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -67,12 +67,16 @@ function nixEval(userData: string, expression: string, host: HostFiles = {}): un
   writeFileSync(file, text);
   const env = { PATH: process.env.PATH, NIX_CONF_DIR: dir, HOME: dir, NIX_STATE_DIR: path.join(dir, "state"), NIX_LOG_DIR: path.join(dir, "log") };
   const args = `{ config = { system.stateVersion = "26.05"; systemd.package = null; }; lib = ${LIB_STUB}; pkgs = { awscli2 = null; coreutils = null; }; modulesPath = "/modules"; }`;
-  const out = execFileSync(
-    "nix-instantiate",
-    ["--readonly-mode", "--eval", "--strict", "--json", "--expr", `let m = (import ${file}) ${args}; in ${expression}`],
-    { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
-  );
-  return JSON.parse(out);
+  try {
+    const out = execFileSync(
+      "nix-instantiate",
+      ["--readonly-mode", "--eval", "--strict", "--json", "--expr", `let m = (import ${file}) ${args}; in ${expression}`],
+      { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+    );
+    return JSON.parse(out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe("renderNixosConfig", () => {

@@ -1,10 +1,10 @@
 // `npm run synth` as users run it: a real process, a real output directory.
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { validInput } from "./helpers.ts";
 
 const run = promisify(execFile);
@@ -20,9 +20,16 @@ async function synth(args: string[]): Promise<{ code: number; stdout: string; st
   }
 }
 
+/** A fresh directory, removed when the test ends. */
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 describe("synth.ts", () => {
   it("synthesizes every committed deployment and its state bootstrap, quickly", async () => {
-    const out = mkdtempSync(path.join(tmpdir(), "larder-synth-"));
+    const out = tempDir("larder-synth-");
     const started = performance.now();
     const result = await synth(["--out", out]);
     const elapsed = performance.now() - started;
@@ -39,7 +46,7 @@ describe("synth.ts", () => {
   }, 30_000);
 
   it("synthesizes only the deployments named", async () => {
-    const out = mkdtempSync(path.join(tmpdir(), "larder-synth-"));
+    const out = tempDir("larder-synth-");
     const result = await synth(["--out", out, "example"]);
     expect(result.code).toBe(0);
     expect(existsSync(path.join(out, "stacks", "larder-example"))).toBe(true);
@@ -50,7 +57,7 @@ describe("synth.ts", () => {
   }, 30_000);
 
   it("fails on an invalid config with one line naming the file and the field", async () => {
-    const directory = mkdtempSync(path.join(tmpdir(), "larder-deployments-"));
+    const directory = tempDir("larder-deployments-");
     const input = validInput();
     input.vpcCidr = "10.0.0.0/33";
     writeFileSync(path.join(directory, "broken.json"), JSON.stringify(input));
@@ -62,7 +69,7 @@ describe("synth.ts", () => {
   }, 30_000);
 
   it("loads TypeScript deployment files and refuses duplicate names", async () => {
-    const directory = mkdtempSync(path.join(tmpdir(), "larder-deployments-"));
+    const directory = tempDir("larder-deployments-");
     writeFileSync(path.join(directory, "a.ts"), `export default ${JSON.stringify(validInput())};\n`);
     writeFileSync(path.join(directory, "b.json"), JSON.stringify(validInput()));
     const result = await synth(["--out", path.join(directory, "out"), "--deployments", directory]);

@@ -104,9 +104,14 @@ token-hs256-secret-base64 = "${SECRET}"
     const noUrl = minimal().replace(/url = .*\n/, "");
     expect(parseConfig(noUrl, { ATTIC_SERVER_DATABASE_URL: "postgres://u:p@db/attic" }).databaseUrl).toBe("postgres://u:p@db/attic");
     // The same for the -file forms: a url-file in server.toml beats an environment URL.
-    const urlFile = join(mkdtempSync(join(tmpdir(), "larder-prec-")), "url");
+    const urlDir = mkdtempSync(join(tmpdir(), "larder-prec-"));
+    const urlFile = join(urlDir, "url");
     writeFileSync(urlFile, "postgres://u:p@fromfile/larder\n");
-    expect(parseConfig(noUrl.replace("[database]", `[database]\nurl-file = "${urlFile}"`), env).databaseUrl).toBe("postgres://u:p@fromfile/larder");
+    try {
+      expect(parseConfig(noUrl.replace("[database]", `[database]\nurl-file = "${urlFile}"`), env).databaseUrl).toBe("postgres://u:p@fromfile/larder");
+    } finally {
+      rmSync(urlDir, { recursive: true, force: true });
+    }
     // A signing key in the file beats one in the environment.
     expect(parseConfig(minimal(), { ATTIC_SERVER_TOKEN_RS256_PUBKEY_BASE64: pub }).jwt.key.alg).toBe("HS256");
     // Several keys in the file: the public key, then the RS256 secret, then HS256; no refusal.

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -85,12 +85,16 @@ function applyWith(ids: string[]): { status: number | null; output: string; imag
   writeFileSync(path.join(dir, "cli.tfrc"), "");
   const env = { PATH: process.env.PATH, HOME: dir, CHECKPOINT_DISABLE: "1", TF_IN_AUTOMATION: "1", TF_CLI_CONFIG_FILE: path.join(dir, "cli.tfrc") };
   const run = (args: string[]) => spawnSync(terraform as string, args, { cwd: dir, env, encoding: "utf8" });
-  const init = run(["init", "-input=false", "-no-color"]);
-  if (init.status !== 0) throw new Error(`terraform init: ${init.stderr}`);
-  const apply = run(["apply", "-auto-approve", "-input=false", "-no-color"]);
-  const outputs = run(["output", "-json"]);
-  const imageId = apply.status === 0 ? (JSON.parse(outputs.stdout) as Record<string, { value: unknown }>)["image-id"]?.value : undefined;
-  return { status: apply.status, output: apply.stdout + apply.stderr, imageId };
+  try {
+    const init = run(["init", "-input=false", "-no-color"]);
+    if (init.status !== 0) throw new Error(`terraform init: ${init.stderr}`);
+    const apply = run(["apply", "-auto-approve", "-input=false", "-no-color"]);
+    const outputs = run(["output", "-json"]);
+    const imageId = apply.status === 0 ? (JSON.parse(outputs.stdout) as Record<string, { value: unknown }>)["image-id"]?.value : undefined;
+    return { status: apply.status, output: apply.stdout + apply.stderr, imageId };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe("NixosImage's expressions, evaluated as Terraform does", () => {
