@@ -73,6 +73,8 @@ export class SystemdSupervisor implements Supervisor {
 
 /** How long a stopping service gets between SIGTERM and SIGKILL. */
 const STOP_GRACE_MS = 10_000;
+/** How long a group may take to disappear after SIGKILL before stop reports failure. */
+const KILL_WAIT_MS = 10_000;
 /** How long a started process gets to record its own pid before the start counts as failed. */
 const RECORD_MS = 10_000;
 
@@ -147,6 +149,7 @@ export class ProcessSupervisor implements Supervisor {
     }
     // One copy at a time, whoever started the last one.
     const before = await this.stop(spec.unit);
+    if (!before.ok) return before;
     await mkdir(this.dir, { recursive: true });
     const pidFile = this.pidFile(spec.unit);
     const log = await open(join(this.dir, `${spec.unit}.log`), "a");
@@ -190,7 +193,11 @@ export class ProcessSupervisor implements Supervisor {
       killGroup(pid, "SIGKILL");
       how = ` with SIGKILL after ${this.graceMs} ms`;
     }
-    while (groupAlive(pid)) await sleep(20);
+    // A process stuck in the kernel (uninterruptible I/O) ignores even SIGKILL: give up rather
+    // than hang the agent, and keep the pid file so the next stop tries again.
+    const killDeadline = Date.now() + KILL_WAIT_MS;
+    while (groupAlive(pid) && Date.now() < killDeadline) await sleep(20);
+    if (groupAlive(pid)) return { ok: false, output: `${unit} (process group ${pid}) is still running ${KILL_WAIT_MS} ms after SIGKILL\n` };
     await rm(this.pidFile(unit), { force: true });
     return { ok: true, output: `stopped ${unit} (process group ${pid})${how}\n` };
   }
